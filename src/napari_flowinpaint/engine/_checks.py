@@ -1,0 +1,113 @@
+"""Input validation shared by the engine, the tasks and the napari adapters.
+
+The mask convention of the whole package is stated here once: ``True`` (or a nonzero
+label) marks a *damaged* pixel, ``False`` (or 0) a known one.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["as_slice", "as_mask", "check_same_shape", "SUPPORTED_DTYPES"]
+
+#: Slice dtypes the engine accepts; the result always comes back in the input's dtype.
+SUPPORTED_DTYPES = (np.uint8, np.uint16, np.float32, np.float64)
+
+
+def as_slice(image, name: str = "image") -> np.ndarray:
+    """Check that ``image`` is one grey-level 2-D section and return it as an ndarray.
+
+    Parameters
+    ----------
+    image : array_like, shape (H, W)
+        uint8, uint16, float32 or float64 data. It is not copied or modified.
+    name : str
+        How the argument is called in error messages.
+
+    Raises
+    ------
+    TypeError
+        For a dtype other than uint8, uint16, float32 or float64.
+    ValueError
+        For RGB(A) data, anything that is not 2-D, an empty slice, or NaN/inf values.
+    """
+    arr = np.asarray(image)
+    if arr.ndim == 3 and arr.shape[-1] in (3, 4):
+        raise ValueError(
+            f"{name} looks like an RGB(A) image of shape {arr.shape}; expected one grey-level "
+            "section of shape (H, W). Convert it to greyscale first "
+            "(e.g. skimage.color.rgb2gray)."
+        )
+    if arr.ndim != 2:
+        raise ValueError(
+            f"{name} must be a 2-D section of shape (H, W), got an array with ndim={arr.ndim} "
+            f"and shape {arr.shape}. For a stack, pick one slice (stack[z]) or use repair_slice."
+        )
+    if arr.shape[0] < 2 or arr.shape[1] < 2:
+        raise ValueError(f"{name} must be at least 2x2 pixels, got shape {arr.shape}.")
+    if arr.dtype.type not in SUPPORTED_DTYPES:
+        raise TypeError(
+            f"{name} has dtype {arr.dtype}; expected uint8, uint16, float32 or float64. "
+            "Convert it first, e.g. image.astype(np.float32)."
+        )
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        raise ValueError(
+            f"{name} contains NaN or infinite values; fill them (e.g. np.nan_to_num) and mark "
+            "those pixels as damaged in the mask instead."
+        )
+    return arr
+
+
+def as_mask(mask, shape: tuple[int, ...] | None = None, name: str = "mask") -> np.ndarray:
+    """Return ``mask`` as a boolean array where True marks damaged pixels.
+
+    Accepted: a boolean array; an integer array of labels >= 0 (nonzero = damaged, as painted
+    in a napari Labels layer); a float array holding only 0.0 and 1.0.
+
+    Raises
+    ------
+    ValueError
+        If the shape differs from ``shape``, labels are negative, or a float mask holds values
+        other than 0 and 1 (e.g. a soft or probability mask: threshold it first).
+    TypeError
+        For complex or object arrays.
+    """
+    arr = np.asarray(mask)
+    if shape is not None and arr.shape != tuple(shape):
+        raise ValueError(
+            f"{name} has shape {arr.shape} but the image has shape {tuple(shape)}; "
+            "they must match pixel for pixel."
+        )
+    kind = arr.dtype.kind
+    if kind == "b":
+        return arr.astype(bool, copy=False)
+    if kind in "iu":
+        if kind == "i" and arr.size and arr.min() < 0:
+            raise ValueError(
+                f"{name} holds negative values (min {arr.min()}); expected a boolean mask or "
+                "non-negative labels where nonzero marks damaged pixels."
+            )
+        return arr != 0
+    if kind == "f":
+        if not np.isin(arr, (0.0, 1.0)).all():
+            bad = arr[~np.isin(arr, (0.0, 1.0))]
+            raise ValueError(
+                f"{name} is a float array with values other than 0 and 1 (e.g. {bad.flat[0]!r}); "
+                "expected a boolean mask (True = damaged) or integer labels. Threshold a soft "
+                "mask first, e.g. mask > 0.5."
+            )
+        return arr == 1.0
+    raise TypeError(f"{name} has dtype {arr.dtype}; expected bool or integer labels.")
+
+
+def check_same_shape(**arrays: np.ndarray) -> tuple[int, ...]:
+    """Raise ValueError unless all named arrays have the same shape; return that shape."""
+    shapes = {name: np.shape(a) for name, a in arrays.items()}
+    first = next(iter(shapes.values()))
+    if any(s != first for s in shapes.values()):
+        listing = ", ".join(f"{n}={s}" for n, s in shapes.items())
+        raise ValueError(
+            f"the sections must all have the same shape, got {listing}. "
+            "Register/crop the stack so that the slices align."
+        )
+    return first

@@ -1,0 +1,185 @@
+"""Stack-level repair: choose the neighbours of a damaged slice and repair one or many slices."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterator
+
+import numpy as np
+
+from ..engine import FlowInpainter, as_mask
+
+__all__ = ["find_neighbours", "repair_slice", "iter_repair_stack", "repair_stack",
+           "damaged_z"]
+
+
+def _check_stack(stack) -> tuple[int, ...]:
+    shape = tuple(getattr(stack, "shape", np.shape(stack)))
+    if len(shape) != 3:
+        raise ValueError(
+            f"expected a 3-D stack of sections with axes (z, y, x), got shape {shape}. "
+            "For a single 2-D section there are no neighbours to repair from; for multichannel "
+            "or time-lapse data pick one channel/time point first."
+        )
+    if shape[0] < 2:
+        raise ValueError(
+            f"the stack has {shape[0]} section(s); repairing from neighbours needs at least 2."
+        )
+    return shape
+
+
+def _stack_mask(masks, shape):
+    """Normalise a 3-D mask stack (or None) to something indexable per slice, lazily."""
+    if masks is None:
+        return None
+    mshape = tuple(getattr(masks, "shape", np.shape(masks)))
+    if mshape != tuple(shape):
+        raise ValueError(
+            f"the mask stack has shape {mshape} but the image stack has shape {tuple(shape)}."
+        )
+    return masks
+
+
+def _usable(stack, masks, z: int, max_damage: float) -> bool:
+    if masks is not None:
+        frac = float(np.mean(as_mask(np.asarray(masks[z]), name=f"mask[{z}]")))
+        if frac > max_damage:
+            return False
+    sl = np.asarray(stack[z])
+    return bool(sl.max() != sl.min())  # a blank (constant) section is a missing one
+
+
+def find_neighbours(stack, z: int, *, masks=None, max_distance: int = 3,
+                    max_damage: float = 0.5) -> tuple[int | None, int | None]:
+    """The nearest usable sections before and after ``z``.
+
+    A section is unusable when it is blank (constant) or, given ``masks``, when more than
+    ``max_damage`` of it is marked damaged. Sections up to ``max_distance`` away are tried.
+
+    Returns
+    -------
+    (z_prev, z_next) : each an int, or None when no usable section exists on that side.
+    """
+    shape = _check_stack(stack)
+    if not 0 <= z < shape[0]:
+        raise IndexError(f"slice z={z} is outside the stack (0 to {shape[0] - 1}).")
+    masks = _stack_mask(masks, shape)
+    found = []
+    for step in (-1, 1):
+        cand = None
+        for d in range(1, max_distance + 1):
+            zz = z + step * d
+            if not 0 <= zz < shape[0]:
+                break
+            if _usable(stack, masks, zz, max_damage):
+                cand = zz
+                break
+        found.append(cand)
+    return found[0], found[1]
+
+
+def repair_slice(stack, z: int, mask, *, masks=None, inpainter: FlowInpainter | None = None,
+                 max_distance: int = 3, return_report: bool = False):
+    """Repair section ``z`` of ``stack`` where ``mask`` marks damage.
+
+    The nearest usable neighbours on each side are chosen with :func:`find_neighbours`
+    and ``alpha`` follows from their distances (a neighbour two sections away counts less
+    than one next door). At the first or last section, or when no usable neighbour exists on
+    one side, the one remaining neighbour is the reference and a warning says so.
+
+    Parameters
+    ----------
+    stack : array_like, shape (Z, Y, X)
+        numpy, zarr or dask array; only the needed sections are read. Never modified.
+    z : int
+        Index of the damaged section.
+    mask : array_like, shape (Y, X)
+        True (or a nonzero label) marks damaged pixels of section ``z``.
+    masks : array_like, shape (Z, Y, X), optional, keyword-only
+        Damage masks of the whole stack, used to skip badly damaged neighbours.
+    inpainter : FlowInpainter, optional, keyword-only
+        The engine to use (a default one is created otherwise).
+    max_distance : int, keyword-only
+        How far to look for a usable neighbour on each side.
+    return_report : bool, keyword-only
+        Also return the engine's :class:`~napari_flowinpaint.engine.RepairReport`, with the
+        chosen neighbours added to its notes.
+
+    Returns
+    -------
+    ndarray, shape (Y, X): the repaired section, a new array of the stack's dtype.
+    """
+    shape = _check_stack(stack)
+    z = int(z)
+    z_prev, z_next = find_neighbours(stack, z, masks=masks, max_distance=max_distance)
+    if z_prev is None and z_next is None:
+        raise ValueError(
+            f"section {z} has no usable neighbour within {max_distance} sections on either "
+            "side (they are blank or too damaged); nothing to repair it from."
+        )
+    if z_prev is None or z_next is None:
+        where = "first" if z == 0 else "last" if z == shape[0] - 1 else "edge"
+        only = z_next if z_prev is None else z_prev
+        warnings.warn(
+            f"section {z} has a usable neighbour on one side only ({where} section or damaged "
+            f"neighbours): section {only} is used as the reference without interpolation.",
+            UserWarning, stacklevel=2,
+        )
+    alpha = 0.5
+    if z_prev is not None and z_next is not None:
+        alpha = (z - z_prev) / (z_next - z_prev)
+    engine = inpainter if inpainter is not None else FlowInpainter()
+    prev = None if z_prev is None else np.asarray(stack[z_prev])
+    nxt = None if z_next is None else np.asarray(stack[z_next])
+    repaired, report = engine.inpaint(prev, np.asarray(stack[z]), nxt, mask, alpha=alpha,
+                                      return_report=True)
+    report.notes.append(f"neighbours: previous={z_prev}, next={z_next}, alpha={alpha:.3g}")
+    return (repaired, report) if return_report else repaired
+
+
+def damaged_z(masks) -> list[int]:
+    """Indices of the sections whose mask marks at least one damaged pixel."""
+    return [z for z in range(len(masks)) if np.asarray(masks[z]).any()]
+
+
+def iter_repair_stack(stack, masks, *, inpainter: FlowInpainter | None = None,
+                      slices=None, max_distance: int = 3) -> Iterator[tuple[int, np.ndarray]]:
+    """Repair every section whose mask is non-empty, yielding ``(z, repaired)`` one by one.
+
+    A generator, so callers show progress, stop early (just stop iterating) and keep what
+    is done. Neighbours are always read from the original ``stack`` (damaged neighbours are
+    skipped using ``masks``), so the result does not depend on the order of work.
+    """
+    shape = _check_stack(stack)
+    masks = _stack_mask(masks, shape)
+    if masks is None:
+        raise ValueError("iter_repair_stack needs a mask stack of the same shape as the stack.")
+    engine = inpainter if inpainter is not None else FlowInpainter()
+    todo = damaged_z(masks) if slices is None else [int(z) for z in slices]
+    for z in todo:
+        yield z, repair_slice(stack, z, np.asarray(masks[z]), masks=masks, inpainter=engine,
+                              max_distance=max_distance)
+
+
+def repair_stack(stack, masks, *, inpainter: FlowInpainter | None = None,
+                 progress: Callable[[int, int, int], None] | None = None,
+                 should_stop: Callable[[], bool] | None = None,
+                 max_distance: int = 3) -> np.ndarray:
+    """Repair a whole in-memory stack; returns a new array (``stack`` is not modified).
+
+    ``progress(done, total, z)`` is called after each section; when ``should_stop()``
+    returns True the work stops and the sections finished so far are kept in the result.
+    """
+    shape = _check_stack(stack)
+    masks = _stack_mask(masks, shape)
+    out = np.array(stack, copy=True)
+    total = len(damaged_z(masks))
+    for i, (z, repaired) in enumerate(
+        iter_repair_stack(stack, masks, inpainter=inpainter, max_distance=max_distance)
+    ):
+        out[z] = repaired
+        if progress is not None:
+            progress(i + 1, total, z)
+        if should_stop is not None and should_stop():
+            break
+    return out
