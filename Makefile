@@ -1,0 +1,44 @@
+# Two commands do all the set-up on a fresh Debian machine (Python 3.11, root for apt):
+#   make demo   - create .venv, install everything, run the demo on the bundled sample stack
+#   make test   - the same set-up plus Xvfb, then ruff and the whole test suite
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+# torch is pinned in the same pip call as everything else: an unpinned torch pulls a CUDA build.
+TORCH  := torch==2.13.0
+# Debian packages napari's GUI tests need: an X server and Qt's xcb plugin libraries.
+APT_PKGS := xvfb libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-xinerama0 libxcb-image0 \
+            libxcb-render-util0 libxcb-randr0 libxcb-shape0 libxcb-xkb1 libxkbcommon-x11-0 \
+            libgl1 libegl1 libfontconfig1 libdbus-1-3
+DEMO_DIR ?= flowinpaint-demo
+
+.PHONY: demo test lint bench system-deps clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check "$(TORCH)" -e ".[testing]"
+	touch $(STAMP)
+
+system-deps:
+	@missing=$$(for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages: $$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+demo: $(STAMP)
+	$(BIN)/napari-flowinpaint demo -o $(DEMO_DIR)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+test: $(STAMP) system-deps lint
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_repair.py
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info $(DEMO_DIR)
