@@ -1,0 +1,435 @@
+"""Score repair methods on simulated damage of a real stack (PSNR, SSIM, FSIM, sharpness).
+
+The protocol follows FlowInpaint's section 4.1: a section ``z`` whose neighbours ``z - K`` and
+``z + K`` lie in the chosen z range is picked at random, a random crop is cut at the same
+position in the three sections, an irregular mask at the target damaged fraction
+(:func:`~napari_flowinpaint.tasks.masks.random_mask`, within 2 %) marks the damage and the
+damaged pixels are set to white (Eq. 22). Every method repairs the same samples; its result
+is composited (known pixels kept from the damaged crop) and compared with the true crop.
+
+Each sample's randomness is derived from ``(seed, ratio index, sample index)`` only, so the
+samples are the same whatever methods are chosen and the same command gives the same numbers.
+
+Methods are looked up in :data:`METHODS`, a dict ``name -> callable(prev, damaged, next,
+mask) -> repaired`` that other modules may extend (:func:`register_method`).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+import sys
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .. import __version__
+from ..engine import FlowInpainter, as_slice
+from . import metrics
+from .masks import MASK_KINDS, apply_damage, random_mask
+
+__all__ = ["METHODS", "METRICS", "register_method", "evaluate", "format_table",
+           "parse_z_range", "add_arguments", "run"]
+
+#: Metric names of a result row, in table order.
+METRICS = ("psnr", "psnr_hole", "ssim", "fsim", "sharpness", "seconds", "n")
+
+_DEFAULT_METHODS = ("average", "telea", "biharmonic", "flow")
+
+
+def _as_dtype(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Float values back to ``dtype`` (integers rounded and clipped to the dtype's range)."""
+    dtype = np.dtype(dtype)
+    if dtype.kind in "ui":
+        info = np.iinfo(dtype)
+        return np.clip(np.rint(values), info.min, info.max).astype(dtype)
+    return values.astype(dtype)
+
+
+def method_average(prev, damaged, next, mask) -> np.ndarray:
+    """The mean of the two neighbours (no motion compensation)."""
+    mean = (prev.astype(np.float64) + next.astype(np.float64)) / 2
+    return _as_dtype(mean, damaged.dtype)
+
+
+def method_telea(prev, damaged, next, mask) -> np.ndarray:
+    """Single-image inpainting by OpenCV's fast marching method (Telea 2004), radius 5."""
+    img = damaged if damaged.dtype in (np.uint8, np.uint16, np.float32) else \
+        damaged.astype(np.float32)
+    out = cv2.inpaint(np.ascontiguousarray(img), mask.astype(np.uint8), 5, cv2.INPAINT_TELEA)
+    return _as_dtype(out, damaged.dtype) if out.dtype != damaged.dtype else out
+
+
+def method_biharmonic(prev, damaged, next, mask) -> np.ndarray:
+    """Single-image inpainting by the biharmonic equation
+    (:func:`skimage.restoration.inpaint_biharmonic`)."""
+    from skimage.restoration import inpaint_biharmonic
+
+    out = inpaint_biharmonic(damaged.astype(np.float64), mask)
+    return _as_dtype(out, damaged.dtype)
+
+
+@functools.lru_cache(maxsize=1)
+def _flow_engine() -> FlowInpainter:
+    return FlowInpainter()
+
+
+def method_flow(prev, damaged, next, mask) -> np.ndarray:
+    """:meth:`FlowInpainter.inpaint` with default settings: the optical-flow initial
+    reference between the neighbours, matched in intensity to the damaged section."""
+    return _flow_engine().inpaint(prev, damaged, next, mask)
+
+
+#: Repair methods by name: ``callable(prev, damaged, next, mask) -> repaired`` on one crop
+#: (same shape and dtype as ``damaged``; only the pixels where ``mask`` is True are used).
+METHODS: dict[str, Callable[..., np.ndarray]] = {
+    "average": method_average,
+    "telea": method_telea,
+    "biharmonic": method_biharmonic,
+    "flow": method_flow,
+}
+
+
+def register_method(name: str, function: Callable[..., np.ndarray], *,
+                    overwrite: bool = False) -> None:
+    """Add a repair method to :data:`METHODS` (``function(prev, damaged, next, mask)``)."""
+    if not callable(function):
+        raise TypeError(f"method {name!r} must be callable, got {type(function).__name__}.")
+    if name in METHODS and not overwrite:
+        raise ValueError(f"a method called {name!r} is already registered; pass "
+                         "overwrite=True to replace it.")
+    METHODS[str(name)] = function
+
+
+def parse_z_range(z_range, n_sections: int) -> tuple[int, int]:
+    """``(start, stop)`` of the sections to sample from, like Python's ``range``.
+
+    ``z_range`` is None (all sections), a string in slice syntax (``"200:"``, ``":-10"``,
+    ``"5:25"``), a :class:`slice` or a pair ``(start, stop)`` (either may be None). Negative
+    values count from the end. A step other than 1 is refused.
+    """
+    if z_range is None:
+        sl = slice(None)
+    elif isinstance(z_range, slice):
+        sl = z_range
+    elif isinstance(z_range, str):
+        parts = z_range.strip().split(":")
+        if len(parts) not in (2, 3):
+            raise ValueError(
+                f"z range {z_range!r} is not in slice syntax 'start:stop' (e.g. '200:', "
+                "'10:20', ':-5')."
+            )
+        try:
+            vals = [int(p) if p.strip() else None for p in parts]
+        except ValueError:
+            raise ValueError(
+                f"z range {z_range!r} must hold integers in slice syntax, e.g. '200:'."
+            ) from None
+        sl = slice(*vals)
+    else:
+        try:
+            start, stop = z_range
+        except (TypeError, ValueError):
+            raise TypeError(
+                f"z_range must be None, a 'start:stop' string, a slice or a (start, stop) "
+                f"pair, got {z_range!r}."
+            ) from None
+        sl = slice(start, stop)
+    start, stop, step = sl.indices(n_sections)
+    if step != 1:
+        raise ValueError(f"z range {z_range!r} has a step of {step}; only contiguous ranges "
+                         "are supported.")
+    if stop <= start:
+        raise ValueError(f"z range {z_range!r} selects no section of a stack of "
+                         f"{n_sections} sections.")
+    return start, stop
+
+
+def _data_range(stack, start: int, stop: int) -> float:
+    dtype = np.dtype(stack.dtype)
+    if dtype.kind in "ui":
+        info = np.iinfo(dtype)
+        return float(info.max) - float(info.min)
+    lo = min(float(np.min(stack[z])) for z in range(start, stop))
+    hi = max(float(np.max(stack[z])) for z in range(start, stop))
+    return hi - lo if hi > lo else 1.0
+
+
+def _finite_or_none(value: float):
+    return value if math.isfinite(value) else None
+
+
+def evaluate(stack, *, spacing: int, z_range=None, crop: int | None = 256,
+             samples: int = 100, ratios: Sequence[float] = (0.1, 0.3, 0.5), seed: int = 0,
+             methods: Sequence[str] = _DEFAULT_METHODS, mask_kind: str = "mixed",
+             progress: Callable[[int, int], None] | None = None) -> dict:
+    """Score repair methods on simulated damage of ``stack``.
+
+    Parameters
+    ----------
+    stack : array_like, shape (Z, Y, X)
+        numpy, zarr or dask array of uint8, uint16, float32 or float64 sections; only the
+        needed crops are read. Never modified.
+    spacing : int, keyword-only
+        Distance ``K`` in sections from the damaged section to each neighbour (1 for ssTEM,
+        3-5 for isotropic FIB-SEM).
+    z_range : str, slice or (start, stop), optional, keyword-only
+        Sections to sample from, in Python slice syntax (``"200:"``); both neighbours must
+        lie inside the range too. Default: the whole stack.
+    crop : int or None, keyword-only
+        Side of the square crops; ``None`` or 0 uses the whole sections. A crop larger
+        than the sections is cut to their size (with a warning).
+    samples : int, keyword-only
+        Samples per damage ratio.
+    ratios : sequence of float, keyword-only
+        Damaged fractions to test, each in (0, 1); each mask is within 2 % of its ratio.
+    seed : int, keyword-only
+        Seed of all random choices (non-negative).
+    methods : sequence of str, keyword-only
+        Names in :data:`METHODS`.
+    mask_kind : {"strokes", "blobs", "bands", "mixed"}, keyword-only
+        Shape of the simulated damage (see :func:`~napari_flowinpaint.tasks.masks.random_mask`).
+    progress : callable, optional, keyword-only
+        ``progress(done, total)`` after each sample.
+
+    Returns
+    -------
+    dict
+        ``{"config": {...}, "results": {method: {ratio: row}}}`` where ``ratio`` is the
+        ratio as a string (``"0.1"``) and ``row`` holds the means over the samples of
+        ``psnr``, ``psnr_hole`` (dB), ``ssim``, ``fsim``, ``sharpness`` (gradient energy in
+        the hole relative to the truth), ``seconds`` (per sample, the method's call only)
+        and the number of samples ``n``. A mean that is not finite (e.g. the PSNR of a
+        perfect repair) is given as None.
+
+    References
+    ----------
+    .. [1] FlowInpaint: Serial section microscopy image inpainting guided by axial optical
+       flow. ACM MM 2024, section 4.1.
+    """
+    shape = tuple(getattr(stack, "shape", np.shape(stack)))
+    if len(shape) != 3:
+        raise ValueError(
+            f"evaluate needs a 3-D stack with axes (z, y, x), got shape {shape}. A 2-D image "
+            "has no neighbouring sections to repair from."
+        )
+    spacing = int(spacing)
+    if spacing < 1:
+        raise ValueError(f"spacing must be >= 1 section, got {spacing}.")
+    start, stop = parse_z_range(z_range, shape[0])
+    candidates = np.arange(start + spacing, stop - spacing)
+    if candidates.size == 0:
+        raise ValueError(
+            f"spacing {spacing} is too large for the z range [{start}, {stop}) of "
+            f"{stop - start} section(s): a damaged section needs both neighbours "
+            f"{spacing} sections away inside the range, i.e. at least {2 * spacing + 1} "
+            "sections. Use a smaller --spacing or a wider --z-range."
+        )
+    h, w = shape[1:]
+    if crop in (None, 0):
+        ch, cw = h, w
+    else:
+        crop = int(crop)
+        if crop < 16:
+            raise ValueError(f"crop must be at least 16 pixels (or 0 for whole sections), "
+                             f"got {crop}.")
+        ch, cw = min(crop, h), min(crop, w)
+        if (ch, cw) != (crop, crop):
+            warnings.warn(
+                f"crop {crop} is larger than the sections ({h} x {w}): the crops are "
+                f"{ch} x {cw} pixels instead.", UserWarning, stacklevel=2,
+            )
+    samples = int(samples)
+    if samples < 1:
+        raise ValueError(f"samples must be >= 1, got {samples}.")
+    ratios = [float(r) for r in np.atleast_1d(ratios)]
+    if not ratios:
+        raise ValueError("give at least one damage ratio.")
+    for r in ratios:
+        if not 0.0 < r < 1.0:
+            raise ValueError(f"damage ratios must lie in (0, 1), got {r}.")
+    keys = [f"{r:g}" for r in ratios]
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"the damage ratios {ratios} contain duplicates.")
+    seed = int(seed)
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0, got {seed}.")
+    methods = [str(m) for m in ([methods] if isinstance(methods, str) else methods)]
+    if not methods:
+        raise ValueError("give at least one method.")
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ValueError(f"unknown method(s) {unknown}; available: {sorted(METHODS)}.")
+    if len(set(methods)) != len(methods):
+        raise ValueError(f"the methods {methods} contain duplicates.")
+    if mask_kind not in MASK_KINDS:
+        raise ValueError(f"unknown mask kind {mask_kind!r}; expected one of {MASK_KINDS}.")
+    if not hasattr(stack, "dtype"):
+        stack = np.asarray(stack)
+    data_range = _data_range(stack, start, stop)
+
+    config = {
+        "spacing": spacing, "z_range": f"{start}:{stop}",
+        "crop": None if crop in (None, 0) else crop, "crop_shape": [ch, cw],
+        "samples": samples, "ratios": ratios, "seed": seed, "methods": methods,
+        "mask_kind": mask_kind, "shape": list(shape), "dtype": str(np.dtype(stack.dtype)),
+        "data_range": data_range, "version": __version__,
+    }
+    per = {m: {k: {name: [] for name in METRICS[:-1]} for k in keys} for m in methods}
+    total, done = len(ratios) * samples, 0
+    for ri, ratio in enumerate(ratios):
+        for si in range(samples):
+            rng = np.random.default_rng([seed, ri, si])
+            z = int(candidates[rng.integers(candidates.size)])
+            y0 = int(rng.integers(0, h - ch + 1))
+            x0 = int(rng.integers(0, w - cw + 1))
+            mask = random_mask((ch, cw), ratio, rng, kind=mask_kind)
+            window = (slice(y0, y0 + ch), slice(x0, x0 + cw))
+            prev = np.ascontiguousarray(stack[(z - spacing, *window)])
+            truth = as_slice(np.ascontiguousarray(stack[(z, *window)]), f"section {z}")
+            nxt = np.ascontiguousarray(stack[(z + spacing, *window)])
+            damaged = apply_damage(truth, mask)
+            for m in methods:
+                t0 = time.perf_counter()
+                result = METHODS[m](prev.copy(), damaged.copy(), nxt.copy(), mask.copy())
+                seconds = time.perf_counter() - t0
+                result = np.asarray(result)
+                if result.shape != truth.shape:
+                    raise ValueError(f"method {m!r} returned shape {result.shape}; expected "
+                                     f"{truth.shape}.")
+                out = damaged.copy()
+                out[mask] = _as_dtype(result[mask], truth.dtype) \
+                    if result.dtype != truth.dtype else result[mask]
+                row = per[m][keys[ri]]
+                row["psnr"].append(metrics.psnr(truth, out, data_range=data_range))
+                row["psnr_hole"].append(metrics.psnr_hole(truth, out, mask,
+                                                          data_range=data_range))
+                row["ssim"].append(metrics.ssim(truth, out, data_range=data_range))
+                row["fsim"].append(metrics.fsim(truth, out, data_range=data_range))
+                row["sharpness"].append(metrics.sharpness_ratio(truth, out, mask))
+                row["seconds"].append(seconds)
+            done += 1
+            if progress is not None:
+                progress(done, total)
+    results = {}
+    for m in methods:
+        results[m] = {}
+        for k in keys:
+            row = {}
+            for name, values in per[m][k].items():
+                v = np.asarray(values, dtype=np.float64)
+                v = v[~np.isnan(v)] if name == "sharpness" else v  # flat truth: undefined
+                row[name] = _finite_or_none(float(np.mean(v))) if v.size else None
+            row["n"] = samples
+            results[m][k] = row
+    return {"config": config, "results": results}
+
+
+def format_table(report: dict) -> str:
+    """The results of :func:`evaluate` as a markdown table (one row per method and ratio)."""
+    lines = ["| method | ratio | PSNR (dB) | PSNR hole (dB) | SSIM | FSIM | sharpness "
+             "| s/sample | n |",
+             "|---|---|---|---|---|---|---|---|---|"]
+
+    def fmt(v, digits):
+        return "n/a" if v is None else f"{v:.{digits}f}"
+
+    for m, by_ratio in report["results"].items():
+        for k, row in by_ratio.items():
+            lines.append(
+                f"| {m} | {k} | {fmt(row['psnr'], 2)} | {fmt(row['psnr_hole'], 2)} | "
+                f"{fmt(row['ssim'], 4)} | {fmt(row['fsim'], 4)} | {fmt(row['sharpness'], 3)} | "
+                f"{fmt(row['seconds'], 3)} | {row['n']} |"
+            )
+    return "\n".join(lines)
+
+
+# -- command line -----------------------------------------------------------------------
+
+def add_arguments(parser) -> None:
+    """Options of ``napari-flowinpaint evaluate``."""
+    parser.add_argument("--data", required=True, metavar="STACK",
+                        help="image stack: .tif/.tiff or .zarr, axes (z, y, x)")
+    parser.add_argument("--spacing", type=int, required=True, metavar="K",
+                        help="distance in sections from the damaged section to each "
+                             "neighbour (1 for ssTEM, 3-5 for isotropic FIB-SEM)")
+    parser.add_argument("--z-range", default=None, metavar="A:B",
+                        help="sections to sample from, Python slice syntax (e.g. 200: "
+                             "for z >= 200); default: all")
+    parser.add_argument("--crop", type=int, default=256,
+                        help="side of the square crops in pixels, 0 for whole sections "
+                             "(default 256)")
+    parser.add_argument("--samples", type=int, default=100,
+                        help="samples per damage ratio (default 100)")
+    parser.add_argument("--ratios", type=float, nargs="+", default=[0.1, 0.3, 0.5],
+                        help="damaged fractions (default 0.1 0.3 0.5)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--methods", nargs="+", default=list(_DEFAULT_METHODS),
+                        metavar="METHOD",
+                        help=f"repair methods to score, from: {', '.join(METHODS)} "
+                             f"(default: {' '.join(_DEFAULT_METHODS)})")
+    parser.add_argument("--mask-kind", choices=MASK_KINDS, default="mixed",
+                        help="shape of the simulated damage (default mixed)")
+    parser.add_argument("--json", default=None, metavar="OUT.json",
+                        help="also write the configuration and results as JSON")
+    parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
+
+
+def _stderr_progress(done: int, total: int) -> None:
+    if sys.stderr.isatty():
+        end = "\n" if done == total else ""
+        print(f"\revaluate: {done}/{total} samples", end=end, file=sys.stderr, flush=True)
+    elif done == total or done % max(1, total // 20) == 0:
+        print(f"evaluate: {done}/{total} samples", file=sys.stderr, flush=True)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"napari-flowinpaint evaluate: warning: {message}", file=sys.stderr)
+
+
+def _write_json(path: Path, report: dict) -> None:
+    tmp = path.with_name(f".{path.name}.partial")
+    try:
+        tmp.write_text(json.dumps(report, indent=2, allow_nan=False) + "\n")
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def run(args) -> int:
+    """Run ``napari-flowinpaint evaluate``: print a markdown table, optionally write JSON."""
+    from .io import read_stack
+
+    out = None
+    if args.json:
+        out = Path(args.json)
+        if not out.parent.is_dir():
+            raise FileNotFoundError(f"the folder of --json {out} does not exist.")
+        if out.is_dir():
+            raise ValueError(f"--json {out} is a folder; give a file name, e.g. results.json.")
+    stack = read_stack(args.data)
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        report = evaluate(
+            stack, spacing=args.spacing, z_range=args.z_range, crop=args.crop,
+            samples=args.samples, ratios=args.ratios, seed=args.seed, methods=args.methods,
+            mask_kind=args.mask_kind, progress=None if args.quiet else _stderr_progress,
+        )
+    config = {"data": str(args.data), "spacing": args.spacing, "z_range": args.z_range,
+              "crop": args.crop, "samples": args.samples, "ratios": list(args.ratios),
+              "seed": args.seed, "methods": list(args.methods), "mask_kind": args.mask_kind,
+              "json": args.json}
+    # the resolved values (z range as start:stop, stack shape, data range...) win
+    report = {"config": {**config, **report["config"]}, "results": report["results"]}
+    print(format_table(report))
+    if out is not None:
+        _write_json(out, report)
+        print(f"wrote {out}", file=sys.stderr)
+    return 0
