@@ -1,0 +1,10 @@
+"""napari adapters: the repair dock widget, the batch menu command and the sample data.
+
+This subpackage imports napari and Qt; the rest of napari_flowinpaint does not.
+"""
+
+from ._menu import repair_all_masked_slices
+from ._sample_data import make_sample_data
+from ._widget import RepairWidget
+
+__all__ = ["RepairWidget", "repair_all_masked_slices", "make_sample_data"]

@@ -1,0 +1,343 @@
+"""The napari adapters: repair widget, menu command, sample data and manifest.
+
+Run under an X server (pytest-xvfb starts Xvfb); each test builds a hidden viewer.
+"""
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from _synth import moving_stack
+
+pytest.importorskip("napari")
+pytestmark = pytest.mark.gui
+
+from napari.layers import Image, Labels  # noqa: E402
+from napari.utils.notifications import NotificationSeverity  # noqa: E402
+
+from napari_flowinpaint.engine import FlowInpainter  # noqa: E402
+from napari_flowinpaint.gui import RepairWidget, repair_all_masked_slices  # noqa: E402
+
+MANIFEST = Path(__file__).parents[1] / "src" / "napari_flowinpaint" / "napari.yaml"
+HOLE = (slice(20, 44), slice(18, 46))
+SCALE = (40.0, 5.0, 5.0)
+
+
+@pytest.fixture
+def notes():
+    """Every napari notification shown during the test, as (severity, message)."""
+    from napari.utils.notifications import notification_manager
+
+    seen = []
+
+    def record(note):
+        seen.append((note.severity, str(note.message)))
+
+    notification_manager.notification_ready.connect(record)
+    yield seen
+    notification_manager.notification_ready.disconnect(record)
+
+
+@pytest.fixture
+def scene(make_napari_viewer):
+    """A viewer with a damaged 5x64x64 stack (slice 2 blanked in HOLE) and the widget docked."""
+    truth = moving_stack(5, (64, 64), step=1.5)
+    damaged = truth.copy()
+    damaged[2][HOLE] = 0
+    viewer = make_napari_viewer()
+    image = viewer.add_image(damaged, name="em", scale=SCALE, contrast_limits=(10, 230),
+                             colormap="magma")
+    widget = RepairWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Repair section")
+    return viewer, widget, image, truth
+
+
+def _wait(qtbot, widget, timeout=20000):
+    qtbot.waitUntil(lambda: not widget.running, timeout=timeout)
+
+
+def _warnings(notes):
+    return [msg for sev, msg in notes if sev == NotificationSeverity.WARNING]
+
+
+def test_new_mask_makes_a_selected_paintable_layer(scene):
+    viewer, widget, image, _ = scene
+    assert widget.image_layer is image
+    widget["new_mask_button"].native.click()
+    mask = viewer.layers["em damage mask"]
+    assert isinstance(mask, Labels)
+    assert mask.data.shape == image.data.shape and mask.data.dtype == np.uint8
+    assert not mask.data.any()
+    np.testing.assert_array_equal(mask.scale, image.scale)
+    assert viewer.layers.selection.active is mask
+    assert mask.mode == "paint" and mask.selected_label == 1 and mask.brush_size >= 5
+    assert widget.mask_layer is mask
+
+
+def test_slice_index_follows_the_viewer(scene):
+    viewer, widget, _, _ = scene
+    viewer.dims.set_point(0, 3 * SCALE[0])  # world coordinates: z = 3
+    assert widget.z == 3
+    widget.z = 1  # and the other way round
+    assert viewer.dims.point[0] == pytest.approx(1 * SCALE[0])
+
+
+def test_repair_slice(scene, qtbot, notes):
+    viewer, widget, image, truth = scene
+    original = image.data.copy()
+    mask = widget.new_mask()
+    mask.data[2][HOLE] = 1
+    painted = mask.data.copy()
+    viewer.dims.set_point(0, 2 * SCALE[0])
+    assert widget.z == 2
+
+    widget["repair_button"].native.click()
+    _wait(qtbot, widget)
+
+    result = viewer.layers["em repaired"]
+    assert isinstance(result, Image) and result.data.shape == image.data.shape
+    hole = painted[2].astype(bool)
+    err_repaired = np.abs(result.data[2][hole].astype(float) - truth[2][hole]).mean()
+    err_damaged = np.abs(original[2][hole].astype(float) - truth[2][hole]).mean()
+    assert err_repaired < 6.0, err_repaired
+    assert err_repaired < 0.1 * err_damaged
+    np.testing.assert_array_equal(result.data[2][~hole], original[2][~hole])
+    np.testing.assert_array_equal(np.delete(result.data, 2, axis=0),
+                                  np.delete(original, 2, axis=0))
+    # the display matches the source, and the inputs are untouched
+    np.testing.assert_array_equal(result.scale, image.scale)
+    assert tuple(result.contrast_limits) == tuple(image.contrast_limits)
+    assert result.colormap.name == image.colormap.name
+    np.testing.assert_array_equal(image.data, original)
+    np.testing.assert_array_equal(mask.data, painted)
+    # the result sits right above the source; the mask stays selected for more painting
+    assert viewer.layers.index(result) == viewer.layers.index(image) + 1
+    assert viewer.layers.selection.active is mask
+    assert widget.status.startswith("slice 2 repaired from 1 and 3 by initial_reference in ")
+    assert not [n for n in notes if n[0] >= NotificationSeverity.WARNING]
+
+
+def test_repair_all_masked_slices_updates_one_layer(scene, qtbot):
+    viewer, widget, image, truth = scene
+    stack = truth.copy()
+    stack[1][HOLE] = 255
+    stack[3][HOLE] = 0
+    image.data = stack
+    mask = widget.new_mask()
+    mask.data[1][HOLE] = 1
+    mask.data[3][HOLE] = 1
+    painted = mask.data.copy()
+
+    widget["repair_all_button"].native.click()
+    _wait(qtbot, widget)
+    result = viewer.layers["em repaired"]
+    for z in (1, 3):
+        err = np.abs(result.data[z][HOLE].astype(float) - truth[z][HOLE]).mean()
+        assert err < 6.0, (z, err)
+        np.testing.assert_array_equal(result.data[z][painted[z] == 0], stack[z][painted[z] == 0])
+    for z in (0, 2, 4):
+        np.testing.assert_array_equal(result.data[z], stack[z])
+    assert widget.status.startswith("2 slices repaired (1, 3) by initial_reference")
+    np.testing.assert_array_equal(image.data, stack)
+    np.testing.assert_array_equal(mask.data, painted)
+
+    # a second run updates the same layer in place instead of adding another
+    before = result.data.copy()
+    widget["repair_all_button"].native.click()
+    _wait(qtbot, widget)
+    assert [layer.name for layer in viewer.layers].count("em repaired") == 1
+    assert viewer.layers["em repaired"] is result
+    np.testing.assert_array_equal(result.data, before)
+
+
+class _SlowInpainter(FlowInpainter):
+    def inpaint(self, *args, **kwargs):
+        time.sleep(0.3)
+        return super().inpaint(*args, **kwargs)
+
+
+def test_cancel_keeps_finished_slices(make_napari_viewer, qtbot):
+    truth = moving_stack(6, (64, 64), step=1.5)
+    viewer = make_napari_viewer()
+    image = viewer.add_image(truth, name="em")
+    widget = RepairWidget(viewer, inpainter=_SlowInpainter())
+    viewer.window.add_dock_widget(widget)
+    mask = widget.new_mask()
+    for z in (1, 2, 3, 4):
+        mask.data[z][HOLE] = 1
+    widget.repair_all()
+    assert widget.running and widget["cancel_button"].enabled
+    qtbot.waitUntil(lambda: "(1 of 4)" in widget.status, timeout=10000)
+    widget["cancel_button"].native.click()
+    _wait(qtbot, widget)
+    assert widget.status.startswith("stopped: ")
+    done = [int(s) for s in widget.status.split("(")[1].split(")")[0].split(", ")]
+    assert 1 <= len(done) < 4 and done == [1, 2, 3, 4][: len(done)]
+    result = viewer.layers["em repaired"]
+    for z in range(6):
+        changed = not np.array_equal(result.data[z], truth[z])
+        assert changed == (z in done), z
+    np.testing.assert_array_equal(image.data, truth)
+    assert widget["repair_button"].enabled and not widget["cancel_button"].enabled
+
+
+def test_problems_become_notifications(scene, notes):
+    viewer, widget, image, _ = scene
+    # no mask layer at all
+    widget.repair_current_slice()
+    assert "No damage mask" in _warnings(notes)[-1]
+    # a mask with nothing painted on the current slice
+    mask = widget.new_mask()
+    mask.data[1][HOLE] = 1
+    viewer.dims.set_point(0, 3 * SCALE[0])
+    widget.repair_current_slice()
+    assert "No damage is painted on slice 3" in _warnings(notes)[-1]
+    assert "No damage is painted on slice 3" in widget.status
+    # a mask of another shape
+    other = viewer.add_labels(np.zeros((5, 32, 32), np.uint8), name="small")
+    widget.mask_layer = other
+    widget.repair_current_slice()
+    assert "has shape (5, 32, 32)" in _warnings(notes)[-1]
+    # a 2-D image and an RGB image
+    flat = viewer.add_image(image.data[0], name="flat")
+    widget.image_layer = flat
+    widget.repair_current_slice()
+    assert "'flat' is a single 2-D section" in _warnings(notes)[-1]
+    rgb = viewer.add_image(np.zeros((16, 16, 3), np.uint8), name="rgb", rgb=True)
+    widget.image_layer = rgb
+    widget["new_mask_button"].native.click()
+    assert "'rgb' is an RGB image" in _warnings(notes)[-1]
+    # no image layer
+    for layer in (flat, rgb, image):
+        viewer.layers.remove(layer)
+    assert widget.image_layer is None
+    widget.repair_all()
+    assert "No image layer" in _warnings(notes)[-1]
+    assert "em repaired" not in [layer.name for layer in viewer.layers]
+    assert not widget.running
+
+
+def test_engine_errors_become_notifications(make_napari_viewer, qtbot, notes):
+    # every neighbour of slice 1 is blank: the tasks layer refuses, the GUI says so
+    stack = np.zeros((3, 32, 32), np.uint8)
+    stack[1] = moving_stack(1, (32, 32))[0]
+    viewer = make_napari_viewer()
+    viewer.add_image(stack, name="em")
+    widget = RepairWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    mask = widget.new_mask()
+    mask.data[1][8:16, 8:16] = 1
+    widget.z = 1
+    widget.repair_current_slice()
+    _wait(qtbot, widget)
+    errors = [msg for sev, msg in notes if sev == NotificationSeverity.ERROR]
+    assert len(errors) == 1 and "no usable neighbour" in errors[0]
+    assert widget.status.startswith("Repair of slice 1 failed: section 1 has no usable")
+    assert "em repaired" not in [layer.name for layer in viewer.layers]
+    # in a batch, the sections before the failing one are kept
+    mask.data[0][8:16, 8:16] = 1
+    widget.repair_all()
+    _wait(qtbot, widget)
+    errors = [msg for sev, msg in notes if sev == NotificationSeverity.ERROR]
+    assert len(errors) == 2 and "slice 1 failed" in errors[1]
+    assert widget.status.startswith("stopped at slice 1 (see the error); 1 of 2 slices")
+    assert widget["repair_button"].enabled
+
+
+class _BrokenInpainter(FlowInpainter):
+    def inpaint(self, *args, **kwargs):
+        raise RuntimeError("simulated engine bug")
+
+
+def test_unexpected_errors_are_shown_once(make_napari_viewer, qtbot, notes):
+    viewer = make_napari_viewer()
+    viewer.add_image(moving_stack(3, (32, 32)), name="em")
+    widget = RepairWidget(viewer, inpainter=_BrokenInpainter())
+    viewer.window.add_dock_widget(widget)
+    mask = widget.new_mask()
+    mask.data[1][8:16, 8:16] = 1
+    widget.z = 1
+    widget["repair_button"].native.click()
+    _wait(qtbot, widget)
+    errors = [msg for sev, msg in notes if sev == NotificationSeverity.ERROR]
+    assert errors == ["Repair of slice 1 failed: RuntimeError: simulated engine bug"]
+    assert widget.status == errors[0]
+    assert widget["repair_button"].enabled and "em repaired" not in viewer.layers
+
+
+def test_engine_is_created_once_and_edges_use_one_neighbour(scene, qtbot, notes):
+    viewer, widget, image, _ = scene
+    mask = widget.new_mask()
+    mask.data[2][HOLE] = 1
+    widget.z = 2
+    widget.repair_current_slice()
+    _wait(qtbot, widget)
+    engine = widget.inpainter
+    # the last section has one neighbour: the tasks layer warns, the status says so
+    mask.data[4][HOLE] = 1
+    widget.z = 4
+    widget.repair_current_slice()
+    _wait(qtbot, widget)
+    assert "section 4 has a usable neighbour on one side only" in _warnings(notes)[-1]
+    assert widget.status.startswith("slice 4 repaired from 3 by initial_reference")
+    widget.repair_all()
+    _wait(qtbot, widget)
+    assert widget.inpainter is engine
+
+
+def test_menu_command_repairs_the_selected_stack(make_napari_viewer, qtbot):
+    truth = moving_stack(5, (64, 64), step=1.5)
+    damaged = truth.copy()
+    damaged[2][HOLE] = 0
+    viewer = make_napari_viewer()
+    image = viewer.add_image(damaged, name="em")
+    mask = viewer.add_labels(np.zeros(damaged.shape, np.uint8), name="damage")
+    mask.data[2][HOLE] = 1
+    viewer.layers.selection.active = mask
+    # run it the way the menu does: through napari's app model, which injects the viewer
+    from napari._app_model import get_app_model
+
+    app = get_app_model()
+    command = "napari-flowinpaint.repair_all_masked"
+    items = app.menus.get_menu("napari/layers/filter")
+    assert command in [item.command.id for item in items if hasattr(item, "command")]
+    widget = app.commands.execute_command(command).result()
+    assert isinstance(widget, RepairWidget)
+    assert widget.image_layer is image and widget.mask_layer is mask
+    _wait(qtbot, widget)
+    result = viewer.layers["em repaired"]
+    err = np.abs(result.data[2][HOLE].astype(float) - truth[2][HOLE]).mean()
+    assert err < 6.0
+    # the command reuses the docked widget
+    assert repair_all_masked_slices(viewer) is widget
+    _wait(qtbot, widget)
+
+
+def test_sample_data_opens_as_a_scaled_layer(make_napari_viewer):
+    viewer = make_napari_viewer()
+    layers = viewer.open_sample("napari-flowinpaint", "fibsem_medulla")
+    assert len(layers) == 1
+    layer = layers[0]
+    assert isinstance(layer, Image) and layer.ndim == 3 and layer.data.dtype == np.uint8
+    assert layer.data.shape[0] >= 5
+    np.testing.assert_allclose(layer.scale, (40.0, 10.0, 10.0))
+    assert "CC BY 3.0" in layer.metadata["attribution"]
+
+
+def test_manifest_is_valid_and_importable():
+    import npe2
+
+    manifest = npe2.PluginManifest.from_file(MANIFEST)
+    assert manifest.name == "napari-flowinpaint"
+    assert manifest.display_name == "FlowInpaint"
+    manifest.validate_imports()
+    widgets = {w.display_name: w.command for w in manifest.contributions.widgets}
+    assert widgets == {"Repair section": "napari-flowinpaint.repair_widget"}
+    menu = manifest.contributions.menus["napari/layers/filter"]
+    assert [item.command for item in menu] == ["napari-flowinpaint.repair_all_masked"]
+    samples = manifest.contributions.sample_data
+    assert [s.command for s in samples] == ["napari-flowinpaint.sample"]
+    # the installed entry point finds the same manifest
+    installed = npe2.PluginManifest.from_distribution("napari-flowinpaint")
+    assert installed.name == manifest.name
