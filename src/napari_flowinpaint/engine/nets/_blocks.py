@@ -1,0 +1,54 @@
+"""Small building blocks shared by the networks (convolutions, padding to a multiple)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def conv(cin: int, cout: int, *, stride: int = 1, dilation: int = 1, slope: float | None = 0.2):
+    """3 x 3 convolution with 'same' padding, followed by a leaky ReLU unless ``slope`` is None."""
+    layers = [nn.Conv2d(cin, cout, 3, stride=stride, padding=dilation, dilation=dilation)]
+    if slope is not None:
+        layers.append(nn.LeakyReLU(slope, inplace=True))
+    return nn.Sequential(*layers)
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int, *, mode: str = "replicate", value=0.0):
+    """Pad ``x`` (B, C, H, W) at the bottom and right so H and W are multiples of ``multiple``.
+
+    Returns the padded tensor and the original ``(H, W)``. Padding only at the bottom and right
+    keeps pixel ``(0, 0)`` in place at every pyramid level.
+    """
+    h, w = x.shape[-2:]
+    ph, pw = -h % multiple, -w % multiple
+    if ph or pw:
+        if mode == "constant":
+            x = F.pad(x, (0, pw, 0, ph), mode="constant", value=value)
+        else:
+            x = F.pad(x, (0, pw, 0, ph), mode=mode)
+    return x, (h, w)
+
+
+def resize_like(x: torch.Tensor, size) -> torch.Tensor:
+    """Bilinear resize of ``x`` to ``size`` (H, W) (no-op when already that size)."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False)
+
+
+def check_images(**tensors) -> tuple[int, int, int]:
+    """Check that every tensor is (B, 1, H, W) with one common B, H, W; return them."""
+    shapes = {}
+    for name, t in tensors.items():
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor of shape (B, 1, H, W), got {type(t)}.")
+        if t.ndim != 4 or t.shape[1] != 1:
+            raise ValueError(
+                f"{name} must have shape (B, 1, H, W) (one channel), got {tuple(t.shape)}."
+            )
+        shapes[name] = (t.shape[0], t.shape[2], t.shape[3])
+    if len(set(shapes.values())) > 1:
+        raise ValueError(f"inputs differ in batch size or image size: {shapes}.")
+    return next(iter(shapes.values()))
