@@ -361,7 +361,8 @@ def add_arguments(parser) -> None:
                              "neighbour (1 for ssTEM, 3-5 for isotropic FIB-SEM)")
     parser.add_argument("--z-range", default=None, metavar="A:B",
                         help="sections to sample from, Python slice syntax (e.g. 200: "
-                             "for z >= 200); default: all")
+                             "for z >= 200; write --z-range=-50: when it starts with a "
+                             "minus); default: all")
     parser.add_argument("--crop", type=int, default=256,
                         help="side of the square crops in pixels, 0 for whole sections "
                              "(default 256)")
