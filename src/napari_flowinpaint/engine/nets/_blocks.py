@@ -31,13 +31,6 @@ def pad_to_multiple(x: torch.Tensor, multiple: int, *, mode: str = "replicate", 
     return x, (h, w)
 
 
-def resize_like(x: torch.Tensor, size) -> torch.Tensor:
-    """Bilinear resize of ``x`` to ``size`` (H, W) (no-op when already that size)."""
-    if tuple(x.shape[-2:]) == tuple(size):
-        return x
-    return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False)
-
-
 def check_images(**tensors) -> tuple[int, int, int]:
     """Check that every tensor is (B, 1, H, W) with one common B, H, W; return them."""
     shapes = {}

@@ -36,10 +36,14 @@ def contextual_attention(
     max_positions : int, keyword
         Budget on ``h * w``. A larger map is average-pooled by the smallest integer factor
         ``p`` that brings it within budget (its mask max-pooled), attention runs on the pooled
-        map and its result is upsampled (nearest) by ``p`` into the missing positions. With
-        the default 4096 (64 x 64), training crops of 256 px never pool at stride >= 4, and a
-        1024 x 1024 input pools its stride-8 level by 2 (and stride-4 by 4), so attention
-        costs O(max_positions**2 * C) at any input size.
+        map and its result is upsampled (nearest) by ``p`` into the missing positions, so
+        attention costs at most O(max_positions**2 * C) time and O(chunk * max_positions)
+        memory at any input size. With 4096 (64 x 64; the ``"gpu"`` configuration), 256 px
+        training crops never pool at stride >= 4 and a 1024 x 1024 input pools its stride-8
+        level by 2. With 1024 (32 x 32; the ``"cpu"`` configuration, attention at strides 8,
+        16 and 32), 256 px crops never pool and a 1024 x 1024 input pools its stride-8 level
+        by 4 (32 px cells), a 2048 x 2048 one by 8: on big inputs the attention copies
+        coarser context, and the convolutional path carries the detail.
     chunk : int, keyword
         Missing positions processed at once: the similarity matrix held in memory is at most
         ``chunk x max_positions`` (4 M values by default).

@@ -170,7 +170,7 @@ class GuidedInpaintingNet(nn.Module):
         d_in, _ = pad_to_multiple(
             torch.cat(((damaged.to(dtype) * 2.0 - 1.0) * valid, valid), 1), mult
         )
-        hole_in, _ = pad_to_multiple((~valid.bool()).to(dtype), mult, mode="constant", value=0.0)
+        hole_in, _ = pad_to_multiple(hole.to(dtype), mult, mode="constant", value=0.0)
         if stem > 1:
             g_in, d_in = F.pixel_unshuffle(g_in, stem), F.pixel_unshuffle(d_in, stem)
         eta1 = self.guidance(g_in)

@@ -165,7 +165,7 @@ class RefinedReferenceNet(nn.Module):
         damaged : Tensor, shape (B, 1, H, W)
             The damaged section in [0, 1] (any values in the holes).
         mask : Tensor, shape (B, 1, H, W)
-            1 on damaged pixels, 0 elsewhere.
+            1 (or True) on damaged pixels, 0 elsewhere (values > 0.5 count as damaged).
 
         Returns
         -------
@@ -173,8 +173,7 @@ class RefinedReferenceNet(nn.Module):
         """
         _, h, w = check_images(reference=reference, damaged=damaged, mask=mask)
         dtype = reference.dtype
-        mask = mask.to(dtype)
-        valid = 1.0 - mask
+        valid = (mask <= 0.5).to(dtype)
         mult = 2 ** len(self.config.channels)
         ref_in, _ = pad_to_multiple(reference * 2.0 - 1.0, mult)
         dam_in, _ = pad_to_multiple((damaged.to(dtype) * 2.0 - 1.0) * valid, mult)
