@@ -45,7 +45,7 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("interrupted: nothing half-written was left behind.", file=sys.stderr)
         return 130
-    except (ValueError, TypeError, FileNotFoundError, FileExistsError) as exc:
+    except (ValueError, TypeError, OSError) as exc:
         print(f"napari-flowinpaint {args.command}: error: {exc}", file=sys.stderr)
         return 2
 
