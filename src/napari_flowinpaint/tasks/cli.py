@@ -17,6 +17,7 @@ SUBCOMMANDS = {
     "repair": ("repair_cmd", "repair the damaged slices of a stack given a mask stack"),
     "evaluate": ("evaluate", "score repair methods on simulated damage of a real stack"),
     "demo": ("demo", "damage and repair a bundled sample stack, write a figure and metrics"),
+    "train": ("train", "train the learned stages (refined reference, guided inpainting)"),
 }
 
 
