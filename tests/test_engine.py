@@ -19,6 +19,9 @@ from napari_flowinpaint.engine import (
 
 INNER = (slice(12, -12), slice(12, -12))
 
+#: the optical-flow stage alone (section 3.1), whatever weights are bundled
+INITIAL = FlowInpainter(stages="initial_reference")
+
 
 def mae(a, b):
     return float(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))[INNER].mean())
@@ -94,7 +97,7 @@ def _case(dtype, seed=2):
 def test_inpaint_keeps_dtype_range_and_known_pixels(dtype):
     prev, truth, nxt, damaged, mask = _case(dtype)
     before = damaged.copy()
-    out, report = FlowInpainter().inpaint(prev, damaged, nxt, mask, return_report=True)
+    out, report = INITIAL.inpaint(prev, damaged, nxt, mask, return_report=True)
     assert out.dtype == damaged.dtype and out.shape == damaged.shape
     np.testing.assert_array_equal(out[~mask], damaged[~mask])  # bit-identical (Eq. 12)
     np.testing.assert_array_equal(damaged, before)  # input untouched
@@ -112,7 +115,7 @@ def test_darker_section_is_repaired_at_its_own_level():
     dark_truth = truth * 0.6 + 0.1
     dark = dark_truth.copy()
     dark[mask] = 1.0
-    out = FlowInpainter().inpaint(prev, dark, nxt, mask)
+    out = INITIAL.inpaint(prev, dark, nxt, mask)
     assert abs(float(out[mask].mean() - dark_truth[mask].mean())) < 0.01
     assert float(np.abs(out[mask] - dark_truth[mask]).mean()) < 0.02
 
@@ -123,7 +126,8 @@ def test_work_follows_the_damage_not_the_slice():
     big[:256, :256] = small
     mask = np.zeros(big.shape, bool)
     mask[100:120, 100:130] = True
-    _, report = FlowInpainter(margin=48).inpaint(big, big, big, mask, return_report=True)
+    engine = FlowInpainter(stages="initial_reference", margin=48)
+    _, report = engine.inpaint(big, big, big, mask, return_report=True)
     y0, y1, x0, x1 = report.box
     assert (y1 - y0) * (x1 - x0) < 150 * 150
     assert damage_box(mask, 0, min_size=1) == (100, 120, 100, 130)
@@ -131,7 +135,7 @@ def test_work_follows_the_damage_not_the_slice():
 
 def test_one_neighbour_is_used_as_reference():
     prev, truth, nxt, damaged, mask = _case(np.float32)
-    out, report = FlowInpainter().inpaint(None, damaged, nxt, mask, return_report=True)
+    out, report = INITIAL.inpaint(None, damaged, nxt, mask, return_report=True)
     assert report.neighbours == "next only"
     np.testing.assert_array_equal(out[~mask], damaged[~mask])
     assert float(np.abs(out[mask] - truth[mask]).mean()) < float(
@@ -142,7 +146,7 @@ def test_one_neighbour_is_used_as_reference():
 def test_all_true_mask_returns_the_reference():
     prev, truth, nxt, damaged, _ = _case(np.float32)
     mask = np.ones(truth.shape, bool)
-    out, report = FlowInpainter().inpaint(prev, damaged, nxt, mask, return_report=True)
+    out, report = INITIAL.inpaint(prev, damaged, nxt, mask, return_report=True)
     ref = initial_reference(prev, nxt)
     assert float(np.abs(out - ref).max()) < 1e-4
     assert any("whole section" in n for n in report.notes)
@@ -151,7 +155,7 @@ def test_all_true_mask_returns_the_reference():
 def test_all_false_mask_warns_and_copies():
     prev, truth, nxt, damaged, _ = _case(np.uint8)
     with pytest.warns(UserWarning, match="no damaged pixel"):
-        out = FlowInpainter().inpaint(prev, damaged, nxt, np.zeros(truth.shape, bool))
+        out = INITIAL.inpaint(prev, damaged, nxt, np.zeros(truth.shape, bool))
     np.testing.assert_array_equal(out, damaged)
     assert out is not damaged
 
@@ -185,17 +189,19 @@ def test_bad_input_gives_clear_errors(kwargs, exc, match):
     args.update(kwargs)
     alpha = args.pop("alpha")
     with pytest.raises(exc, match=match):
-        FlowInpainter().inpaint(args["prev"], args["damaged"], args["next"], args["mask"],
+        INITIAL.inpaint(args["prev"], args["damaged"], args["next"], args["mask"],
                                 alpha=alpha)
 
 
 def test_engine_options_are_checked():
-    with pytest.raises(ValueError, match="no learned stages"):
+    with pytest.raises(FileNotFoundError, match="model.safetensors"):
         FlowInpainter(weights="model.safetensors")
+    with pytest.raises(ValueError, match="deepest stage"):
+        FlowInpainter(stages="gan")
     with pytest.raises(ValueError, match="flow_method"):
         FlowInpainter(flow_method="raft")
     assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
-    assert FlowInpainter(device="cpu").device.type == "cpu"
+    assert FlowInpainter(device="cpu", stages="initial_reference").device.type == "cpu"
 
 
 def test_intensity_scale_round_trip_uint16():

@@ -10,9 +10,10 @@ import numpy as np
 import torch
 
 from ._checks import as_mask, as_slice, check_same_shape
-from ._intensity import IntensityScale, match_intensity
 from .flow import FLOW_METHODS
-from .reference import _check_alpha, initial_reference_unit
+from .pipeline import STAGES, learned_stages, prepare_inputs
+from .reference import _check_alpha
+from .weights import bundled_weights_path, load_weights
 
 __all__ = ["FlowInpainter", "RepairReport", "resolve_device", "damage_box"]
 
@@ -67,19 +68,24 @@ class RepairReport:
 class FlowInpainter:
     """Repairs damaged pixels of a section guided by its two neighbouring sections.
 
-    The engine follows FlowInpaint (ACM MM 2024): an *initial reference* interpolated between
-    the neighbours by optical flow (section 3.1), then a *refined reference* and *guided
-    inpainting* by learned networks (sections 3.2-3.3). This release ships no trained weights
-    yet, so the engine runs the initial reference only and says so in :attr:`stages` and in
-    every :class:`RepairReport`.
+    The engine follows FlowInpaint (ACM MM 2024) in three stages: an *initial reference*
+    interpolated between the neighbours by optical flow (section 3.1), a *refined reference*
+    that carries the displacement seen in the known region into the hole (3.2, a learned flow
+    network), and *guided inpainting* by a generator that sees the refined reference, both
+    neighbours and the known part of the section (3.3). The stages it runs are listed in
+    :attr:`stages` and in every :class:`RepairReport`.
 
     Parameters
     ----------
-    weights : None, keyword
-        ``None`` uses the weights bundled with the package; none are bundled in this version,
-        so only the initial reference runs.
+    weights : None, str or Path, keyword
+        ``None`` uses the weights bundled with the package; or a ``.safetensors`` file made by
+        training or fine-tuning (:func:`~napari_flowinpaint.engine.load_weights`). If no
+        weights are found, only the initial reference runs (with a warning).
     device : str or torch.device, keyword-only
         ``"auto"`` (CUDA when available, else CPU), ``"cpu"`` or ``"cuda[:N]"``.
+    stages : {"guided_inpainting", "refined_reference", "initial_reference"}, keyword-only
+        The deepest stage to run (default: all three). ``"refined_reference"`` returns the
+        composited refined reference, ``"initial_reference"`` the optical-flow interpolation.
     flow_method : {"dis", "farneback"}, keyword-only
         Optical flow for the initial reference (DIS is faster at equal quality on EM data).
     margin : int, keyword-only
@@ -92,28 +98,40 @@ class FlowInpainter:
     >>> repaired = engine.inpaint(prev, damaged, next, mask)           # doctest: +SKIP
     >>> repaired, report = engine.inpaint(prev, damaged, next, mask,
     ...                                   return_report=True)          # doctest: +SKIP
-    >>> report.method                                                   # doctest: +SKIP
-    'initial_reference'
+    >>> report.stages                                                   # doctest: +SKIP
+    ('initial_reference', 'refined_reference', 'guided_inpainting')
     """
 
-    def __init__(self, weights=None, *, device="auto", flow_method: str = "dis",
-                 margin: int = 48):
-        if weights is not None:
-            raise ValueError(
-                f"cannot load weights {weights!r}: this version of napari-flowinpaint has no "
-                "learned stages yet and runs the optical-flow initial reference only. "
-                "Use FlowInpainter() with weights=None."
-            )
+    def __init__(self, weights=None, *, device="auto", stages: str = "guided_inpainting",
+                 flow_method: str = "dis", margin: int = 48):
         if flow_method not in FLOW_METHODS:
             raise ValueError(
                 f"unknown flow_method {flow_method!r}; expected one of {FLOW_METHODS}."
             )
+        if stages not in STAGES:
+            raise ValueError(f"unknown stages {stages!r}; expected the deepest stage to run, "
+                             f"one of {STAGES}.")
         if int(margin) < 0:
             raise ValueError(f"margin must be >= 0 pixels, got {margin}.")
         self.device = resolve_device(device)
         self.flow_method = flow_method
         self.margin = int(margin)
-        self.stages: tuple[str, ...] = ("initial_reference",)
+        self.weights = None
+        deepest = STAGES.index(stages)
+        if deepest > 0:
+            if weights is None and bundled_weights_path() is None:
+                warnings.warn(
+                    "no bundled weights were found: only the optical-flow initial reference "
+                    "will run. Reinstall napari-flowinpaint or pass weights=FILE.",
+                    UserWarning, stacklevel=2)
+                deepest = 0
+            else:
+                self.weights = load_weights(weights)
+                for net in (self.weights.flow_net, self.weights.generator):
+                    net.to(self.device)
+                    if self.device.type == "cpu":
+                        net.to(memory_format=torch.channels_last)
+        self.stages: tuple[str, ...] = STAGES[: deepest + 1]
 
     @property
     def method(self) -> str:
@@ -121,17 +139,21 @@ class FlowInpainter:
         return self.stages[-1]
 
     def __repr__(self) -> str:
-        return (f"FlowInpainter(stages={self.stages}, device='{self.device}', "
+        w = "" if self.weights is None else f", weights='{self.weights.path.name}'"
+        return (f"FlowInpainter(stages={self.stages}{w}, device='{self.device}', "
                 f"flow_method='{self.flow_method}', margin={self.margin})")
 
-    def reference(self, prev, next, *, alpha: float = 0.5):
-        """The reference image for the section between ``prev`` and ``next`` (normalised
-        float32); either neighbour may be ``None`` (then the other one is the reference)."""
-        if prev is None:
-            return next
-        if next is None:
-            return prev
-        return initial_reference_unit(prev, next, alpha=alpha, method=self.flow_method)
+    def _learned(self, u) -> np.ndarray:
+        """Run the learned stages on prepared inputs; the unit-range result (H, W)."""
+        t = u.tensors(self.device)
+        gen = self.weights.generator if self.stages[-1] == "guided_inpainting" else None
+        with torch.inference_mode():
+            if self.device.type == "cpu":
+                t = {k: v.contiguous(memory_format=torch.channels_last) for k, v in t.items()}
+            refined, out, _ = learned_stages(self.weights.flow_net, gen, t["reference"],
+                                             t["prev"], t["next"], t["damaged"], t["mask"])
+            res = refined if out is None else out.raw
+        return res[0, 0].float().cpu().numpy()
 
     def inpaint(self, prev, damaged, next, mask, *, alpha: float = 0.5,
                 return_report: bool = False):
@@ -192,17 +214,12 @@ class FlowInpainter:
             d = damaged[y0:y1, x0:x1]
             crops = {n: a[y0:y1, x0:x1] for n, a in neighbours.items()}
             known = ~m
-            scale = IntensityScale.fit(d, *crops.values(),
-                                       masks=[m] + [None] * len(crops))
-            ref = self.reference(
-                scale.to_unit(crops["prev"]) if "prev" in crops else None,
-                scale.to_unit(crops["next"]) if "next" in crops else None,
-                alpha=alpha,
-            )
-            if known.sum() >= 16:
-                ref = match_intensity(ref, scale.to_unit(d), known)
-            else:
-                notes.append("whole section missing: the reference is returned as it is")
+            u = prepare_inputs(crops.get("prev"), d, crops.get("next"), m, alpha=alpha,
+                               flow_method=self.flow_method)
+            if not u.matched:
+                notes.append("whole section missing: repaired from the neighbours alone")
+            ref = self._learned(u) if len(self.stages) > 1 else u.reference
+            scale = u.scale
             ranges = [(float(c.min()), float(c.max())) for c in crops.values()]
             if known.any():
                 ranges.append((float(d[known].min()), float(d[known].max())))

@@ -18,6 +18,7 @@ SUBCOMMANDS = {
     "evaluate": ("evaluate", "score repair methods on simulated damage of a real stack"),
     "demo": ("demo", "damage and repair a bundled sample stack, write a figure and metrics"),
     "train": ("train", "train the learned stages (refined reference, guided inpainting)"),
+    "finetune": ("finetune", "fine-tune the bundled weights on your own stack"),
 }
 
 

@@ -75,15 +75,25 @@ def method_biharmonic(prev, damaged, next, mask) -> np.ndarray:
     return _as_dtype(out, damaged.dtype)
 
 
-@functools.lru_cache(maxsize=1)
-def _flow_engine() -> FlowInpainter:
-    return FlowInpainter()
+@functools.lru_cache(maxsize=4)
+def _engine(stages: str) -> FlowInpainter:
+    return FlowInpainter(stages=stages, device="cpu")
 
 
 def method_flow(prev, damaged, next, mask) -> np.ndarray:
-    """:meth:`FlowInpainter.inpaint` with default settings: the optical-flow initial
-    reference between the neighbours, matched in intensity to the damaged section."""
-    return _flow_engine().inpaint(prev, damaged, next, mask)
+    """The optical-flow initial reference between the neighbours (section 3.1), matched in
+    intensity to the damaged section."""
+    return _engine("initial_reference").inpaint(prev, damaged, next, mask)
+
+
+def method_refined(prev, damaged, next, mask) -> np.ndarray:
+    """The refined reference (section 3.2) of the bundled weights, composited."""
+    return _engine("refined_reference").inpaint(prev, damaged, next, mask)
+
+
+def method_flowinpaint(prev, damaged, next, mask) -> np.ndarray:
+    """All three stages with the bundled weights (:class:`FlowInpainter` defaults)."""
+    return _engine("guided_inpainting").inpaint(prev, damaged, next, mask)
 
 
 #: Repair methods by name: ``callable(prev, damaged, next, mask) -> repaired`` on one crop
@@ -93,6 +103,8 @@ METHODS: dict[str, Callable[..., np.ndarray]] = {
     "telea": method_telea,
     "biharmonic": method_biharmonic,
     "flow": method_flow,
+    "refined": method_refined,
+    "flowinpaint": method_flowinpaint,
 }
 
 
@@ -191,8 +203,9 @@ def evaluate(stack, *, spacing: int, z_range=None, crop: int | None = 256,
         Damaged fractions to test, each in (0, 1); each mask is within 2 % of its ratio.
     seed : int, keyword-only
         Seed of all random choices (non-negative).
-    methods : sequence of str, keyword-only
-        Names in :data:`METHODS`.
+    methods : sequence of str or dict, keyword-only
+        Names in :data:`METHODS`, or a dict ``name -> callable(prev, damaged, next, mask)``
+        to score functions that are not registered (e.g. an engine with other weights).
     mask_kind : {"strokes", "blobs", "bands", "mixed"}, keyword-only
         Shape of the simulated damage (see :func:`~napari_flowinpaint.tasks.masks.random_mask`).
     progress : callable, optional, keyword-only
@@ -260,10 +273,15 @@ def evaluate(stack, *, spacing: int, z_range=None, crop: int | None = 256,
     seed = int(seed)
     if seed < 0:
         raise ValueError(f"seed must be >= 0, got {seed}.")
-    methods = [str(m) for m in ([methods] if isinstance(methods, str) else methods)]
+    if isinstance(methods, dict):
+        functions = dict(methods)
+        methods = list(functions)
+    else:
+        methods = [str(m) for m in ([methods] if isinstance(methods, str) else methods)]
+        functions = {m: METHODS[m] for m in methods if m in METHODS}
     if not methods:
         raise ValueError("give at least one method.")
-    unknown = [m for m in methods if m not in METHODS]
+    unknown = [m for m in methods if m not in functions]
     if unknown:
         raise ValueError(f"unknown method(s) {unknown}; available: {sorted(METHODS)}.")
     if len(set(methods)) != len(methods):
@@ -297,7 +315,7 @@ def evaluate(stack, *, spacing: int, z_range=None, crop: int | None = 256,
             damaged = apply_damage(truth, mask)
             for m in methods:
                 t0 = time.perf_counter()
-                result = METHODS[m](prev.copy(), damaged.copy(), nxt.copy(), mask.copy())
+                result = functions[m](prev.copy(), damaged.copy(), nxt.copy(), mask.copy())
                 seconds = time.perf_counter() - t0
                 result = np.asarray(result)
                 if result.shape != truth.shape:

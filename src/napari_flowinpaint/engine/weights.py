@@ -1,0 +1,239 @@
+"""Weights of the learned stages: safetensors tensors plus a JSON side-car, never pickle.
+
+A weights file ``NAME.safetensors`` holds the state dicts of the refined-reference network
+(keys ``flow.*``), the guided-inpainting generator (``generator.*``) and, optionally, the
+discriminator (``discriminator.*``, only needed to fine-tune). ``NAME.json`` beside it holds the
+:class:`~.nets.NetsConfig` (``"architecture"``), the intensity normalisation, the package
+version and how the weights were trained. The same metadata is also stored in the safetensors
+header, so a lone ``.safetensors`` file still loads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .nets import NetsConfig, build_networks
+
+__all__ = ["LearnedWeights", "bundled_weights_path", "load_weights", "save_weights",
+           "WEIGHTS_FORMAT"]
+
+#: Version of the file layout written by :func:`save_weights`.
+WEIGHTS_FORMAT = 1
+_PARTS = ("flow", "generator", "discriminator")
+_DEFAULT_NAME = "flowinpaint-cpu"
+
+
+@dataclass
+class LearnedWeights:
+    """Networks rebuilt from a weights file, in eval mode, on the CPU.
+
+    Attributes
+    ----------
+    config : NetsConfig
+    flow_net, generator : torch.nn.Module
+    discriminator : torch.nn.Module or None
+        Present when the file holds one (needed only to fine-tune).
+    meta : dict
+        The JSON side-car (training data, iterations, wall time, validation...).
+    path : Path
+    """
+
+    config: NetsConfig
+    flow_net: torch.nn.Module
+    generator: torch.nn.Module
+    discriminator: torch.nn.Module | None
+    meta: dict = field(default_factory=dict)
+    path: Path | None = None
+
+
+def _candidates() -> list[Path]:
+    here = Path(__file__).resolve()
+    out = []
+    env = os.environ.get("NAPARI_FLOWINPAINT_WEIGHTS")
+    if env:
+        out.append(Path(env))
+    # installed wheel: the top-level weights/ folder is packaged as napari_flowinpaint/_weights
+    out.append(here.parents[1] / "_weights" / f"{_DEFAULT_NAME}.safetensors")
+    # source checkout / editable install: <repo>/weights next to <repo>/src
+    out.append(here.parents[3] / "weights" / f"{_DEFAULT_NAME}.safetensors")
+    return out
+
+
+def bundled_weights_path() -> Path | None:
+    """Path of the default weights shipped with the package, or ``None`` if there are none.
+
+    Looked up, in order: the ``NAPARI_FLOWINPAINT_WEIGHTS`` environment variable, the
+    package's ``_weights`` folder (wheel installs), the repository's ``weights/`` folder
+    (source checkouts and editable installs).
+    """
+    for p in _candidates():
+        if p.is_file():
+            return p
+    return None
+
+
+def _paths(path) -> tuple[Path, Path]:
+    p = Path(path)
+    if p.suffix == ".json":
+        p = p.with_suffix(".safetensors")
+    elif p.suffix != ".safetensors":
+        p = p.with_name(p.name + ".safetensors")
+    return p, p.with_suffix(".json")
+
+
+def save_weights(path, config: NetsConfig, flow_net, generator, discriminator=None, *,
+                 meta: dict | None = None, half: bool = True) -> Path:
+    """Write networks to ``path`` (``.safetensors``) and its ``.json`` side-car, atomically.
+
+    Parameters
+    ----------
+    path : str or Path
+        Target file; ``.safetensors`` is appended when missing.
+    config : NetsConfig
+        The configuration the networks were built from.
+    flow_net, generator : torch.nn.Module
+    discriminator : torch.nn.Module, optional
+    meta : dict, keyword-only
+        Extra JSON-able metadata (training data, iterations, wall time, validation...).
+    half : bool, keyword-only
+        Store float tensors as float16 (half the size; loading upcasts to float32).
+
+    Returns
+    -------
+    Path of the ``.safetensors`` file.
+    """
+    from safetensors.torch import save_file
+
+    st_path, json_path = _paths(path)
+    tensors = {}
+    for part, net in zip(_PARTS, (flow_net, generator, discriminator), strict=True):
+        if net is None:
+            continue
+        for k, v in net.state_dict().items():
+            v = v.detach().cpu()
+            if half and v.is_floating_point():
+                v = v.to(torch.float16)
+            tensors[f"{part}.{k}"] = v.contiguous()
+    from .. import __version__
+
+    info = {
+        "format": WEIGHTS_FORMAT,
+        "package_version": __version__,
+        "architecture": config.to_dict(),
+        "normalisation": "each crop mapped to [0, 1] by robust percentiles (0.05 %, 99.95 %) "
+                         "of its known pixels; neighbours and reference matched in mean and "
+                         "standard deviation to the known part of the damaged section",
+        "mask_convention": "1 = damaged pixel",
+        "parts": [p for p, n in zip(_PARTS, (flow_net, generator, discriminator), strict=True)
+                  if n is not None],
+        **(meta or {}),
+    }
+    st_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp_st = st_path.with_name(st_path.name + ".part")
+    tmp_js = json_path.with_name(json_path.name + ".part")
+    try:
+        save_file(tensors, str(tmp_st), metadata={"flowinpaint": json.dumps(info)})
+        tmp_js.write_text(json.dumps(info, indent=2) + "\n")
+        os.replace(tmp_st, st_path)
+        os.replace(tmp_js, json_path)
+    finally:
+        for t in (tmp_st, tmp_js):
+            if t.exists():
+                t.unlink()
+    return st_path
+
+
+def load_weights(path=None) -> LearnedWeights:
+    """Rebuild the networks stored by :func:`save_weights` (no pickle involved).
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        A ``.safetensors`` file (its ``.json`` side-car is read when present). ``None`` loads
+        the bundled default (:func:`bundled_weights_path`).
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file, or no bundled weights.
+    ValueError
+        The file is not a safetensors file (e.g. a pickle ``.pt``), is truncated or corrupt,
+        or its tensors do not match the architecture it declares. The message names the file.
+    """
+    if path is None:
+        path = bundled_weights_path()
+        if path is None:
+            raise FileNotFoundError(
+                "no bundled weights found (looked in "
+                + ", ".join(str(p) for p in _candidates())
+                + "); reinstall napari-flowinpaint or pass a weights file."
+            )
+    st_path, json_path = _paths(path)
+    if not st_path.is_file():
+        raise FileNotFoundError(f"weights file {st_path} does not exist.")
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    with open(st_path, "rb") as fh:
+        head = fh.read(8)
+    if head[:2] == b"\x80\x02" or head[:2] == b"PK" or head[:1] == b"\x80":
+        raise ValueError(
+            f"{st_path} looks like a pickle/torch.save file; napari-flowinpaint only loads "
+            "safetensors weights (no pickle, no code execution). Convert it with "
+            "napari_flowinpaint.engine.save_weights."
+        )
+    try:
+        tensors = load_file(str(st_path))
+        from safetensors import safe_open
+
+        with safe_open(str(st_path), "pt") as fh:
+            header = fh.metadata() or {}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise ValueError(
+            f"{st_path} is not a readable safetensors file (truncated or corrupt?): {exc}"
+        ) from exc
+    if json_path.is_file():
+        try:
+            info = json.loads(json_path.read_text())
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{json_path} is not valid JSON: {exc}") from exc
+    elif "flowinpaint" in header:
+        info = json.loads(header["flowinpaint"])
+    else:
+        raise ValueError(
+            f"{st_path} has no {json_path.name} side-car and no flowinpaint metadata: cannot "
+            "tell which architecture it holds."
+        )
+    try:
+        config = NetsConfig.from_dict(info["architecture"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"{json_path}: bad or missing 'architecture': {exc}") from exc
+    nets = dict(zip(_PARTS, build_networks(config), strict=True))
+    loaded = {}
+    for part, net in nets.items():
+        sd = {k[len(part) + 1:]: v for k, v in tensors.items() if k.startswith(part + ".")}
+        if not sd:
+            if part == "discriminator":
+                continue
+            raise ValueError(f"{st_path} holds no '{part}.*' tensors; expected the {part} "
+                             "network's weights.")
+        ref = net.state_dict()
+        missing = sorted(set(ref) - set(sd))
+        extra = sorted(set(sd) - set(ref))
+        bad = sorted(k for k in set(ref) & set(sd) if tuple(ref[k].shape) != tuple(sd[k].shape))
+        if missing or extra or bad:
+            raise ValueError(
+                f"{st_path}: the {part} tensors do not match the architecture in "
+                f"{json_path.name}: missing {missing[:3]}, unexpected {extra[:3]}, wrong shape "
+                f"{bad[:3]}."
+            )
+        net.load_state_dict({k: v.to(ref[k].dtype) for k, v in sd.items()})
+        net.eval()
+        loaded[part] = net
+    return LearnedWeights(config, loaded["flow"], loaded["generator"],
+                          loaded.get("discriminator"), info, st_path)

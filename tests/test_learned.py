@@ -1,0 +1,236 @@
+"""Weights files, the learned stages in the engine, training, fine-tuning and packaging."""
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from _synth import moving_stack
+
+from napari_flowinpaint.engine import (
+    FlowInpainter,
+    bundled_weights_path,
+    load_weights,
+    prepare_inputs,
+    save_weights,
+)
+from napari_flowinpaint.engine.nets import build_networks, get_config
+from napari_flowinpaint.tasks.train import TrainSettings, TrainSource, TripletSampler, train
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+BUNDLED = bundled_weights_path()
+needs_bundled = pytest.mark.skipif(BUNDLED is None, reason="no bundled weights in weights/")
+
+
+def _nets(seed=0):
+    torch.manual_seed(seed)
+    return build_networks("cpu")
+
+
+# --------------------------------------------------------------------------- weights files
+@pytest.mark.parametrize("half", [False, True])
+def test_weights_round_trip(tmp_path, half):
+    f, g, d = _nets()
+    path = save_weights(tmp_path / "w", get_config("cpu"), f, g, d, meta={"note": "x"},
+                        half=half)
+    assert path.name == "w.safetensors" and path.with_suffix(".json").is_file()
+    lw = load_weights(path)
+    assert lw.meta["note"] == "x" and lw.config == get_config("cpu")
+    for a, b in ((f, lw.flow_net), (g, lw.generator), (d, lw.discriminator)):
+        for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items(),
+                                      strict=True):
+            assert ka == kb
+            tol = 1e-3 * float(va.abs().max()) if half and va.is_floating_point() else 0
+            assert float((va.float() - vb.float()).abs().max()) <= tol
+    # a lone .safetensors (no side-car) still loads from its header
+    path.with_suffix(".json").unlink()
+    assert load_weights(path).config == get_config("cpu")
+
+
+def test_pickle_corrupt_and_mismatched_files_are_refused(tmp_path):
+    f, g, d = _nets()
+    pkl = tmp_path / "model.safetensors"
+    torch.save(g.state_dict(), pkl)
+    with pytest.raises(ValueError, match=r"model\.safetensors.*pickle"):
+        load_weights(pkl)
+    good = save_weights(tmp_path / "good", get_config("cpu"), f, g)
+    data = good.read_bytes()
+    cut = tmp_path / "cut.safetensors"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match=r"cut\.safetensors.*truncated or corrupt"):
+        load_weights(cut)
+    # tensors of the cpu configuration declared as the gpu one
+    wrong = tmp_path / "wrong.safetensors"
+    wrong.write_bytes(data)
+    import json
+
+    info = json.loads(good.with_suffix(".json").read_text())
+    info["architecture"] = get_config("gpu").to_dict()
+    wrong.with_suffix(".json").write_text(json.dumps(info))
+    with pytest.raises(ValueError, match=r"wrong\.safetensors.*do not match"):
+        load_weights(wrong)
+    with pytest.raises(FileNotFoundError, match="nothere"):
+        load_weights(tmp_path / "nothere.safetensors")
+
+
+# --------------------------------------------------------------------------- engine
+def _triplet(dtype=np.uint8):
+    stack = moving_stack(3, (96, 96), step=2.0, seed=3)
+    prev, truth, nxt = (s.astype(dtype) for s in stack)
+    mask = np.zeros(truth.shape, bool)
+    mask[30:60, 20:70] = True
+    damaged = truth.copy()
+    damaged[mask] = np.iinfo(dtype).max if dtype == np.uint8 else 1
+    return prev, truth, nxt, damaged, mask
+
+
+def test_prepare_inputs_matches_the_damaged_section():
+    prev, truth, nxt, damaged, mask = _triplet()
+    u = prepare_inputs(prev, damaged * 0.5, nxt, mask)  # a darker damaged section
+    known = ~mask
+    for a in (u.prev, u.next, u.reference):
+        assert abs(float(a[known].mean() - u.damaged[known].mean())) < 1e-3
+    assert u.matched and (u.damaged[mask] == 1).all()
+    one = prepare_inputs(None, damaged, nxt, mask)
+    np.testing.assert_array_equal(one.prev, one.next)
+
+
+@pytest.mark.parametrize("stages", ["refined_reference", "guided_inpainting"])
+def test_engine_runs_the_learned_stages_with_a_weights_file(tmp_path, stages):
+    f, g, d = _nets()
+    path = save_weights(tmp_path / "w", get_config("cpu"), f, g)
+    engine = FlowInpainter(weights=path, stages=stages, device="cpu")
+    assert engine.stages[-1] == stages and engine.method == stages
+    prev, truth, nxt, damaged, mask = _triplet()
+    before = damaged.copy()
+    out, rep = engine.inpaint(prev, damaged, nxt, mask, return_report=True)
+    assert out.dtype == np.uint8 and rep.stages == engine.stages
+    np.testing.assert_array_equal(out[~mask], damaged[~mask])
+    np.testing.assert_array_equal(damaged, before)
+    assert not (out[mask] == 255).all()
+
+
+@needs_bundled
+def test_bundled_weights_run_all_stages_by_default():
+    engine = FlowInpainter(device="cpu")
+    assert engine.stages == ("initial_reference", "refined_reference", "guided_inpainting")
+    assert engine.weights.path == BUNDLED
+
+
+@needs_bundled
+@pytest.mark.data
+@pytest.mark.skipif(not (SHARED / "isbi2012_test" / "raw.tif").exists(),
+                    reason="../shared/data/isbi2012_test is not available")
+def test_bundled_weights_beat_flow_on_real_validation_crops():
+    import tifffile
+
+    from napari_flowinpaint.tasks.evaluate import evaluate
+
+    stack = tifffile.imread(SHARED / "isbi2012_test" / "raw.tif")
+    rep = evaluate(stack, spacing=1, crop=128, samples=8, ratios=(0.3,), seed=0,
+                   methods=["flow", "flowinpaint"])
+    res = rep["results"]
+    assert res["flowinpaint"]["0.3"]["psnr_hole"] > res["flow"]["0.3"]["psnr_hole"] + 1.0
+    assert res["flowinpaint"]["0.3"]["ssim"] > res["flow"]["0.3"]["ssim"]
+
+
+# --------------------------------------------------------------------------- training
+def _tiny_stacks():
+    stack = (moving_stack(12, (80, 80), step=1.5, seed=5) * 1.0).astype(np.uint8)
+    return [(stack, TrainSource("synthetic", (0, 12), (1, 2)))]
+
+
+def test_sampler_gives_aligned_normalised_batches():
+    sampler = TripletSampler(_tiny_stacks(), crop=64, rng=np.random.default_rng(0))
+    b = sampler.batch(3)
+    assert set(b) == {"prev", "next", "damaged", "mask", "reference", "truth"}
+    for v in b.values():
+        assert v.shape == (3, 1, 64, 64) and v.dtype == torch.float32
+    m = b["mask"] > 0.5
+    assert (b["damaged"][m] == 1).all() and 0.02 < float(m.float().mean()) < 0.95
+    with pytest.raises(ValueError, match="no usable triplet"):
+        stack = _tiny_stacks()[0][0]
+        TripletSampler([(stack, TrainSource("s", (0, 12), (1,), skip=tuple(range(0, 12, 2))))],
+                       crop=64, rng=0).sample()
+
+
+def _read(path):
+    with open(path) as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_training_lowers_the_loss_and_resumes_exactly(tmp_path):
+    torch.set_num_threads(2)
+    s = TrainSettings(flow_iters=4, gan_iters=36, batch=2, crop=64, checkpoint_every=20,
+                      log_every=4, gan_warmup=10, lr_gen=1e-3, lr_disc=1e-3, val_samples=4)
+    res = train(tmp_path / "a", stacks=_tiny_stacks(), settings=s)
+    assert res.weights is not None and res.step == 40
+    rows = _read(tmp_path / "a" / "losses.csv")
+    g = [float(r["g_l1"]) for r in rows if r["g_l1"]]
+    assert np.mean(g[-3:]) < 0.7 * np.mean(g[:2])
+    assert (tmp_path / "a" / "losses.png").stat().st_size > 1000
+    assert any(r["d_loss"] for r in rows)  # the discriminator trained after the warm-up
+    # stop after 20 iterations, resume, and land on the same weights as one straight run
+    calls = []
+    stop = train(tmp_path / "b", stacks=_tiny_stacks(), settings=s,
+                 should_stop=lambda: calls.append(1) or len(calls) >= 20)
+    assert stop.stopped and stop.step == 20 and stop.weights is not None  # stage-2 export
+    done = train(tmp_path / "b", stacks=_tiny_stacks(), settings=s)
+    assert done.step == 40
+    a = load_weights(res.weights)
+    b = load_weights(done.weights)
+    for x, y in zip(a.generator.state_dict().values(), b.generator.state_dict().values(),
+                    strict=True):
+        torch.testing.assert_close(x, y)
+    assert [r["step"] for r in _read(tmp_path / "b" / "losses.csv")] == [
+        r["step"] for r in rows]
+
+
+def test_finetune_reports_before_after_and_stops_cleanly(tmp_path):
+    from napari_flowinpaint.tasks.finetune import finetune
+
+    f, g, d = _nets()
+    base = save_weights(tmp_path / "base", get_config("cpu"), f, g, d)
+    stack = moving_stack(16, (64, 64), step=1.0, seed=2).astype(np.uint8)
+    marked = np.zeros(stack.shape, bool)
+    marked[3, 10:20, 10:20] = True
+    seen = []
+    res = finetune(stack, tmp_path / "tuned", damaged=marked, weights=base, iterations=30,
+                   batch=2, crop=64, lr=1e-3, score_samples=3, callback=seen.append)
+    assert res.weights.is_file() and res.iterations == 30 and not res.stopped
+    assert res.psnr_after > res.psnr_before  # random start: training must help
+    assert seen and seen[-1]["step"] == 30 and "g_l1" in seen[-1]["losses"]
+    assert load_weights(res.weights).meta["finetuned_from"] == str(base)
+    stopped = finetune(stack, tmp_path / "stop", weights=base, iterations=30, batch=2,
+                       crop=64, score_samples=2, should_stop=lambda: True)
+    assert stopped.stopped and stopped.weights is None
+    assert (stopped.run_dir / "checkpoint.pt").is_file()
+    with pytest.raises(ValueError, match="too short"):
+        finetune(stack[:5], tmp_path / "x", weights=base)
+
+
+# --------------------------------------------------------------------------- packaging
+@needs_bundled
+def test_wheel_ships_the_weights_and_a_plain_install_finds_them(tmp_path):
+    wheel_dir, target = tmp_path / "wheel", tmp_path / "site"
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run(pip + ["wheel", str(ROOT), "--no-deps", "--no-build-isolation", "-w",
+                          str(wheel_dir)], check=True, capture_output=True)
+    (whl,) = wheel_dir.glob("*.whl")
+    subprocess.run(pip + ["install", "--no-deps", "--target", str(target), str(whl)],
+                   check=True, capture_output=True)
+    code = ("import napari_flowinpaint as n; from napari_flowinpaint.engine import "
+            "FlowInpainter; e = FlowInpainter(device='cpu'); "
+            "print(n.__file__); print(e.weights.path); print(e.stages[-1])")
+    env = {k: v for k, v in os.environ.items() if k != "NAPARI_FLOWINPAINT_WEIGHTS"}
+    env["PYTHONPATH"] = str(target)
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                         text=True, cwd=tmp_path, env=env).stdout.split()
+    assert out[0].startswith(str(target)) and out[1].startswith(str(target))
+    assert out[1].endswith("_weights/flowinpaint-cpu.safetensors")
+    assert out[2] == "guided_inpainting"
