@@ -138,7 +138,7 @@ def test_repair_all_masked_slices_updates_one_layer(scene, qtbot):
         np.testing.assert_array_equal(result.data[z][painted[z] == 0], stack[z][painted[z] == 0])
     for z in (0, 2, 4):
         np.testing.assert_array_equal(result.data[z], stack[z])
-    assert widget.status.startswith("2 slices repaired (1, 3) by initial_reference")
+    assert widget.status.startswith(f"2 slices repaired (1, 3) by {widget.inpainter.method}")
     np.testing.assert_array_equal(image.data, stack)
     np.testing.assert_array_equal(mask.data, painted)
 
@@ -280,7 +280,7 @@ def test_engine_is_created_once_and_edges_use_one_neighbour(scene, qtbot, notes)
     widget.repair_current_slice()
     _wait(qtbot, widget)
     assert "section 4 has a usable neighbour on one side only" in _warnings(notes)[-1]
-    assert widget.status.startswith("slice 4 repaired from 3 by initial_reference")
+    assert widget.status.startswith(f"slice 4 repaired from 3 by {engine.method}")
     widget.repair_all()
     _wait(qtbot, widget)
     assert widget.inpainter is engine

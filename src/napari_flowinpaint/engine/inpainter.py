@@ -52,6 +52,27 @@ def damage_box(mask: np.ndarray, margin: int, min_size: int = 64):
     return tuple(box)
 
 
+def _spans(n: int, size: int, overlap: int) -> list[tuple[int, int]]:
+    """Start/stop of overlapping windows of at most ``size`` covering ``range(n)``."""
+    if n <= size:
+        return [(0, n)]
+    count = -(-(n - overlap) // (size - overlap))
+    step = (n - size) / (count - 1)
+    return [(round(i * step), round(i * step) + size) for i in range(count)]
+
+
+def _ramp(n: int, rise: bool, fall: bool, overlap: int) -> torch.Tensor:
+    """1-D blending weights: linear ramps over ``overlap`` pixels at shared tile edges."""
+    r = torch.ones(n)
+    k = min(overlap, n // 2)
+    edge = (torch.arange(k, dtype=torch.float32) + 0.5) / k
+    if rise:
+        r[:k] = edge
+    if fall:
+        r[n - k:] = edge.flip(0)
+    return r
+
+
 @dataclass
 class RepairReport:
     """What :meth:`FlowInpainter.inpaint` did, for logs, the GUI and benchmarks."""
@@ -132,6 +153,8 @@ class FlowInpainter:
                     if self.device.type == "cpu":
                         net.to(memory_format=torch.channels_last)
         self.stages: tuple[str, ...] = STAGES[: deepest + 1]
+        #: side of the tiles the learned stages work on (bounded memory on huge regions)
+        self.tile = 1024
 
     @property
     def method(self) -> str:
@@ -144,16 +167,36 @@ class FlowInpainter:
                 f"flow_method='{self.flow_method}', margin={self.margin})")
 
     def _learned(self, u) -> np.ndarray:
-        """Run the learned stages on prepared inputs; the unit-range result (H, W)."""
+        """Run the learned stages on prepared inputs; the unit-range result (H, W).
+
+        Regions larger than :attr:`tile` pixels a side are processed in overlapping tiles
+        (only those holding damaged pixels), blended with linear ramps, so memory stays
+        bounded on huge sections.
+        """
         t = u.tensors(self.device)
         gen = self.weights.generator if self.stages[-1] == "guided_inpainting" else None
-        with torch.inference_mode():
-            if self.device.type == "cpu":
-                t = {k: v.contiguous(memory_format=torch.channels_last) for k, v in t.items()}
-            refined, out, _ = learned_stages(self.weights.flow_net, gen, t["reference"],
-                                             t["prev"], t["next"], t["damaged"], t["mask"])
-            res = refined if out is None else out.raw
-        return res[0, 0].float().cpu().numpy()
+        h, w = u.mask.shape
+        out = torch.zeros((h, w), dtype=torch.float32)
+        weight = torch.zeros((h, w), dtype=torch.float32)
+        size, overlap = self.tile, self.tile // 8
+        for y0, y1 in _spans(h, size, overlap):
+            for x0, x1 in _spans(w, size, overlap):
+                if not u.mask[y0:y1, x0:x1].any():
+                    continue
+                part = {k: v[..., y0:y1, x0:x1] for k, v in t.items()}
+                with torch.inference_mode():
+                    if self.device.type == "cpu":
+                        part = {k: v.contiguous(memory_format=torch.channels_last)
+                                for k, v in part.items()}
+                    refined, res, _ = learned_stages(
+                        self.weights.flow_net, gen, part["reference"], part["prev"],
+                        part["next"], part["damaged"], part["mask"])
+                    res = refined if res is None else res.raw
+                ramp = _ramp(y1 - y0, y0 > 0, y1 < h, overlap)[:, None] * _ramp(
+                    x1 - x0, x0 > 0, x1 < w, overlap)[None, :]
+                out[y0:y1, x0:x1] += res[0, 0].float().cpu() * ramp
+                weight[y0:y1, x0:x1] += ramp
+        return (out / weight.clamp_min(1e-6)).numpy()
 
     def inpaint(self, prev, damaged, next, mask, *, alpha: float = 0.5,
                 return_report: bool = False):

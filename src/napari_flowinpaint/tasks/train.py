@@ -281,7 +281,7 @@ class TrainResult:
 
 
 def train(out_dir, *, sources: Sequence[TrainSource] | None = None,
-          settings: TrainSettings | None = None, init_weights=None,
+          settings: TrainSettings | None = None, init_weights=None, init_flow=None,
           stacks=None, callback: Callable[[dict], None] | None = None,
           should_stop: Callable[[], bool] | None = None, max_seconds: float | None = None,
           meta: dict | None = None) -> TrainResult:
@@ -296,6 +296,9 @@ def train(out_dir, *, sources: Sequence[TrainSource] | None = None,
     settings : TrainSettings, keyword-only
     init_weights : str or Path or "bundled", keyword-only
         Start from these weights instead of random initialisation (fine-tuning).
+    init_flow : str or Path, keyword-only
+        Take only the refined-reference network from these weights (with ``flow_iters=0``,
+        stage 2 starts at once: how the ablations share the main run's stage 1).
     stacks : sequence of (array, TrainSource), keyword-only
         Already-loaded stacks (overrides ``sources``).
     callback : callable, keyword-only
@@ -324,6 +327,8 @@ def train(out_dir, *, sources: Sequence[TrainSource] | None = None,
         cfg = replace(lw.config, loss=cfg.loss)
     else:
         flow_net, gen, disc = build_networks(cfg)
+    if init_flow is not None:  # a trained refined-reference network, fresh generator
+        flow_net = load_weights(init_flow).flow_net
     for net in (flow_net, gen, disc):
         net.train()
         net.to(memory_format=torch.channels_last)
@@ -414,6 +419,7 @@ def train(out_dir, *, sources: Sequence[TrainSource] | None = None,
                 "wall_time_seconds": round(wall_total, 1),
                 "settings": {k: v for k, v in vars(s).items() if k != "extra"},
                 "init_weights": str(init_weights) if init_weights else None,
+                "init_flow": str(init_flow) if init_flow else None,
                 "validation_on_training_crops": last_val,
             },
             **(meta or {}),
@@ -569,6 +575,8 @@ def add_arguments(parser) -> None:
                         help="ablation: the generator sees the initial reference")
     parser.add_argument("--no-gan", action="store_true", help="ablation: no adversarial loss")
     parser.add_argument("--init", default=None, help="start from these weights ('bundled')")
+    parser.add_argument("--init-flow", default=None,
+                        help="take only the refined-reference network from these weights")
     parser.add_argument("--max-minutes", type=float, default=None,
                         help="stop with a checkpoint after this many minutes")
 
@@ -596,7 +604,8 @@ def run(args) -> int:
         print(f"[{info['step']}/{info['total']}] stage {info['stage']} {txt} "
               f"({info['seconds']:.0f} s)", flush=True)
 
-    res = train(args.out, sources=sources, settings=s, init_weights=args.init, callback=show,
+    res = train(args.out, sources=sources, settings=s, init_weights=args.init,
+                init_flow=args.init_flow, callback=show,
                 max_seconds=None if args.max_minutes is None else 60 * args.max_minutes)
     if res.weights:
         print(f"weights written to {res.weights}; validation {res.validation}")
