@@ -574,6 +574,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--no-refined", action="store_true",
                         help="ablation: the generator sees the initial reference")
     parser.add_argument("--no-gan", action="store_true", help="ablation: no adversarial loss")
+    parser.add_argument("--adv-weight", type=float, default=None,
+                        help="lambda_adv of Eq. 18-19 (default: the configuration's, 0.1)")
     parser.add_argument("--init", default=None, help="start from these weights ('bundled')")
     parser.add_argument("--init-flow", default=None,
                         help="take only the refined-reference network from these weights")
@@ -595,7 +597,8 @@ def run(args) -> int:
                       batch=args.batch, crop=args.crop, seed=args.seed,
                       checkpoint_every=args.checkpoint_every, lr_flow=args.lr_flow,
                       lr_gen=args.lr_gen, lr_disc=args.lr_disc, use_fal=not args.no_fal,
-                      use_refined=not args.no_refined, use_gan=not args.no_gan)
+                      use_refined=not args.no_refined, use_gan=not args.no_gan,
+                      adv_weight=args.adv_weight)
     sources = [parse_source(t) for t in args.data] if args.data else None
 
     def show(info):
