@@ -14,10 +14,11 @@ import re
 import sys
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 
-from ..engine import FLOW_METHODS, SUPPORTED_DTYPES, FlowInpainter
+from ..engine import FLOW_METHODS, STAGES, SUPPORTED_DTYPES, FlowInpainter
 from .io import StackWriter, read_stack, read_voxel_size
 from .stack import damaged_z, find_neighbours, iter_repair_stack
 
@@ -92,6 +93,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto",
                         help="'auto' (GPU if available, else CPU), 'cpu' or 'cuda[:N]' "
                              "(default auto)")
+    parser.add_argument("--weights", default=None, type=Path,
+                        help="weights of the learned stages (.safetensors; default: bundled)")
+    parser.add_argument("--stages", default="guided_inpainting", choices=STAGES,
+                        help="deepest stage to run (default: all three)")
     parser.add_argument("--flow-method", default="dis", choices=FLOW_METHODS,
                         help="optical flow for the reference (default dis)")
     parser.add_argument("--no-progress", action="store_true",
@@ -127,7 +132,8 @@ def run(args: argparse.Namespace) -> int:
                          overwrite=args.overwrite, protect=(args.input, args.mask),
                          voxel_size=read_voxel_size(args.input))
     try:
-        engine = FlowInpainter(device=args.device, flow_method=args.flow_method)
+        engine = FlowInpainter(args.weights, device=args.device, stages=args.stages,
+                               flow_method=args.flow_method)
         damaged = damaged_z(masks)
         todo = damaged
         if args.slices:
