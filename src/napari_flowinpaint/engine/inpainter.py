@@ -153,6 +153,13 @@ class FlowInpainter:
                     if self.device.type == "cpu":
                         net.to(memory_format=torch.channels_last)
         self.stages: tuple[str, ...] = STAGES[: deepest + 1]
+        # weights trained without the refined reference (an ablation) feed the initial
+        # reference to the generator; their meta data says so
+        settings = (self.weights.meta.get("training", {}).get("settings", {})
+                    if self.weights is not None else {})
+        self._use_refined = bool(settings.get("use_refined", True))
+        if not self._use_refined and "guided_inpainting" in self.stages:
+            self.stages = ("initial_reference", "guided_inpainting")
         #: side of the tiles the learned stages work on (bounded memory on huge regions)
         self.tile = 1024
 
@@ -190,7 +197,8 @@ class FlowInpainter:
                                 for k, v in part.items()}
                     refined, res, _ = learned_stages(
                         self.weights.flow_net, gen, part["reference"], part["prev"],
-                        part["next"], part["damaged"], part["mask"])
+                        part["next"], part["damaged"], part["mask"],
+                        use_refined=self._use_refined)
                     res = refined if res is None else res.raw
                 ramp = _ramp(y1 - y0, y0 > 0, y1 < h, overlap)[:, None] * _ramp(
                     x1 - x0, x0 > 0, x1 < w, overlap)[None, :]
