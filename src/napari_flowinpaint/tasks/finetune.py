@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..engine import FlowInpainter
+from ..engine import FlowInpainter, load_weights
 from .train import TrainSettings, TrainSource, train
 
 __all__ = ["FinetuneResult", "finetune", "add_arguments", "run"]
@@ -137,8 +137,13 @@ def finetune(stack, out, *, damaged=None, weights=None, iterations: int = 300,
     score_seed = seed + 1
     before = _score(stack, weights, hold_range, spacing, score_samples, score_seed)
     src = TrainSource("<user stack>", (0, split), (spacing,), 1.0, skip)
+    # keep the loss weights the starting weights were trained with (a stronger adversarial
+    # term than theirs degrades the repairs within a few hundred iterations)
+    base = load_weights(weights).meta.get("training", {}).get("settings", {})
+    keep = {k: base[k] for k in ("adv_weight", "hole_weight", "gen_perceptual_weight",
+                                 "gen_ssim_weight") if base.get(k) is not None}
     settings = TrainSettings(flow_iters=0, gan_iters=iterations, batch=batch, crop=crop,
-                             lr_gen=lr, lr_disc=lr, gan_warmup=0, seed=seed,
+                             lr_gen=lr, lr_disc=lr, gan_warmup=0, seed=seed, **keep,
                              checkpoint_every=max(10, iterations // 5), log_every=5,
                              val_samples=8)
     res = train(run_dir, stacks=[(stack, src)], settings=settings,
