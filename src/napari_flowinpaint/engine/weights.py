@@ -181,7 +181,7 @@ def load_weights(path=None) -> LearnedWeights:
 
     with open(st_path, "rb") as fh:
         head = fh.read(8)
-    if head[:2] == b"\x80\x02" or head[:2] == b"PK" or head[:1] == b"\x80":
+    if head[:1] == b"\x80" or head[:2] == b"PK":  # pickle protocol 2+ or torch.save zip
         raise ValueError(
             f"{st_path} looks like a pickle/torch.save file; napari-flowinpaint only loads "
             "safetensors weights (no pickle, no code execution). Convert it with "

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from ..engine.nets import (
+    HybridDiscriminator,
     NetsConfig,
     build_networks,
     discriminator_hinge_loss,
@@ -38,6 +39,7 @@ from ..engine.nets import (
 from ..engine.pipeline import learned_stages, prepare_inputs
 from ..engine.weights import load_weights, save_weights
 from .masks import random_mask
+from .metrics import _psnr_from_mse
 
 __all__ = ["TrainSource", "TripletSampler", "TrainSettings", "train", "default_sources",
            "add_arguments", "run"]
@@ -225,8 +227,9 @@ def _lr(base: float, step: int, total: int) -> float:
 
 
 def _psnr(a: torch.Tensor, b: torch.Tensor, m: torch.Tensor) -> float:
+    """PSNR over the masked pixels of a whole batch (unit range)."""
     mse = (((a - b) ** 2) * m).sum() / m.sum().clamp_min(1)
-    return float(10 * torch.log10(1.0 / mse.clamp_min(1e-10)))
+    return _psnr_from_mse(float(mse), 1.0)
 
 
 def _plot(csv_path: Path, png_path: Path) -> None:
@@ -322,8 +325,8 @@ def train(out_dir, *, sources: Sequence[TrainSource] | None = None,
         lw = load_weights(None if init_weights == "bundled" else init_weights)
         flow_net, gen = lw.flow_net, lw.generator
         disc = lw.discriminator
-        _, _, fresh_d = build_networks(lw.config)
-        disc = disc if disc is not None else fresh_d
+        if disc is None:
+            disc = HybridDiscriminator(lw.config.discriminator)
         cfg = replace(lw.config, loss=cfg.loss)
     else:
         flow_net, gen, disc = build_networks(cfg)
