@@ -4,10 +4,11 @@ Each run trains stage 2 only, for the same number of iterations, from the bundle
 refined-reference network; the runs differ only by the ablated part::
 
     W=weights/flowinpaint-cpu.safetensors
-    A="--init-flow $W --flow-iters 0 --gan-iters 500 --checkpoint-every 100 --adv-weight 0.01"
+    A="--init-flow $W --flow-iters 0 --gan-iters 800 --gan-warmup 200 --adv-weight 0.01"
     napari-flowinpaint train -o runs/abl_full $A
     napari-flowinpaint train -o runs/abl_norefined $A --no-refined
     napari-flowinpaint train -o runs/abl_nofal $A --no-fal
+    napari-flowinpaint train -o runs/abl_nogan $A --no-gan
 
 The table gives their validation PSNR in the hole on the 48 fixed training-stack crops
 logged during training, and the evaluation harness on both validation stacks
@@ -15,7 +16,8 @@ logged during training, and the evaluation harness on both validation stacks
 
 Run from the repository root::
 
-    .venv/bin/python benchmarks/ablations.py runs/abl_full runs/abl_norefined runs/abl_nofal
+    .venv/bin/python benchmarks/ablations.py runs/abl_full runs/abl_norefined runs/abl_nofal \
+        runs/abl_nogan
 """
 
 from __future__ import annotations

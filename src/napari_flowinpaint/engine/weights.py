@@ -51,16 +51,16 @@ class LearnedWeights:
     path: Path | None = None
 
 
-def _candidates() -> list[Path]:
+def _candidates(name: str = _DEFAULT_NAME) -> list[Path]:
     here = Path(__file__).resolve()
     out = []
-    env = os.environ.get("NAPARI_FLOWINPAINT_WEIGHTS")
+    env = os.environ.get("NAPARI_FLOWINPAINT_WEIGHTS") if name == _DEFAULT_NAME else None
     if env:
         out.append(Path(env))
     # installed wheel: the top-level weights/ folder is packaged as napari_flowinpaint/_weights
-    out.append(here.parents[1] / "_weights" / f"{_DEFAULT_NAME}.safetensors")
+    out.append(here.parents[1] / "_weights" / f"{name}.safetensors")
     # source checkout / editable install: <repo>/weights next to <repo>/src
-    out.append(here.parents[3] / "weights" / f"{_DEFAULT_NAME}.safetensors")
+    out.append(here.parents[3] / "weights" / f"{name}.safetensors")
     return out
 
 
@@ -107,18 +107,10 @@ def save_weights(path, config: NetsConfig, flow_net, generator, discriminator=No
     -------
     Path of the ``.safetensors`` file.
     """
-    from safetensors.torch import save_file
-
-    st_path, json_path = _paths(path)
     tensors = {}
     for part, net in zip(_PARTS, (flow_net, generator, discriminator), strict=True):
-        if net is None:
-            continue
-        for k, v in net.state_dict().items():
-            v = v.detach().cpu()
-            if half and v.is_floating_point():
-                v = v.to(torch.float16)
-            tensors[f"{part}.{k}"] = v.contiguous()
+        if net is not None:
+            tensors.update(_state_tensors(net, part, half))
     from .. import __version__
 
     info = {
@@ -133,6 +125,44 @@ def save_weights(path, config: NetsConfig, flow_net, generator, discriminator=No
                   if n is not None],
         **(meta or {}),
     }
+    return _write_file(path, tensors, info)
+
+
+def _state_tensors(net, part: str, half: bool) -> dict:
+    out = {}
+    for k, v in net.state_dict().items():
+        v = v.detach().cpu()
+        if half and v.is_floating_point():
+            v = v.to(torch.float16)
+        out[f"{part}.{k}"] = v.contiguous()
+    return out
+
+
+def _load_part(net, tensors: dict, part: str, st_path: Path, json_path: Path) -> bool:
+    """Load the ``part.*`` tensors into ``net``; False when the file has none."""
+    sd = {k[len(part) + 1:]: v for k, v in tensors.items() if k.startswith(part + ".")}
+    if not sd:
+        return False
+    ref = net.state_dict()
+    missing = sorted(set(ref) - set(sd))
+    extra = sorted(set(sd) - set(ref))
+    bad = sorted(k for k in set(ref) & set(sd) if tuple(ref[k].shape) != tuple(sd[k].shape))
+    if missing or extra or bad:
+        raise ValueError(
+            f"{st_path}: the {part} tensors do not match the architecture in "
+            f"{json_path.name}: missing {missing[:3]}, unexpected {extra[:3]}, wrong shape "
+            f"{bad[:3]}."
+        )
+    net.load_state_dict({k: v.to(ref[k].dtype) for k, v in sd.items()})
+    net.eval()
+    return True
+
+
+def _write_file(path, tensors: dict, info: dict) -> Path:
+    """Write tensors + JSON info as ``.safetensors`` and ``.json`` side-car, atomically."""
+    from safetensors.torch import save_file
+
+    st_path, json_path = _paths(path)
     st_path.parent.mkdir(parents=True, exist_ok=True)
     tmp_st = st_path.with_name(st_path.name + ".part")
     tmp_js = json_path.with_name(json_path.name + ".part")
@@ -148,31 +178,8 @@ def save_weights(path, config: NetsConfig, flow_net, generator, discriminator=No
     return st_path
 
 
-def load_weights(path=None) -> LearnedWeights:
-    """Rebuild the networks stored by :func:`save_weights` (no pickle involved).
-
-    Parameters
-    ----------
-    path : str or Path, optional
-        A ``.safetensors`` file (its ``.json`` side-car is read when present). ``None`` loads
-        the bundled default (:func:`bundled_weights_path`).
-
-    Raises
-    ------
-    FileNotFoundError
-        No such file, or no bundled weights.
-    ValueError
-        The file is not a safetensors file (e.g. a pickle ``.pt``), is truncated or corrupt,
-        or its tensors do not match the architecture it declares. The message names the file.
-    """
-    if path is None:
-        path = bundled_weights_path()
-        if path is None:
-            raise FileNotFoundError(
-                "no bundled weights found (looked in "
-                + ", ".join(str(p) for p in _candidates())
-                + "); reinstall napari-flowinpaint or pass a weights file."
-            )
+def _read_file(path) -> tuple[dict, dict, Path, Path]:
+    """Tensors and JSON info of a weights file, refusing pickles and corrupt files."""
     st_path, json_path = _paths(path)
     if not st_path.is_file():
         raise FileNotFoundError(f"weights file {st_path} does not exist.")
@@ -209,6 +216,38 @@ def load_weights(path=None) -> LearnedWeights:
             f"{st_path} has no {json_path.name} side-car and no flowinpaint metadata: cannot "
             "tell which architecture it holds."
         )
+    return tensors, info, st_path, json_path
+
+
+def load_weights(path=None) -> LearnedWeights:
+    """Rebuild the networks stored by :func:`save_weights` (no pickle involved).
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        A ``.safetensors`` file (its ``.json`` side-car is read when present). ``None`` loads
+        the bundled default (:func:`bundled_weights_path`).
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file, or no bundled weights.
+    ValueError
+        The file is not a safetensors file (e.g. a pickle ``.pt``), is truncated or corrupt,
+        or its tensors do not match the architecture it declares. The message names the file.
+    """
+    if path is None:
+        path = bundled_weights_path()
+        if path is None:
+            raise FileNotFoundError(
+                "no bundled weights found (looked in "
+                + ", ".join(str(p) for p in _candidates())
+                + "); reinstall napari-flowinpaint or pass a weights file."
+            )
+    tensors, info, st_path, json_path = _read_file(path)
+    if info.get("kind") == "detector":
+        raise ValueError(f"{st_path} holds damage-detector weights, not inpainting weights; "
+                         "load it with load_detector.")
     try:
         config = NetsConfig.from_dict(info["architecture"])
     except (KeyError, TypeError, ValueError) as exc:
@@ -216,24 +255,61 @@ def load_weights(path=None) -> LearnedWeights:
     nets = dict(zip(_PARTS, build_networks(config), strict=True))
     loaded = {}
     for part, net in nets.items():
-        sd = {k[len(part) + 1:]: v for k, v in tensors.items() if k.startswith(part + ".")}
-        if not sd:
-            if part == "discriminator":
-                continue
+        if _load_part(net, tensors, part, st_path, json_path):
+            loaded[part] = net
+        elif part != "discriminator":
             raise ValueError(f"{st_path} holds no '{part}.*' tensors; expected the {part} "
                              "network's weights.")
-        ref = net.state_dict()
-        missing = sorted(set(ref) - set(sd))
-        extra = sorted(set(sd) - set(ref))
-        bad = sorted(k for k in set(ref) & set(sd) if tuple(ref[k].shape) != tuple(sd[k].shape))
-        if missing or extra or bad:
-            raise ValueError(
-                f"{st_path}: the {part} tensors do not match the architecture in "
-                f"{json_path.name}: missing {missing[:3]}, unexpected {extra[:3]}, wrong shape "
-                f"{bad[:3]}."
-            )
-        net.load_state_dict({k: v.to(ref[k].dtype) for k, v in sd.items()})
-        net.eval()
-        loaded[part] = net
     return LearnedWeights(config, loaded["flow"], loaded["generator"],
                           loaded.get("discriminator"), info, st_path)
+
+
+_DETECTOR_NAME = "detector-cpu"
+
+
+def bundled_detector_path() -> Path | None:
+    """Path of the damage detector's weights shipped with the package, or ``None``."""
+    for p in _candidates(_DETECTOR_NAME):
+        if p.is_file():
+            return p
+    return None
+
+
+def save_detector(path, net, *, meta: dict | None = None) -> Path:
+    """Write a :class:`~napari_flowinpaint.engine.nets.DamageDetectorNet` to ``path``
+    (``.safetensors`` + ``.json`` side-car, float16, atomically)."""
+    from .. import __version__
+
+    info = {"format": WEIGHTS_FORMAT, "package_version": __version__, "kind": "detector",
+            "architecture": {"width": net.width},
+            "normalisation": "grey levels mapped to [0, 1] by the 0.5 and 99.5 percentiles of "
+                             "the stack; the network runs at half resolution",
+            "mask_convention": "1 = damaged pixel", **(meta or {})}
+    return _write_file(path, _state_tensors(net, "detector", True), info)
+
+
+def load_detector(path=None):
+    """The damage detector stored by :func:`save_detector` (bundled one by default), in
+    eval mode, with its JSON info as ``net.meta``. Errors as :func:`load_weights`."""
+    from .nets.detector import DamageDetectorNet
+
+    if path is None:
+        path = bundled_detector_path()
+        if path is None:
+            raise FileNotFoundError(
+                "no bundled detector weights found (looked in "
+                + ", ".join(str(p) for p in _candidates(_DETECTOR_NAME))
+                + "); reinstall napari-flowinpaint or pass a weights file.")
+    tensors, info, st_path, json_path = _read_file(path)
+    if info.get("kind") != "detector":
+        raise ValueError(f"{st_path} does not hold damage-detector weights "
+                         f"(kind {info.get('kind', 'inpainting')!r}).")
+    try:
+        net = DamageDetectorNet(**info["architecture"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"{json_path}: bad or missing 'architecture': {exc}") from exc
+    if not _load_part(net, tensors, "detector", st_path, json_path):
+        raise ValueError(f"{st_path} holds no 'detector.*' tensors.")
+    net.meta = info
+    net.path = st_path
+    return net

@@ -19,6 +19,10 @@ SUBCOMMANDS = {
     "demo": ("demo", "damage and repair a bundled sample stack, write a figure and metrics"),
     "train": ("train", "train the learned stages (refined reference, guided inpainting)"),
     "finetune": ("finetune", "fine-tune the bundled weights on your own stack"),
+    "detect": ("detect", "propose a damage mask stack for a stack, with a per-slice report"),
+    "evaluate-detection": ("evaluate_detection",
+                           "score the damage detector on simulated damage of a real stack"),
+    "train-detector": ("train_detector", "train the damage detector on simulated damage"),
 }
 
 

@@ -568,7 +568,8 @@ def add_arguments(parser) -> None:
                              "(default: isbi2012_train and fibsem_medulla_ts1 z<200 from "
                              "../shared/data)")
     d = TrainSettings()
-    for name in ("flow_iters", "gan_iters", "batch", "crop", "seed", "checkpoint_every"):
+    for name in ("flow_iters", "gan_iters", "gan_warmup", "batch", "crop", "seed",
+                 "checkpoint_every"):
         parser.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(d, name))
     for name in ("lr_flow", "lr_gen", "lr_disc"):
         parser.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(d, name))
@@ -597,7 +598,7 @@ def parse_source(text: str) -> TrainSource:
 def run(args) -> int:
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     s = TrainSettings(config=args.config, flow_iters=args.flow_iters, gan_iters=args.gan_iters,
-                      batch=args.batch, crop=args.crop, seed=args.seed,
+                      gan_warmup=args.gan_warmup, batch=args.batch, crop=args.crop, seed=args.seed,
                       checkpoint_every=args.checkpoint_every, lr_flow=args.lr_flow,
                       lr_gen=args.lr_gen, lr_disc=args.lr_disc, use_fal=not args.no_fal,
                       use_refined=not args.no_refined, use_gan=not args.no_gan,

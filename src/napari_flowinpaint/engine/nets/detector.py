@@ -1,0 +1,68 @@
+"""Damage detector: a small U-Net scoring every pixel of a section as damaged or not.
+
+It sees the section between its two neighbours (three channels, grey levels scaled to the
+stack's range), so it can judge both what the section shows itself (blank, dark, blurred)
+and how it disagrees with the sections around it. A dilated bottleneck at 1/8 resolution
+gives it the context of long folds and cloud-like sediment.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ._blocks import conv, pad_to_multiple
+
+__all__ = ["DamageDetectorNet"]
+
+
+class DamageDetectorNet(nn.Module):
+    """Per-pixel damage logits for a section and its neighbours.
+
+    Parameters
+    ----------
+    width : int
+        Channels at full resolution; 2x, 4x and 4x that at 1/2, 1/4 and 1/8.
+
+    Shape
+    -----
+    - input: (B, 3, H, W) float, channels (previous, section, next) with grey levels scaled
+      to about [0, 1]; a missing neighbour is replaced by the other one (or the section).
+    - output: (B, 1, H, W) logits; sigmoid > 0.5 marks a damaged pixel.
+    """
+
+    def __init__(self, width: int = 12):
+        super().__init__()
+        c = int(width)
+        if c < 1:
+            raise ValueError(f"width must be >= 1, got {width}.")
+        self.width = c
+        self.stem = conv(3, c)
+        self.down1 = nn.Sequential(conv(c, 2 * c, stride=2), conv(2 * c, 2 * c))
+        self.down2 = nn.Sequential(conv(2 * c, 4 * c, stride=2), conv(4 * c, 4 * c))
+        self.down3 = nn.Sequential(conv(4 * c, 4 * c, stride=2), conv(4 * c, 4 * c, dilation=2),
+                                   conv(4 * c, 4 * c, dilation=4), conv(4 * c, 4 * c, dilation=8))
+        self.up2 = conv(8 * c, 4 * c)
+        self.up1 = conv(6 * c, 2 * c)
+        self.up0 = nn.Sequential(nn.Conv2d(3 * c, c, 1), nn.LeakyReLU(0.2, inplace=True))
+        self.head = nn.Conv2d(c, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 4 or x.shape[1] != 3:
+            raise ValueError(
+                f"expected (B, 3, H, W) = (previous, section, next), got {tuple(x.shape)}.")
+        x, (h, w) = pad_to_multiple(x, 8)
+        s0 = self.stem(x)
+        s1 = self.down1(s0)
+        s2 = self.down2(s1)
+        s3 = self.down3(s2)
+
+        def up(a, b):
+            return torch.cat([F.interpolate(a, size=b.shape[-2:], mode="bilinear",
+                                            align_corners=False), b], 1)
+
+        y = self.up2(up(s3, s2))
+        y = self.up1(up(y, s1))
+        y = self.up0(up(y, s0))
+        return self.head(y)[..., :h, :w]

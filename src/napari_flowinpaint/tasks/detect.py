@@ -1,0 +1,362 @@
+"""Automatic detection of damaged regions in a section stack.
+
+Each section is judged together with its nearest usable neighbours above and below by a
+small learned network (:class:`~napari_flowinpaint.engine.nets.DamageDetectorNet`, bundled
+as ``weights/detector-cpu.safetensors``) trained on simulated damage of real stacks
+(:func:`~napari_flowinpaint.tasks.damage.simulate_damage`: blank holes, missing sections,
+cracks, folds, stain precipitates, sediment, blur). It sees what the section shows itself
+and how it disagrees with its neighbours, so it works with two, one or no neighbours.
+A blank (structureless) section is always reported as wholly missing.
+
+Mask convention of the package: ``True`` marks a *damaged* pixel.
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from ..engine import as_slice
+from ..engine.weights import load_detector
+
+__all__ = ["detect_damage", "iter_detect_damage", "damage_scores", "damaged_slices",
+           "refine_mask", "stack_scale", "detector_input", "is_blank"]
+
+_NETS: dict = {}
+
+
+def _detector(weights=None):
+    key = str(weights) if weights is not None else None
+    if key not in _NETS:
+        net = load_detector(weights)
+        _NETS[key] = net.to(memory_format=torch.channels_last)
+    return _NETS[key]
+
+
+def stack_scale(stack) -> tuple[float, float]:
+    """Grey levels mapped to 0 and 1 for the detector: the 0.5 and 99.5 percentiles of up
+    to 9 sections spread over the stack (blank sections left out)."""
+    n = stack.shape[0]
+    picks = sorted(set(np.linspace(0, n - 1, min(n, 9)).round().astype(int).tolist()))
+    samples = [np.asarray(stack[p]) for p in picks]
+    usable = [s for s in samples if float(s.max()) > float(s.min())] or samples
+    vals = np.concatenate([s[:: max(1, s.shape[0] // 256), :: max(1, s.shape[1] // 256)].ravel()
+                           for s in usable]).astype(np.float32)
+    lo, hi = np.percentile(vals, (0.5, 99.5))
+    if hi - lo < 1e-6:
+        lo, hi = float(vals.min()), float(vals.max())
+    if hi - lo < 1e-6:
+        hi = lo + 1.0
+    return float(lo), float(hi)
+
+
+def _half(f: np.ndarray) -> np.ndarray:
+    if min(f.shape) < 4:
+        return f
+    return cv2.resize(f, ((f.shape[1] + 1) // 2, (f.shape[0] + 1) // 2),
+                      interpolation=cv2.INTER_AREA)
+
+
+def detector_input(prev, section, next, scale: tuple[float, float]) -> np.ndarray:
+    """The detector's (3, h, w) float32 input: the sections at half resolution, grey levels
+    mapped by ``scale``; a missing neighbour (None) is replaced by the other one, or by the
+    section itself when both are missing."""
+    if prev is None:
+        prev = next if next is not None else section
+    if next is None:
+        next = prev
+    lo, hi = scale
+    return np.stack([_half((np.asarray(s, np.float32) - lo) / (hi - lo))
+                     for s in (prev, section, next)])
+
+
+def is_blank(section, scale: tuple[float, float]) -> bool:
+    """True when ``section`` shows no structure at all (a missing section): constant, or
+    only pixel noise (the standard deviation of its smoothed grey levels is under 2 % of the
+    stack's range)."""
+    f = np.asarray(section, np.float32)
+    if float(f.max()) == float(f.min()):
+        return True
+    lo, hi = scale
+    g = cv2.GaussianBlur(_half((f - lo) / (hi - lo)), (0, 0), 2.0)
+    return float(g.std()) < 0.02
+
+
+def _drop_small(mask: np.ndarray, min_pixels: int) -> np.ndarray:
+    if min_pixels <= 1 or not mask.any():
+        return mask
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    keep = stats[:, cv2.CC_STAT_AREA] >= min_pixels
+    keep[0] = False
+    return keep[labels]
+
+
+def refine_mask(mask, *, grow: int = 0, rectangles: bool = False,
+                min_area: int = 0) -> np.ndarray:
+    """Post-process a damage mask: drop small regions, cover regions by rectangles, grow.
+
+    Parameters
+    ----------
+    mask : array_like of bool, shape (H, W)
+        True marks damaged pixels. Not modified.
+    min_area : int, keyword-only
+        First, drop regions (8-connected) of fewer pixels than this.
+    rectangles : bool, keyword-only
+        Then replace each region by its bounding rectangle, as FlowInpaint's Figure 4 marks
+        damage.
+    grow : int, keyword-only
+        Last, grow every region by this many pixels (a disk-shaped dilation).
+
+    Returns
+    -------
+    ndarray of bool, shape (H, W)
+    """
+    out = np.asarray(mask, bool)
+    if out.ndim != 2:
+        raise ValueError(f"mask must be 2-D (H, W), got shape {out.shape}.")
+    _check_options(0.5, grow, min_area)
+    out = _drop_small(out, int(min_area)) if min_area > 1 else out.copy()
+    if rectangles and out.any():
+        _, _, stats, _ = cv2.connectedComponentsWithStats(out.astype(np.uint8), connectivity=8)
+        for x, y, w, h, _a in stats[1:]:
+            out[y:y + h, x:x + w] = True
+    if grow > 0 and out.any():
+        k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
+        out = cv2.dilate(out.astype(np.uint8), k).astype(bool)
+    return out
+
+
+def _check_options(sensitivity, grow, min_area) -> float:
+    sensitivity = float(sensitivity)
+    if not 0.0 <= sensitivity <= 1.0:
+        raise ValueError(f"sensitivity must lie in [0, 1] (higher finds more), got {sensitivity}.")
+    if int(grow) != grow or int(min_area) != min_area or grow < 0 or min_area < 0:
+        raise ValueError(f"grow and min_area must be whole numbers >= 0, got grow={grow!r}, "
+                         f"min_area={min_area!r}.")
+    return sensitivity
+
+
+def _as_stack(stack):
+    shape = tuple(getattr(stack, "shape", np.shape(stack)))
+    if len(shape) == 2:
+        return None, shape
+    if len(shape) != 3:
+        raise ValueError(
+            f"expected one section (H, W) or a stack (Z, H, W), got shape {shape}. For "
+            "multichannel or time-lapse data pick one channel or time point first.")
+    if shape[0] < 1:
+        raise ValueError("the stack holds no sections.")
+    return stack, shape
+
+
+def damage_probability(prev, section, next, *, scale, weights=None) -> np.ndarray:
+    """Per-pixel damage probability of ``section`` (H, W) float32, from the detector network.
+
+    ``prev`` and ``next`` may be None (no neighbour on that side); ``scale`` maps grey levels
+    to [0, 1] (see :func:`stack_scale`).
+    """
+    net = _detector(weights)
+    x = torch.from_numpy(detector_input(prev, section, next, scale))[None]
+    with torch.no_grad():
+        p = torch.sigmoid(net(x.to(memory_format=torch.channels_last)))[0, 0].numpy()
+    h, w = np.shape(section)
+    if p.shape != (h, w):
+        p = cv2.resize(p, (w, h), interpolation=cv2.INTER_LINEAR)
+    return p
+
+
+def iter_detect_damage(stack, zs=None, *, sensitivity: float = 0.5, grow: int = 0,
+                       rectangles: bool = False, min_area: int = 64, weights=None,
+                       ) -> Iterator[tuple[int, np.ndarray]]:
+    """Detect damage slice by slice, yielding ``(z, mask)`` as each slice is done.
+
+    Stop iterating to cancel: what was yielded is kept. ``zs`` lists the slices (default
+    all); see :func:`detect_damage` for the other parameters.
+    """
+    sensitivity = _check_options(sensitivity, grow, min_area)
+    arr, shape = _as_stack(stack)
+    if arr is None:
+        raise ValueError("iter_detect_damage needs a stack (Z, H, W); for one section use "
+                         "detect_damage.")
+    n = shape[0]
+    zs = list(range(n)) if zs is None else [int(z) for z in zs]
+    for z in zs:
+        if not -n <= z < n:
+            raise IndexError(f"slice {z} is outside the stack of {n} sections (0..{n - 1}).")
+    zs = [z % n for z in zs]
+    scale = stack_scale(arr)
+    threshold = 1.0 - sensitivity
+    sections: dict[int, np.ndarray] = {}
+    blank: dict[int, bool] = {}
+
+    def get(k: int) -> np.ndarray:
+        if k not in sections:
+            sections[k] = as_slice(np.asarray(arr[k]), name=f"stack[{k}]")
+            blank[k] = is_blank(sections[k], scale)
+        return sections[k]
+
+    def neighbour(z: int, step: int) -> np.ndarray | None:
+        for k in (z + step, z + 2 * step):  # skip one missing section
+            if 0 <= k < n:
+                get(k)
+                if not blank[k]:
+                    return sections[k]
+        return None
+
+    for z in zs:
+        sec = get(z)
+        if blank[z]:
+            mask = np.ones(sec.shape, bool)
+        else:
+            p = damage_probability(neighbour(z, -1), sec, neighbour(z, 1), scale=scale,
+                                   weights=weights)
+            mask = _drop_small(p > threshold, 16)
+        yield z, refine_mask(mask, grow=grow, rectangles=rectangles, min_area=min_area)
+        for k in [k for k in sections if k < z - 2]:
+            del sections[k], blank[k]
+
+
+def detect_damage(stack, z: int | None = None, *, sensitivity: float = 0.5, grow: int = 0,
+                  rectangles: bool = False, min_area: int = 64, weights=None,
+                  progress: Callable[[int, int], None] | None = None,
+                  should_stop: Callable[[], bool] | None = None) -> np.ndarray:
+    """Propose a damage mask for one section, one slice of a stack, or a whole stack.
+
+    Parameters
+    ----------
+    stack : array_like, shape (H, W) or (Z, H, W)
+        A single section (judged on its own) or a stack of sections, uint8, uint16, float32
+        or float64 (numpy, dask or zarr: slices are read one at a time). Not modified.
+    z : int or None
+        The slice to judge, with its neighbours ``z - 1`` and ``z + 1`` (the next ones out
+        when those are blank); None judges every slice.
+    sensitivity : float in [0, 1], keyword-only
+        Higher finds fainter damage and raises more false alarms: a pixel is damaged when
+        the network's probability exceeds ``1 - sensitivity``. 0.5 is the tuned default.
+    grow : int, keyword-only
+        Grow each detected region by this many pixels (a safety margin for the repair).
+    rectangles : bool, keyword-only
+        Cover each region by its bounding rectangle.
+    min_area : int, keyword-only
+        Drop regions of fewer pixels (default 64).
+    weights : path, optional, keyword-only
+        Detector weights (default: the bundled ``detector-cpu.safetensors``).
+    progress : callable(done, total), keyword-only
+        Called after each slice when ``z`` is None.
+    should_stop : callable() -> bool, keyword-only
+        Polled between slices when ``z`` is None; when it returns True, the slices judged so
+        far are kept and the others are left empty (False).
+
+    Returns
+    -------
+    mask : ndarray of bool, shape (H, W) or (Z, H, W)
+        True marks the damaged pixels found.
+
+    Examples
+    --------
+    >>> mask = detect_damage(stack, 12, grow=4)          # doctest: +SKIP
+    >>> worst = damaged_slices(stack)[:5]                # doctest: +SKIP
+    """
+    arr, shape = _as_stack(stack)
+    opts = dict(sensitivity=sensitivity, grow=grow, rectangles=rectangles, min_area=min_area,
+                weights=weights)
+    if arr is None:
+        return next(iter_detect_damage(np.asarray(stack)[None], [0], **opts))[1]
+    if z is not None:
+        return next(iter_detect_damage(arr, [z], **opts))[1]
+    out = np.zeros(shape, bool)
+    for i, (k, m) in enumerate(iter_detect_damage(arr, None, **opts)):
+        out[k] = m
+        if progress is not None:
+            progress(i + 1, shape[0])
+        if should_stop is not None and should_stop():
+            break
+    return out
+
+
+def damage_scores(stack, **options) -> np.ndarray:
+    """Per-slice damage score: the fraction of each slice's pixels that
+    :func:`detect_damage` marks damaged (0 = clean, 1 = a missing section)."""
+    arr, _ = _as_stack(stack)
+    if arr is None:
+        return np.array([float(detect_damage(stack, **options).mean())])
+    return np.array([float(m.mean()) for _, m in iter_detect_damage(arr, None, **options)])
+
+
+def damaged_slices(stack, *, min_fraction: float = 0.0, **options) -> list[int]:
+    """The slices with detected damage, most damaged first.
+
+    A slice counts when more than ``min_fraction`` of its pixels are detected as damaged.
+    Other options as :func:`detect_damage`.
+    """
+    scores = damage_scores(stack, **options)
+    order = np.argsort(-scores, kind="stable")
+    return [int(k) for k in order if scores[k] > min_fraction]
+
+
+# ---------------------------------------------------------------------------- command line
+def add_arguments(parser) -> None:
+    parser.add_argument("input", metavar="INPUT",
+                        help="image stack, .tif/.tiff or .zarr, axes (z, y, x); never modified")
+    parser.add_argument("-o", "--output", required=True, metavar="MASK",
+                        help="mask stack to write (.tif/.zarr, uint8, 1 = damaged)")
+    parser.add_argument("--report", type=Path, default=None, metavar="CSV",
+                        help="per-slice report: z, damaged fraction, regions, flagged")
+    parser.add_argument("--overwrite", action="store_true", help="replace MASK if it exists")
+    parser.add_argument("--sensitivity", type=float, default=0.5,
+                        help="0-1, higher finds more (default 0.5)")
+    parser.add_argument("--grow", type=int, default=0, help="grow regions by N pixels")
+    parser.add_argument("--rectangles", action="store_true",
+                        help="cover each region by its bounding rectangle")
+    parser.add_argument("--min-area", type=int, default=64,
+                        help="drop regions under N pixels (default 64)")
+    parser.add_argument("--weights", type=Path, default=None,
+                        help="detector weights (default: bundled)")
+    parser.add_argument("--no-progress", action="store_true")
+
+
+def run(args) -> int:
+    from tqdm import tqdm
+
+    from .io import StackWriter, read_stack, read_voxel_size
+
+    stack = read_stack(args.input, name="input")
+    _check_options(args.sensitivity, args.grow, args.min_area)
+    if args.report is not None and Path(args.report).resolve() == Path(args.input).resolve():
+        raise ValueError("--report must not be the input stack.")
+    writer = StackWriter(args.output, stack.shape, np.uint8, overwrite=args.overwrite,
+                         protect=(args.input,), voxel_size=read_voxel_size(args.input),
+                         description="napari-flowinpaint detect: 1 = damaged pixel")
+    rows = []
+    try:
+        with tqdm(total=stack.shape[0], unit="slice", desc="detect", file=sys.stderr,
+                  disable=args.no_progress) as bar:
+            for z, m in iter_detect_damage(stack, None, sensitivity=args.sensitivity,
+                                           grow=args.grow, rectangles=args.rectangles,
+                                           min_area=args.min_area, weights=args.weights):
+                writer[z] = m.astype(np.uint8)
+                regions = cv2.connectedComponents(m.astype(np.uint8), connectivity=8)[0] - 1
+                rows.append((z, float(m.mean()), regions, bool(m.any())))
+                bar.update(1)
+        writer.commit()
+    except BaseException:
+        writer.abort()
+        raise
+    if args.report is not None:
+        with open(args.report, "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["z", "damaged_fraction", "regions", "flagged"])
+            for z, frac, reg, flag in rows:
+                w.writerow([z, f"{frac:.6f}", reg, int(flag)])
+    flagged = [r[0] for r in rows if r[3]]
+    print(f"{len(flagged)} of {stack.shape[0]} slice(s) show damage"
+          + (f": {', '.join(map(str, flagged[:20]))}{' ...' if len(flagged) > 20 else ''}"
+             if flagged else "") + f"; wrote {args.output}"
+          + (f" and {args.report}" if args.report else ""))
+    return 0
