@@ -342,3 +342,90 @@ def test_manifest_is_valid_and_importable():
     # the installed entry point finds the same manifest
     installed = npe2.PluginManifest.from_distribution("napari-flowinpaint")
     assert installed.name == manifest.name
+
+
+# ------------------------------------------------------------------------- auto-detect
+SAMPLE = Path(__file__).parents[1] / "src" / "napari_flowinpaint" / "data" / \
+    "fibsem_medulla_sample.tif"
+
+
+def _detector_bundled():
+    from napari_flowinpaint.engine.weights import bundled_detector_path
+
+    return bundled_detector_path() is not None
+
+
+needs_detector = pytest.mark.skipif(not _detector_bundled(),
+                                    reason="no bundled detector weights in weights/")
+
+
+@pytest.fixture
+def damaged_sample(make_napari_viewer):
+    """The real FIB-SEM sample with a white hole on slice 4 and a missing slice 6."""
+    import tifffile
+
+    from napari_flowinpaint.tasks.damage import simulate_damage
+
+    stack = tifffile.imread(SAMPLE)[:8].copy()
+    stack[4], truth = simulate_damage(stack[4], "hole", 5)
+    stack[6] = 255
+    viewer = make_napari_viewer()
+    image = viewer.add_image(stack, name="em", scale=SCALE)
+    widget = RepairWidget(viewer, inpainter=FlowInpainter(stages="initial_reference"))
+    viewer.window.add_dock_widget(widget)
+    return viewer, widget, image, truth
+
+
+@needs_detector
+def test_auto_detect_fills_the_mask_of_the_current_slice(damaged_sample, qtbot):
+    viewer, widget, image, truth = damaged_sample
+    original = image.data.copy()
+    viewer.dims.set_point(0, 4 * SCALE[0])
+    assert widget["detect_scope"].value == "current slice"
+    widget["detect_grow"].value = 0
+    widget["detect_button"].native.click()  # no mask yet: one is made
+    _wait(qtbot, widget)
+    mask = viewer.layers["em damage mask"]
+    found = mask.data[4] > 0
+    tp = np.count_nonzero(found & truth)
+    f1 = 2 * tp / (found.sum() + truth.sum())
+    assert f1 > 0.8, f1
+    assert not np.delete(mask.data, 4, axis=0).any()  # only the current slice
+    assert widget.status.startswith("damage found on 1 of 1 slice checked (4)")
+    np.testing.assert_array_equal(image.data, original)
+    # the proposal repairs like a painted mask
+    widget["repair_button"].native.click()
+    _wait(qtbot, widget)
+    assert viewer.layers["em repaired"].data[4][truth].mean() < 200
+
+
+@needs_detector
+def test_auto_detect_all_slices_asks_before_touching_painted_ones(damaged_sample, qtbot):
+    viewer, widget, image, truth = damaged_sample
+    mask = widget.new_mask()
+    mask.data[1][10:20, 10:20] = 2  # the user's own strokes, on another slice
+    mask.data[4][0:5, 0:5] = 3
+    viewer.dims.set_point(0, 0)
+    questions = []
+    widget.ask = lambda q: questions.append(q) or "skip"
+    widget["detect_scope"].value = "all slices"
+    widget["detect_button"].native.click()
+    _wait(qtbot, widget)
+    assert len(questions) == 1 and "Slices 1, 4" in questions[0]
+    # painted slices skipped and untouched; the missing slice found whole
+    assert (mask.data[1] > 0).sum() == 100 and (mask.data[4] > 0).sum() == 25
+    assert (mask.data[6] == 1).all()
+    listed = widget.status.split("(")[1].split(")")[0].split(", ")
+    assert "6" in listed and "1" not in listed and "4" not in listed, widget.status
+    # "add": detected pixels are added, the user's labels are kept as painted
+    widget.ask = lambda q: "add"
+    widget.auto_detect("all slices")
+    _wait(qtbot, widget)
+    assert (mask.data[1][10:20, 10:20] == 2).all() and (mask.data[4][0:5, 0:5] == 3).all()
+    assert (mask.data[4][truth] > 0).mean() > 0.8
+    # "cancel": nothing runs
+    before = mask.data.copy()
+    widget.ask = lambda q: "cancel"
+    widget.auto_detect("all slices")
+    assert not widget.running and widget.status == "Auto-detect cancelled."
+    np.testing.assert_array_equal(mask.data, before)

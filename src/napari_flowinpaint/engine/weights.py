@@ -187,8 +187,11 @@ def _read_file(path) -> tuple[dict, dict, Path, Path]:
     from safetensors.torch import load_file
 
     with open(st_path, "rb") as fh:
-        head = fh.read(8)
-    if head[:1] == b"\x80" or head[:2] == b"PK":  # pickle protocol 2+ or torch.save zip
+        head = fh.read(9)
+    # a safetensors file starts with its header's length (8 bytes) and the header's "{";
+    # a pickle (protocol 2+) starts with 0x80, a torch.save zip with "PK"
+    looks_safetensors = len(head) == 9 and head[8:9] == b"{"
+    if not looks_safetensors and (head[:1] == b"\x80" or head[:2] == b"PK"):
         raise ValueError(
             f"{st_path} looks like a pickle/torch.save file; napari-flowinpaint only loads "
             "safetensors weights (no pickle, no code execution). Convert it with "

@@ -19,6 +19,7 @@ from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info, show_warning
 
 from ..engine import FlowInpainter
+from ..tasks.detect import iter_detect_damage
 from ..tasks.stack import damaged_z, find_neighbours, iter_repair_stack, repair_slice
 
 __all__ = ["RepairWidget"]
@@ -77,6 +78,10 @@ class RepairWidget(Container):
         self._syncing = False
         self._batch: dict = {}
         self._target = None
+        self._detect_run: dict = {}
+        #: Asked before Auto-detect adds to slices the user painted: called with the
+        #: question, returns "add", "skip" or "cancel". Replaced in tests.
+        self.ask = self._ask_dialog
         self.worker = None  # the running worker, if any (napari.qt.threading.GeneratorWorker)
 
         self._image = ComboBox(name="image_choice", label="image",
@@ -89,6 +94,15 @@ class RepairWidget(Container):
                                     tooltip="Add an empty damage mask and start painting")
         self._z = SpinBox(name="slice_index", label="slice (z)", min=0, max=0,
                           tooltip="Section to repair; follows the viewer's slider")
+        self._detect_scope = ComboBox(name="detect_scope", label="auto-detect on",
+                                      choices=["current slice", "all slices"],
+                                      value="current slice",
+                                      tooltip="Where Auto-detect proposes damage")
+        self._grow = SpinBox(name="detect_grow", label="grow (px)", min=0, max=100, value=2,
+                             tooltip="Margin added around detected damage")
+        self._detect = PushButton(name="detect_button", text="Auto-detect",
+                                  tooltip="Propose a damage mask; then correct it with the "
+                                          "brush and eraser. Painted strokes are kept.")
         self._repair = PushButton(name="repair_button", text="Repair slice")
         self._repair_all = PushButton(name="repair_all_button",
                                       text="Repair all masked slices")
@@ -97,12 +111,14 @@ class RepairWidget(Container):
         self._status = Label(name="status_label", label="status",
                              value="Pick an image, press New mask and paint the damage.")
         super().__init__(widgets=[self._image, self._mask, self._new_mask, self._z,
-                                  self._repair, self._repair_all, self._cancel, self._status])
+                                  self._detect_scope, self._grow, self._detect, self._repair,
+                                  self._repair_all, self._cancel, self._status])
         self._status.native.setWordWrap(True)
 
         self._image.changed.connect(self._on_image_changed)
         self._z.changed.connect(self._on_z_changed)
         self._new_mask.changed.connect(self.new_mask)
+        self._detect.changed.connect(self.auto_detect)
         self._repair.changed.connect(self.repair_current_slice)
         self._repair_all.changed.connect(self.repair_all)
         self._cancel.changed.connect(self.cancel)
@@ -334,6 +350,68 @@ class RepairWidget(Container):
         self._start(self._repair_many, image, image.data, masks, todo, total=len(todo),
                     desc=f"Repairing {len(todo)} slices")
 
+    def auto_detect(self, scope: str | None = None) -> None:
+        """Propose damage with :func:`~napari_flowinpaint.tasks.detect.detect_damage` and add
+        it to the mask (label 1), on the current slice or on all slices, in the background.
+
+        Detected pixels are only added: strokes already painted are never erased. Before
+        adding to other slices that already hold paint, :attr:`ask` asks whether to add
+        there too, skip them, or cancel. Without a mask, a new one is made.
+        """
+        scope = scope or self._detect_scope.value
+        if scope not in ("current slice", "all slices"):
+            raise ValueError(f"scope must be 'current slice' or 'all slices', got {scope!r}.")
+        image = self._checked_image()
+        if image is None:
+            return
+        if self.running:
+            self._warn("A job is already running; wait for it or press Cancel.")
+            return
+        mask = self._mask.value
+        if mask is None or tuple(mask.data.shape) != tuple(image.data.shape):
+            mask = self.new_mask()
+        if not isinstance(mask.data, np.ndarray):
+            self._warn(f"The mask '{mask.name}' is not held in memory (lazy data); press New "
+                       "mask to get one Auto-detect can fill.")
+            return
+        zs = [self.z] if scope == "current slice" else list(range(image.data.shape[0]))
+        painted = [z for z in damaged_z(mask.data) if z != self.z and z in zs]
+        if painted:
+            shown = ", ".join(map(str, painted[:10])) + (" ..." if len(painted) > 10 else "")
+            answer = self.ask(f"Slices {shown} of '{mask.name}' already hold painted damage. "
+                              "Add the detected damage there too (your strokes are kept), or "
+                              "skip those slices?")
+            if answer == "cancel":
+                self._set_status("Auto-detect cancelled.")
+                return
+            if answer == "skip":
+                zs = [z for z in zs if z not in set(painted)]
+        self._detect_run = {"mask": mask, "zs": zs, "found": [], "done": 0,
+                            "t0": time.perf_counter()}
+        self._target = image
+        self._set_running(True)
+        desc = f"Detecting damage on {len(zs)} slice{'s' if len(zs) > 1 else ''}"
+        self._set_status(f"{desc}...")
+        self.worker = create_worker(
+            self._detect_many, image.data, zs, int(self._grow.value),
+            _progress={"total": len(zs), "desc": desc},
+            _connect={"yielded": self._on_detected, "errored": self._on_errored,
+                      "finished": self._on_finished},
+        )
+
+    def _ask_dialog(self, question: str) -> str:
+        from qtpy.QtWidgets import QMessageBox
+
+        box = QMessageBox(self.native)
+        box.setWindowTitle("Auto-detect")
+        box.setText(question)
+        add = box.addButton("Add there too", QMessageBox.ButtonRole.AcceptRole)
+        skip = box.addButton("Skip painted slices", QMessageBox.ButtonRole.RejectRole)
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        box.exec()
+        clicked = box.clickedButton()
+        return "add" if clicked is add else "skip" if clicked is skip else "cancel"
+
     def cancel(self) -> None:
         """Stop the running repair after the current section (finished ones are kept)."""
         if self.worker is not None:
@@ -373,6 +451,32 @@ class RepairWidget(Container):
         except Exception as exc:  # noqa: BLE001 - reported to the user, see above
             yield todo[done], None, _reason(exc)
 
+    def _detect_many(self, stack, zs, grow):
+        z = zs[0] if zs else None
+        try:
+            for z, found in iter_detect_damage(stack, zs, grow=grow):
+                yield z, found
+        except Exception as exc:  # noqa: BLE001 - reported to the user, see above
+            yield z, _reason(exc)
+
+    def _on_detected(self, item) -> None:
+        z, found = item
+        run = self._detect_run
+        if isinstance(found, str):
+            run["failed"] = z
+            self._set_status(f"Auto-detect failed on slice {z}: {found}")
+            show_error(f"Auto-detect failed on slice {z}: {found}")
+            return
+        run["done"] += 1
+        if found.any():
+            labels = run["mask"]
+            section = labels.data[z]
+            section[found & (section == 0)] = 1  # add; painted labels stay as they are
+            labels.refresh()
+            run["found"].append(z)
+        self._set_status(f"checked slice {z} ({run['done']} of {len(run['zs'])}); damage "
+                         f"found on {len(run['found'])}")
+
     def _start(self, func, image, *args, total: int, desc: str) -> None:
         self._target = image
         self._set_running(True)
@@ -385,7 +489,7 @@ class RepairWidget(Container):
 
     def _set_running(self, running: bool) -> None:
         try:
-            for button in (self._new_mask, self._repair, self._repair_all):
+            for button in (self._new_mask, self._detect, self._repair, self._repair_all):
                 button.enabled = not running
             self._cancel.enabled = running
         except RuntimeError:  # the widget was closed while a worker ran
@@ -423,8 +527,20 @@ class RepairWidget(Container):
 
     def _on_finished(self) -> None:
         batch, self._batch = self._batch, {}
+        run, self._detect_run = self._detect_run, {}
         self.worker = None
         self._set_running(False)
+        if run and "failed" not in run:
+            found, zs = run["found"], run["zs"]
+            listed = ", ".join(map(str, found[:20])) + (" ..." if len(found) > 20 else "")
+            stopped = run["done"] < len(zs)
+            text = (f"{'stopped: ' if stopped else ''}damage found on {len(found)} of "
+                    f"{run['done']} slice{'s' if run['done'] != 1 else ''} checked"
+                    + (f" ({listed})" if found else "")
+                    + f" in {time.perf_counter() - run['t0']:.1f} s; correct the mask with "
+                      "the brush and eraser, then repair.")
+            self._set_status(text)
+            show_info(text)
         if batch:
             done, todo = batch["done"], batch["todo"]
             seconds = time.perf_counter() - batch["t0"]

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from . import metrics
+from .evaluate import method_average, method_telea
 from .io import write_stack
 from .masks import apply_damage, random_mask
 from .sample import load_sample
@@ -48,19 +49,6 @@ def demo_mask(shape: tuple[int, int], *, seed: int = 0) -> np.ndarray:
     band = random_mask(shape, 0.08, rng, kind="bands")
     blob = random_mask(shape, 0.05, rng, kind="blobs")
     return band | blob
-
-
-def _baselines(prev: np.ndarray, damaged: np.ndarray, nxt: np.ndarray,
-               mask: np.ndarray) -> dict[str, np.ndarray]:
-    """The two simple baselines of the demo, uint8 sections."""
-    import cv2
-
-    avg = damaged.copy()
-    mean = (prev.astype(np.float32) + nxt.astype(np.float32)) / 2
-    avg[mask] = np.rint(mean[mask]).astype(damaged.dtype)
-    telea = cv2.inpaint(np.ascontiguousarray(damaged), mask.astype(np.uint8), 5,
-                        cv2.INPAINT_TELEA)
-    return {"average of neighbours": avg, "Telea (OpenCV)": telea}
 
 
 def _scores(truth: np.ndarray, image: np.ndarray, mask: np.ndarray) -> dict[str, float]:
@@ -140,8 +128,10 @@ def run_demo(out_dir, *, seed: int = 0, verbose: bool = True) -> dict:
     repaired[z] = section
 
     rows = {"damaged (filled white)": _scores(truth[z], damaged[z], mask)}
-    for name, img in _baselines(damaged[z - 1], damaged[z], damaged[z + 1], mask).items():
-        rows[name] = _scores(truth[z], img, mask)
+    for name, method in (("average of neighbours", method_average),
+                         ("Telea (OpenCV)", method_telea)):
+        img = method(damaged[z - 1], damaged[z], damaged[z + 1], mask)
+        rows[name] = _scores(truth[z], np.where(mask, img, damaged[z]), mask)
     rows[f"**FlowInpaint ({engine.method})**"] = _scores(truth[z], section, mask)
     caption = (f"Section z={z} of the bundled sample ({info['description']}; voxel "
                f"{'x'.join(f'{v:g}' for v in info['voxel_size'])} nm), "

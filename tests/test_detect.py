@@ -1,0 +1,236 @@
+"""Damage simulation and detection: realism of the simulated kinds, detector quality on real
+crops, the mask options, the command line and bad input."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_flowinpaint.engine.weights import (
+    bundled_detector_path,
+    bundled_weights_path,
+    load_detector,
+    load_weights,
+)
+from napari_flowinpaint.tasks.cli import main
+from napari_flowinpaint.tasks.damage import DAMAGE_KINDS, noise_level, simulate_damage
+from napari_flowinpaint.tasks.detect import (
+    damage_scores,
+    damaged_slices,
+    detect_damage,
+    refine_mask,
+)
+
+SAMPLE = Path(__file__).parents[1] / "src" / "napari_flowinpaint" / "data" / \
+    "fibsem_medulla_sample.tif"
+needs_detector = pytest.mark.skipif(bundled_detector_path() is None,
+                                    reason="no bundled detector weights in weights/")
+
+
+@pytest.fixture(scope="module")
+def sample():
+    """Real FIB-SEM sections (16 x 192 x 192, 40 nm apart), shipped with the package."""
+    return tifffile.imread(SAMPLE)
+
+
+def _f1(found, truth):
+    tp = np.count_nonzero(found & truth)
+    p = tp / max(1, np.count_nonzero(found))
+    r = tp / max(1, np.count_nonzero(truth))
+    return 2 * p * r / (p + r) if p + r else 0.0
+
+
+# ------------------------------------------------------------------------- simulation
+@pytest.mark.parametrize("kind", DAMAGE_KINDS)
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+def test_simulate_damage_changes_the_masked_pixels(sample, kind, dtype):
+    img = sample[5].astype(dtype) * (257 if dtype == np.uint16 else 1)
+    if dtype == np.float32:
+        img = img / 255
+    before = img.copy()
+    damaged, mask = simulate_damage(img, kind, 3)
+    np.testing.assert_array_equal(img, before)  # the input is not modified
+    assert damaged.dtype == img.dtype and damaged.shape == img.shape
+    assert mask.dtype == bool and 0.003 < mask.mean() <= 1.0
+    diff = np.abs(damaged.astype(float) - img.astype(float)) / float(img.max())
+    assert diff[mask].mean() > 0.04, kind  # the damage is visible ...
+    if kind in ("hole", "stain", "sediment", "blur"):  # ... and stays where the mask says
+        assert diff[~mask].mean() < 0.25 * diff[mask].mean(), kind
+    again, mask2 = simulate_damage(img, kind, 3)  # seeded: the same damage
+    np.testing.assert_array_equal(again, damaged)
+    np.testing.assert_array_equal(mask2, mask)
+
+
+def test_simulated_kinds_look_like_their_description(sample):
+    img = sample[5]
+    d, m = simulate_damage(img, "hole", 0)
+    assert d[m].mean() > 235  # white film holes, holding only noise
+    assert d[m].std() < 3 * noise_level(img) + 1
+    d, m = simulate_damage(img, "fold", 0)
+    assert d[m].mean() < 0.7 * img[m].mean()  # folds are dark
+    d, m = simulate_damage(img, "stain", 0)
+    assert d[m].mean() < 0.6 * img[m].mean()
+    d, m = simulate_damage(img, "blur", 0)
+    grad = np.abs(np.diff(d.astype(float), axis=1))[m[:, 1:]]
+    grad0 = np.abs(np.diff(img.astype(float), axis=1))[m[:, 1:]]
+    assert grad.mean() < 0.7 * grad0.mean()  # blurred: weaker edges
+    d, m = simulate_damage(img, "missing", 0)
+    assert m.all() and d.std() < 3 * noise_level(img) + 1
+
+
+def test_simulate_damage_rejects_bad_input():
+    img = np.zeros((64, 64), np.uint8)
+    with pytest.raises(ValueError, match="unknown damage kind"):
+        simulate_damage(img, "smudge", 0)
+    with pytest.raises(ValueError, match="at least 32x32"):
+        simulate_damage(np.zeros((16, 64), np.uint8), "hole", 0)
+    with pytest.raises(ValueError, match="RGB"):
+        simulate_damage(np.zeros((64, 64, 3), np.uint8), "hole", 0)
+
+
+# ------------------------------------------------------------------------- mask options
+def test_refine_mask_options_do_what_they_say():
+    mask = np.zeros((60, 60), bool)
+    mask[10, 10] = True  # one pixel
+    mask[30:40, 30:32] = True  # an L shape
+    mask[38:40, 30:45] = True
+    grown = refine_mask(mask, grow=3)
+    assert grown[7:14, 10].all() and not grown[5, 10]  # a disk of radius 3
+    assert grown.sum() > mask.sum()
+    kept = refine_mask(mask, min_area=5)
+    assert not kept[10, 10] and kept[30:40, 30:32].all()  # small region dropped
+    rect = refine_mask(mask, rectangles=True, min_area=5)
+    assert rect[30:40, 30:45].all() and rect.sum() == 10 * 15
+    np.testing.assert_array_equal(refine_mask(mask), mask)
+    with pytest.raises(ValueError, match="grow and min_area"):
+        refine_mask(mask, grow=-1)
+    with pytest.raises(ValueError, match="2-D"):
+        refine_mask(mask[None])
+
+
+# ------------------------------------------------------------------------- the detector
+@needs_detector
+@pytest.mark.parametrize("kind,least", [("hole", 0.85), ("missing", 0.95), ("crack", 0.75),
+                                        ("fold", 0.6), ("stain", 0.6), ("sediment", 0.6),
+                                        ("blur", 0.6)])
+def test_detects_each_kind_on_a_real_crop(sample, kind, least):
+    f1s = []
+    for seed in range(3):
+        stack = sample[4:9].copy()
+        stack[2], truth = simulate_damage(sample[6], kind, seed)
+        found = detect_damage(stack, 2)
+        assert found.shape == truth.shape and found.dtype == bool
+        f1s.append(_f1(found, truth))
+    assert np.mean(f1s) >= least, (kind, f1s)
+
+
+@needs_detector
+def test_clean_real_slices_stay_clean(sample):
+    scores = damage_scores(sample)
+    assert scores.shape == (len(sample),)
+    assert np.mean(scores > 0) <= 0.15, scores  # at most 2 of 16 flagged
+    assert scores.max() < 0.02, scores
+
+
+@needs_detector
+def test_works_with_one_or_no_neighbour_any_dtype_and_size(sample):
+    damaged, truth = simulate_damage(sample[7][:101, :77], "hole", 1)
+    alone = detect_damage(damaged)  # a single 2-D section: no neighbours
+    assert alone.shape == (101, 77) and _f1(alone, truth) > 0.8
+    pair = np.stack([sample[6][:101, :77], damaged])
+    assert _f1(detect_damage(pair, 1), truth) > 0.8  # one neighbour
+    for scale, dtype in ((257, np.uint16), (1 / 255, np.float32), (1 / 255, np.float64)):
+        stack = np.stack([sample[6][:101, :77], damaged, sample[8][:101, :77]])
+        found = detect_damage((stack * scale).astype(dtype), 1)
+        assert _f1(found, truth) > 0.8, dtype
+
+
+@needs_detector
+def test_stack_detection_ranks_and_stops(sample):
+    stack = sample[:8].copy()
+    stack[5] = 255  # a missing section
+    stack[2], truth = simulate_damage(sample[2], "hole", 0)
+    before = stack.copy()
+    order = damaged_slices(stack)
+    assert order[:2] == [5, 2]
+    np.testing.assert_array_equal(stack, before)  # user data untouched
+    seen = []
+    masks = detect_damage(stack, progress=lambda d, t: seen.append((d, t)),
+                          should_stop=lambda: len(seen) >= 3)
+    assert seen == [(1, 8), (2, 8), (3, 8)]
+    assert masks[2].any() and not masks[3:].any()  # kept what it finished
+    full = detect_damage(stack, grow=2, rectangles=True)
+    assert full[5].all() and _f1(full[2], truth) > 0.5
+
+
+@needs_detector
+def test_detect_rejects_bad_input(sample):
+    with pytest.raises(ValueError, match="one section .* or a stack"):
+        detect_damage(np.zeros((2, 2, 32, 32), np.uint8))
+    with pytest.raises(ValueError, match="sensitivity"):
+        detect_damage(sample, 1, sensitivity=2)
+    with pytest.raises(IndexError, match="outside the stack"):
+        detect_damage(sample, 40)
+    with pytest.raises(ValueError, match="NaN"):
+        bad = sample[:3].astype(np.float32)
+        bad[1, 0, 0] = np.nan
+        detect_damage(bad, 1)
+    with pytest.raises(ValueError, match="grow and min_area"):
+        detect_damage(sample, 1, grow=1.5)
+
+
+@needs_detector
+def test_detector_weights_are_checked(tmp_path):
+    net = load_detector()
+    assert net.meta["kind"] == "detector"
+    with pytest.raises(ValueError, match="not inpainting weights"):
+        load_weights(bundled_detector_path())
+    if bundled_weights_path() is not None:
+        with pytest.raises(ValueError, match="does not hold damage-detector"):
+            load_detector(bundled_weights_path())
+    bad = tmp_path / "d.safetensors"
+    bad.write_bytes(b"\x80\x04junk")
+    with pytest.raises(ValueError, match="pickle"):
+        load_detector(bad)
+
+
+# ------------------------------------------------------------------------- command line
+@needs_detector
+def test_detect_command_writes_mask_and_report(sample, tmp_path, capsys):
+    stack = sample[:6].copy()
+    stack[3], truth = simulate_damage(sample[3], "crack", 2)
+    src = tmp_path / "in.tif"
+    tifffile.imwrite(src, stack)
+    out, report = tmp_path / "mask.tif", tmp_path / "report.csv"
+    assert main(["detect", str(src), "-o", str(out), "--report", str(report), "--grow", "1",
+                 "--no-progress"]) == 0
+    mask = tifffile.imread(out)
+    assert mask.shape == stack.shape and mask.dtype == np.uint8
+    assert _f1(mask[3] > 0, truth) > 0.6
+    rows = report.read_text().splitlines()
+    assert rows[0] == "z,damaged_fraction,regions,flagged" and len(rows) == 7
+    assert rows[4].startswith("3,") and rows[4].endswith(",1")
+    assert "slice(s) show damage" in capsys.readouterr().out
+    # the input is protected, and an existing output is not replaced without --overwrite
+    assert main(["detect", str(src), "-o", str(src), "--no-progress"]) == 2
+    assert main(["detect", str(src), "-o", str(out), "--no-progress"]) == 2
+    assert main(["detect", str(src), "-o", str(out), "--sensitivity", "3", "--overwrite",
+                 "--no-progress"]) == 2
+    np.testing.assert_array_equal(tifffile.imread(src), stack)
+
+
+@needs_detector
+def test_evaluate_detection_command(sample, tmp_path, capsys):
+    src = tmp_path / "in.tif"
+    tifffile.imwrite(src, sample[:8])
+    js = tmp_path / "r.json"
+    assert main(["evaluate-detection", str(src), "--samples", "2", "--kinds", "hole", "missing",
+                 "--json", str(js)]) == 0
+    out = capsys.readouterr().out
+    assert "| hole |" in out and "| missing |" in out and "ms per slice" in out
+    import json
+
+    rep = json.loads(js.read_text())
+    assert rep["kinds"]["missing"]["f1"] > 0.95 and rep["kinds"]["hole"]["f1"] > 0.7
+    assert rep["clean"]["slices"] == 8
