@@ -8,9 +8,10 @@ Mask convention: True (or a nonzero label) marks a damaged pixel.
 """
 
 from .engine import FlowInpainter, RepairReport, initial_reference
-from .tasks import repair_slice, repair_stack
+from .tasks import damaged_slices, detect_damage, repair_slice, repair_stack, simulate_damage
 
 __version__ = "0.1.0"
 
-__all__ = ["FlowInpainter", "RepairReport", "initial_reference", "repair_slice",
-           "repair_stack", "__version__"]
+__all__ = ["FlowInpainter", "RepairReport", "damaged_slices", "detect_damage",
+           "initial_reference", "repair_slice", "repair_stack", "simulate_damage",
+           "__version__"]

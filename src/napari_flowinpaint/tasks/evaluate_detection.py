@@ -1,8 +1,10 @@
 """Score the damage detector on simulated damage of a real stack.
 
-For each kind of :data:`~napari_flowinpaint.tasks.damage.DAMAGE_KINDS` and each sample, one
-section of the stack (taken every ``spacing`` sections, as serial sections) is damaged by
-:func:`~napari_flowinpaint.tasks.damage.simulate_damage`, its neighbours are left clean and
+Every real section of the range is first judged as it is, between its neighbours
+``spacing`` sections away (as serial sections): these are the clean sections. Then, for each
+kind of :data:`~napari_flowinpaint.tasks.damage.DAMAGE_KINDS` and each sample, a random
+section is damaged by :func:`~napari_flowinpaint.tasks.damage.simulate_damage`, its
+neighbours are left as they are and
 :func:`~napari_flowinpaint.tasks.detect.detect_damage` judges it. Reported per kind: the
 pixel F1 (mean over samples, and pooled over all pixels), precision, recall, the share of
 damaged slices flagged; and over the real, undamaged slices the share flagged.
@@ -68,20 +70,31 @@ def evaluate_detection(stack, *, spacing: int = 1, z_range=None, samples: int = 
     if spacing < 1:
         raise ValueError(f"spacing must be >= 1, got {spacing}.")
     start, stop = parse_z_range(z_range, stack.shape[0])
-    sub = stack[start:stop:spacing]
-    if sub.shape[0] < 3:
-        raise ValueError(f"{sub.shape[0]} sections in range at spacing {spacing}; need >= 3.")
+    if stop - start < 2 * spacing + 1:
+        raise ValueError(f"{stop - start} sections in range; at spacing {spacing} at least "
+                         f"{2 * spacing + 1} are needed.")
     for k in kinds:
         if k not in DAMAGE_KINDS:
             raise ValueError(f"unknown damage kind {k!r}; expected some of {DAMAGE_KINDS}.")
+
+    def around(z: int, section=None):
+        """Section z (or a replacement) between its serial neighbours, up to 2 each side."""
+        zs = [k for k in range(z - 2 * spacing, z + 2 * spacing + 1, spacing)
+              if start <= k < stop]
+        part = stack[zs].copy()
+        if section is not None:
+            part[zs.index(z)] = section
+        return part, zs.index(z)
+
     rng = np.random.default_rng(seed)
-    total = len(kinds) * samples + sub.shape[0]
+    total = len(kinds) * samples + (stop - start)
     done = 0
     seconds = []
     clean_flags, clean_frac = [], []
-    for z in range(sub.shape[0]):
+    for z in range(start, stop):  # every real section, judged as it is
+        part, i = around(z)
         t0 = time.perf_counter()
-        m = detect_damage(sub, z, sensitivity=sensitivity)
+        m = detect_damage(part, i, sensitivity=sensitivity)
         seconds.append(time.perf_counter() - t0)
         clean_flags.append(bool(m.any()))
         clean_frac.append(float(m.mean()))
@@ -94,13 +107,11 @@ def evaluate_detection(stack, *, spacing: int = 1, z_range=None, samples: int = 
         tp = fp = fn = 0
         prs = []
         for _ in range(samples):
-            z = int(rng.integers(sub.shape[0]))
-            damaged, truth = simulate_damage(sub[z], kind, rng)
-            work = np.concatenate(
-                [sub[max(0, z - 2):z], damaged[None], sub[z + 1:z + 3]])
-            zz = z - max(0, z - 2)
+            z = int(rng.integers(start, stop))
+            damaged, truth = simulate_damage(stack[z], kind, rng)
+            part, i = around(z, damaged)
             t0 = time.perf_counter()
-            found = detect_damage(work, zz, sensitivity=sensitivity)
+            found = detect_damage(part, i, sensitivity=sensitivity)
             seconds.append(time.perf_counter() - t0)
             a = int(np.count_nonzero(found & truth))
             b = int(np.count_nonzero(found & ~truth))
@@ -120,11 +131,11 @@ def evaluate_detection(stack, *, spacing: int = 1, z_range=None, samples: int = 
                      "flagged": float(np.mean(flagged)), "samples": samples}
     return {
         "kinds": out,
-        "clean": {"slices": int(sub.shape[0]), "flagged": float(np.mean(clean_flags)),
+        "clean": {"slices": stop - start, "flagged": float(np.mean(clean_flags)),
                   "false_pixel_fraction": float(np.mean(clean_frac))},
         "seconds_per_slice": float(np.median(seconds)),
         "settings": {"spacing": spacing, "z_range": [start, stop], "samples": samples,
-                     "seed": seed, "sensitivity": sensitivity, "shape": list(sub.shape[1:])},
+                     "seed": seed, "sensitivity": sensitivity, "shape": list(stack.shape[1:])},
     }
 
 

@@ -37,7 +37,7 @@ __all__ = ["DetectorSampler", "train_detector", "detector_loss"]
 class DetectorSampler:
     """Random (input, target) pairs for the detector; see the module docstring."""
 
-    def __init__(self, stacks, *, crop: int = 160, rng=None, p_clean: float = 0.15,
+    def __init__(self, stacks, *, crop: int = 192, rng=None, p_clean: float = 0.25,
                  p_one_sided: float = 0.1, p_alone: float = 0.05):
         self.stacks = []
         for arr, src in stacks:
@@ -111,7 +111,7 @@ def detector_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def train_detector(out_dir, *, sources=None, iterations: int = 3000, batch: int = 8,
-                   crop: int = 160, width: int = 12, lr: float = 1e-3, seed: int = 0,
+                   crop: int = 192, width: int = 12, lr: float = 1e-3, seed: int = 0,
                    checkpoint_every: int = 250,
                    callback: Callable[[dict], None] | None = None,
                    should_stop: Callable[[], bool] | None = None) -> Path:
@@ -200,7 +200,7 @@ def add_arguments(parser) -> None:
                              "z<200 from ../shared/data)")
     parser.add_argument("--iterations", type=int, default=3000)
     parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--crop", type=int, default=160, help="crop side at half resolution")
+    parser.add_argument("--crop", type=int, default=192, help="crop side at half resolution")
     parser.add_argument("--width", type=int, default=12)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)

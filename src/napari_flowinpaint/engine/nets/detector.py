@@ -3,7 +3,10 @@
 It sees the section between its two neighbours (three channels, grey levels scaled to the
 stack's range), so it can judge both what the section shows itself (blank, dark, blurred)
 and how it disagrees with the sections around it. A dilated bottleneck at 1/8 resolution
-gives it the context of long folds and cloud-like sediment.
+gives it the context of folds and cloud-like sediment. Its receptive field is bounded (about
+150 pixels across) and the input is padded by reflection, so that no pixel far from the
+image border learns where the border is: a network that can tell the centre of a crop from
+its edges fires on the centre of images larger than its training crops.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ class DamageDetectorNet(nn.Module):
     - output: (B, 1, H, W) logits; sigmoid > 0.5 marks a damaged pixel.
     """
 
+    PAD = 32  #: pixels of reflection padding on each side
+
     def __init__(self, width: int = 12):
         super().__init__()
         c = int(width)
@@ -42,7 +47,7 @@ class DamageDetectorNet(nn.Module):
         self.down1 = nn.Sequential(conv(c, 2 * c, stride=2), conv(2 * c, 2 * c))
         self.down2 = nn.Sequential(conv(2 * c, 4 * c, stride=2), conv(4 * c, 4 * c))
         self.down3 = nn.Sequential(conv(4 * c, 4 * c, stride=2), conv(4 * c, 4 * c, dilation=2),
-                                   conv(4 * c, 4 * c, dilation=4), conv(4 * c, 4 * c, dilation=8))
+                                   conv(4 * c, 4 * c, dilation=4))
         self.up2 = conv(8 * c, 4 * c)
         self.up1 = conv(6 * c, 2 * c)
         self.up0 = nn.Sequential(nn.Conv2d(3 * c, c, 1), nn.LeakyReLU(0.2, inplace=True))
@@ -52,7 +57,10 @@ class DamageDetectorNet(nn.Module):
         if x.ndim != 4 or x.shape[1] != 3:
             raise ValueError(
                 f"expected (B, 3, H, W) = (previous, section, next), got {tuple(x.shape)}.")
-        x, (h, w) = pad_to_multiple(x, 8)
+        h, w = x.shape[-2:]
+        p = self.PAD
+        x = F.pad(x, (p, p, p, p), mode="reflect" if min(h, w) > p else "replicate")
+        x, _ = pad_to_multiple(x, 8)
         s0 = self.stem(x)
         s1 = self.down1(s0)
         s2 = self.down2(s1)
@@ -65,4 +73,4 @@ class DamageDetectorNet(nn.Module):
         y = self.up2(up(s3, s2))
         y = self.up1(up(y, s1))
         y = self.up0(up(y, s0))
-        return self.head(y)[..., :h, :w]
+        return self.head(y)[..., p:p + h, p:p + w]
