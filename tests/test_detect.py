@@ -234,3 +234,29 @@ def test_evaluate_detection_command(sample, tmp_path, capsys):
     rep = json.loads(js.read_text())
     assert rep["kinds"]["missing"]["f1"] > 0.95 and rep["kinds"]["hole"]["f1"] > 0.7
     assert rep["clean"]["slices"] == 8
+
+
+def test_detector_training_lowers_the_loss_and_resumes(sample, tmp_path):
+    from napari_flowinpaint.tasks.train import TrainSource
+    from napari_flowinpaint.tasks.train_detector import train_detector
+
+    path = tmp_path / "tiny.tif"
+    tifffile.imwrite(path, sample[:6, :96, :96])
+    src = [TrainSource(str(path), (0, 6), (1,))]
+    run = tmp_path / "run"
+    losses = []
+    w = train_detector(run, sources=src, iterations=40, batch=4, crop=48, width=4, lr=3e-3,
+                       checkpoint_every=20, callback=lambda i: losses.append(i["loss"]))
+    assert len(losses) == 40
+    assert np.mean(losses[-10:]) < np.mean(losses[:10]), losses
+    net = load_detector(w)
+    assert net.meta["training"]["iterations"] == 40
+    import torch
+
+    assert net(torch.zeros(1, 8, 40, 30)).shape == (1, 1, 40, 30)
+    # asking for more resumes from the checkpoint, with the step count kept
+    more = []
+    train_detector(run, sources=src, iterations=45, batch=4, crop=48, width=4, lr=3e-3,
+                   callback=lambda i: more.append(i["step"]))
+    assert more == [41, 42, 43, 44, 45]
+    assert len((run / "losses.csv").read_text().splitlines()) == 1 + 45

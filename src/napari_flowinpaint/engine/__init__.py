@@ -10,7 +10,15 @@ from .flow import FLOW_METHODS, Warp, optical_flow, warp, warp_numpy
 from .inpainter import FlowInpainter, RepairReport, damage_box, resolve_device
 from .pipeline import STAGES, UnitInputs, learned_stages, prepare_inputs
 from .reference import initial_reference, initial_reference_unit, intermediate_flows
-from .weights import LearnedWeights, bundled_weights_path, load_weights, save_weights
+from .weights import (
+    LearnedWeights,
+    bundled_detector_path,
+    bundled_weights_path,
+    load_detector,
+    load_weights,
+    save_detector,
+    save_weights,
+)
 
 __all__ = [
     "FLOW_METHODS",
@@ -24,6 +32,7 @@ __all__ = [
     "Warp",
     "as_mask",
     "as_slice",
+    "bundled_detector_path",
     "bundled_weights_path",
     "check_same_shape",
     "damage_box",
@@ -31,11 +40,13 @@ __all__ = [
     "initial_reference_unit",
     "intermediate_flows",
     "learned_stages",
+    "load_detector",
     "load_weights",
     "match_intensity",
     "optical_flow",
     "prepare_inputs",
     "resolve_device",
+    "save_detector",
     "save_weights",
     "warp",
     "warp_numpy",

@@ -284,7 +284,7 @@ def save_detector(path, net, *, meta: dict | None = None) -> Path:
     from .. import __version__
 
     info = {"format": WEIGHTS_FORMAT, "package_version": __version__, "kind": "detector",
-            "architecture": {"width": net.width},
+            "architecture": {"width": net.width, "in_channels": net.in_channels},
             "normalisation": "grey levels mapped to [0, 1] by the 0.5 and 99.5 percentiles of "
                              "the stack; the network runs at half resolution",
             "mask_convention": "1 = damaged pixel", **(meta or {})}

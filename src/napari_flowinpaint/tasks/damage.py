@@ -125,7 +125,7 @@ def simulate_damage(image, kind: str, rng=None) -> tuple[np.ndarray, np.ndarray]
             a fold: a dark band 8-48 pixels wide where two layers of tissue overlap (darker,
             structures doubled), the tissue beyond it pulled in by the band's width.
         ``"stain"``
-            dust and stain precipitates: 1-6 dark round blobs, 5-40 pixels in radius.
+            dust and stain precipitates: 1-6 dark round blobs, 8-40 pixels in radius.
         ``"sediment"``
             uneven staining: a cloud-like region (5-30 %) darkened or hazed by 30-60 %,
             its texture kept.
@@ -193,8 +193,8 @@ def simulate_damage(image, kind: str, rng=None) -> tuple[np.ndarray, np.ndarray]
             dark = rng.uniform(0.35, 0.6)
             out = np.where(mask, black + (layers - black) * dark, out)
     elif kind == "stain":
-        alpha = _soft_blobs(f.shape, rng, int(rng.integers(1, 7)), 5 * min(1.0, s / 256) + 1,
-                            40 * min(1.0, s / 512) + 4)
+        alpha = _soft_blobs(f.shape, rng, int(rng.integers(1, 7)), 8 * min(1.0, s / 256) + 1,
+                            40 * min(1.0, s / 512) + 6)
         depth = rng.uniform(0.6, 0.9)
         out = black + (f - black) * (1 - depth * alpha) + noise() * 0.5 * alpha
         mask = alpha >= 0.5

@@ -26,7 +26,8 @@ from ..engine import as_slice
 from ..engine.weights import load_detector
 
 __all__ = ["detect_damage", "iter_detect_damage", "damage_scores", "damaged_slices",
-           "refine_mask", "stack_scale", "detector_input", "is_blank"]
+           "refine_mask", "stack_scale", "detector_input", "is_blank", "bright_blank",
+           "damage_probability"]
 
 _NETS: dict = {}
 
@@ -63,17 +64,42 @@ def _half(f: np.ndarray) -> np.ndarray:
                       interpolation=cv2.INTER_AREA)
 
 
+def _pool2(f: np.ndarray, how) -> np.ndarray:
+    """2 x 2 max or min pooling to the size :func:`_half` gives (edge rows repeated)."""
+    h, w = f.shape
+    f = np.pad(f, ((0, h % 2), (0, w % 2)), mode="edge")
+    return how(f.reshape(f.shape[0] // 2, 2, f.shape[1] // 2, 2), axis=(1, 3))
+
+
+def _band_energy(f: np.ndarray) -> np.ndarray:
+    """Log local energy of the band of spatial frequencies that blur removes first
+    (difference of Gaussians of sigma 1 and 2.5, squared and smoothed), roughly in [-1, 1]."""
+    band = cv2.GaussianBlur(f, (0, 0), 1.0) - cv2.GaussianBlur(f, (0, 0), 2.5)
+    e = cv2.GaussianBlur(band * band, (0, 0), 3.0)
+    return (np.log10(e + 1e-5) + 2.5) / 1.5
+
+
 def detector_input(prev, section, next, scale: tuple[float, float]) -> np.ndarray:
-    """The detector's (3, h, w) float32 input: the sections at half resolution, grey levels
-    mapped by ``scale``; a missing neighbour (None) is replaced by the other one, or by the
-    section itself when both are missing."""
+    """The detector's (8, h, w) float32 input at half resolution (h = ceil(H / 2)).
+
+    Channels: previous, section, next (grey levels mapped to [0, 1] by ``scale``, area
+    averaged); the section's 2 x 2 maximum and minimum (so that thin bright cracks and dark
+    lines survive the halving); the band energy of previous, section and next, computed at
+    full resolution (what blur removes). A missing neighbour (None) is replaced by the other
+    one, or by the section itself when both are missing.
+    """
     if prev is None:
         prev = next if next is not None else section
     if next is None:
         next = prev
     lo, hi = scale
-    return np.stack([_half((np.asarray(s, np.float32) - lo) / (hi - lo))
-                     for s in (prev, section, next)])
+    units = [(np.asarray(s, np.float32) - lo) / (hi - lo) for s in (prev, section, next)]
+    if min(units[1].shape) < 4:
+        raise ValueError(f"sections must be at least 4x4 pixels, got {units[1].shape}.")
+    chans = [_half(u) for u in units]
+    chans += [_pool2(units[1], np.max), _pool2(units[1], np.min)]
+    chans += [_half(_band_energy(u)) for u in units]
+    return np.stack(chans)
 
 
 def is_blank(section, scale: tuple[float, float]) -> bool:
@@ -86,6 +112,51 @@ def is_blank(section, scale: tuple[float, float]) -> bool:
     lo, hi = scale
     g = cv2.GaussianBlur(_half((f - lo) / (hi - lo)), (0, 0), 2.0)
     return float(g.std()) < 0.02
+
+
+def bright_blank(section, neighbours, scale: tuple[float, float]) -> np.ndarray:
+    """Regions brighter than any tissue and mostly flat: blank film holes, cracks, tears.
+
+    Where the electron beam meets no tissue the image saturates and holds only detector
+    noise. A region qualifies when its lightly smoothed grey levels exceed the brightest
+    tissue of the neighbours (their 99.9th percentile; without neighbours, the stack's white
+    point) and at least 30 % of its pixels are flat (local standard deviation under 0.6 times
+    the section's median). This full-resolution cue finds thin cracks that the
+    half-resolution network can miss: the detector adds the regions that touch what the
+    network found.
+    """
+    lo, hi = scale
+    u = (np.asarray(section, np.float32) - lo) / (hi - lo)
+    g = cv2.GaussianBlur(u, (0, 0), 1.5)
+    tops = []
+    for n in neighbours:
+        if n is not None:
+            nu = (np.asarray(n, np.float32) - lo) / (hi - lo)
+            tops.append(float(np.percentile(cv2.GaussianBlur(nu, (0, 0), 1.5)[::2, ::2], 99.9)))
+    bright = g > (max(tops) if tops else 1.0) + 0.02
+    if not bright.any():
+        return bright
+    m = cv2.GaussianBlur(u, (0, 0), 1.0)
+    sd = np.sqrt(np.maximum(cv2.GaussianBlur(u * u, (0, 0), 1.0) - m * m, 0.0))
+    flat = sd < 0.6 * float(np.median(sd[::2, ::2]))
+    n, labels = cv2.connectedComponents(bright.astype(np.uint8), connectivity=8)
+    area = np.bincount(labels.ravel(), minlength=n)
+    flat_count = np.bincount(labels.ravel(), weights=flat.ravel(), minlength=n)
+    keep = (flat_count >= 0.3 * area) & (area >= 16)
+    keep[0] = False
+    return keep[labels]
+
+
+def _extend(mask: np.ndarray, extra: np.ndarray) -> np.ndarray:
+    """``mask`` plus the regions of ``extra`` that touch it (within 3 pixels)."""
+    if not mask.any() or not extra.any():
+        return mask
+    near = cv2.dilate(mask.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
+    n, labels = cv2.connectedComponents(extra.astype(np.uint8), connectivity=8)
+    touch = np.zeros(n, bool)
+    touch[np.unique(labels[near & extra])] = True
+    touch[0] = False
+    return mask | touch[labels]
 
 
 def _drop_small(mask: np.ndarray, min_pixels: int) -> np.ndarray:
@@ -172,7 +243,7 @@ def damage_probability(prev, section, next, *, scale, weights=None) -> np.ndarra
 
 
 def iter_detect_damage(stack, zs=None, *, sensitivity: float = 0.5, grow: int = 0,
-                       rectangles: bool = False, min_area: int = 64, weights=None,
+                       rectangles: bool = False, min_area: int = 100, weights=None,
                        ) -> Iterator[tuple[int, np.ndarray]]:
     """Detect damage slice by slice, yielding ``(z, mask)`` as each slice is done.
 
@@ -214,16 +285,16 @@ def iter_detect_damage(stack, zs=None, *, sensitivity: float = 0.5, grow: int = 
         if blank[z]:
             mask = np.ones(sec.shape, bool)
         else:
-            p = damage_probability(neighbour(z, -1), sec, neighbour(z, 1), scale=scale,
-                                   weights=weights)
-            mask = _drop_small(p > threshold, 16)
+            prev, nxt = neighbour(z, -1), neighbour(z, 1)
+            p = damage_probability(prev, sec, nxt, scale=scale, weights=weights)
+            mask = _extend(p > threshold, bright_blank(sec, (prev, nxt), scale))
         yield z, refine_mask(mask, grow=grow, rectangles=rectangles, min_area=min_area)
         for k in [k for k in sections if k < z - 2]:
             del sections[k], blank[k]
 
 
 def detect_damage(stack, z: int | None = None, *, sensitivity: float = 0.5, grow: int = 0,
-                  rectangles: bool = False, min_area: int = 64, weights=None,
+                  rectangles: bool = False, min_area: int = 100, weights=None,
                   progress: Callable[[int, int], None] | None = None,
                   should_stop: Callable[[], bool] | None = None) -> np.ndarray:
     """Propose a damage mask for one section, one slice of a stack, or a whole stack.
@@ -244,7 +315,7 @@ def detect_damage(stack, z: int | None = None, *, sensitivity: float = 0.5, grow
     rectangles : bool, keyword-only
         Cover each region by its bounding rectangle.
     min_area : int, keyword-only
-        Drop regions of fewer pixels (default 64).
+        Drop regions of fewer pixels (default 100).
     weights : path, optional, keyword-only
         Detector weights (default: the bundled ``detector-cpu.safetensors``).
     progress : callable(done, total), keyword-only
@@ -314,8 +385,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--grow", type=int, default=0, help="grow regions by N pixels")
     parser.add_argument("--rectangles", action="store_true",
                         help="cover each region by its bounding rectangle")
-    parser.add_argument("--min-area", type=int, default=64,
-                        help="drop regions under N pixels (default 64)")
+    parser.add_argument("--min-area", type=int, default=100,
+                        help="drop regions under N pixels (default 100)")
     parser.add_argument("--weights", type=Path, default=None,
                         help="detector weights (default: bundled)")
     parser.add_argument("--no-progress", action="store_true")

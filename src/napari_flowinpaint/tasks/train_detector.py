@@ -3,9 +3,10 @@
 Each sample is a section with its two neighbours from a training stack (isbi2012_train and
 fibsem_medulla_ts1 z < 200 by default, never the validation sets), damaged by
 :func:`~napari_flowinpaint.tasks.damage.simulate_damage` (every kind equally often, plus
-clean sections), scaled to half resolution as at inference, cropped and augmented (90-degree
-rotations, flips, swapped neighbours, gamma, gain and offset; sometimes one or both
-neighbours are withheld). The loss is binary cross-entropy plus soft Dice.
+clean sections), turned into the detector's input as at inference, cropped and augmented (90-degree
+rotations, flips, swapped neighbours, gain and offset of the grey-level scale, the section
+imaged a little apart from its neighbours; sometimes one or both neighbours are withheld).
+The loss is binary cross-entropy plus soft Dice.
 
 A run lives in one folder: ``checkpoint.pt`` (exact resume), ``losses.csv`` and
 ``detector.safetensors`` + ``.json`` (written at every checkpoint). Running the same
@@ -38,7 +39,7 @@ class DetectorSampler:
     """Random (input, target) pairs for the detector; see the module docstring."""
 
     def __init__(self, stacks, *, crop: int = 192, rng=None, p_clean: float = 0.25,
-                 p_one_sided: float = 0.1, p_alone: float = 0.05):
+                 p_one_sided: float = 0.2, p_alone: float = 0.08):
         self.stacks = []
         for arr, src in stacks:
             z0, z1 = max(0, src.z_range[0]), min(arr.shape[0], src.z_range[1])
@@ -68,11 +69,20 @@ class DetectorSampler:
                 prev = None
             else:
                 nxt = None
-        x = detector_input(prev, sec, nxt, scale)
+        # intensity augmentation through the grey-level scale, so that the cues computed
+        # from the grey levels stay consistent; the section may be imaged a little apart
+        lo, hi = scale
+        span = hi - lo
+        lo = lo + rng.uniform(-0.1, 0.1) * span
+        hi = lo + span * rng.uniform(0.8, 1.25)
+        if rng.random() < 0.3:
+            sec = lo + (sec.astype(np.float32) - lo) * rng.uniform(0.9, 1.1) \
+                + rng.uniform(-0.05, 0.05) * span
+        x = detector_input(prev, sec, nxt, (lo, hi))
         h, w = x.shape[1:]
         t = cv2.resize(mask.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA) >= 0.5
         c = min(self.crop, h, w)
-        if t.any() and rng.random() < 0.7:  # centre the crop near damage most of the time
+        if t.any() and rng.random() < 0.7:  # a crop holding damage, anywhere in it
             ys, xs = np.nonzero(t)
             i = int(rng.integers(len(ys)))
             y0 = int(np.clip(ys[i] - rng.integers(c), 0, h - c))
@@ -85,13 +95,8 @@ class DetectorSampler:
         x, t = np.rot90(x, k, axes=(1, 2)), np.rot90(t, k)
         if rng.random() < 0.5:
             x, t = x[:, :, ::-1], t[:, ::-1]
-        if rng.random() < 0.5:
-            x = x[::-1]
-        x = np.clip(x, -0.2, 1.3)
-        x = np.sign(x) * np.abs(x) ** np.float32(np.exp(rng.uniform(-0.25, 0.25)))
-        x = x * np.float32(rng.uniform(0.8, 1.2)) + np.float32(rng.uniform(-0.1, 0.1))
-        if rng.random() < 0.3:  # the section itself imaged a little differently
-            x[1] = x[1] * np.float32(rng.uniform(0.9, 1.1)) + np.float32(rng.uniform(-.05, .05))
+        if rng.random() < 0.5:  # swap the neighbours (and their cue channels)
+            x = x[[2, 1, 0, 3, 4, 7, 6, 5]]
         return np.ascontiguousarray(x, np.float32), np.ascontiguousarray(t, np.float32)
 
     def batch(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:

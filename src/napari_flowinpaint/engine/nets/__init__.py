@@ -5,6 +5,8 @@
 * :class:`GuidedInpaintingNet` (``generator``): two-stream U-Net with feature aggregation
   layers and contextual attention; output composited with the known pixels (Eq. 7-12).
 * :class:`HybridDiscriminator` (``discriminator``): global + local spectral-norm PatchGAN.
+* :class:`DamageDetectorNet` (``detector``): small U-Net scoring damaged pixels of a section
+  between its neighbours (used by ``tasks.detect``).
 * ``losses``: masked L1, SSIM, pyramid loss, weight-free perceptual substitute, hinge losses.
 * ``config``: named configurations ``"cpu"`` (default) and ``"gpu"``.
 
@@ -28,6 +30,7 @@ from .config import (
     get_config,
 )
 from .correlation import Correlation, local_correlation
+from .detector import DamageDetectorNet
 from .discriminator import DiscriminatorOutput, HybridDiscriminator, PatchDiscriminator
 from .generator import FeatureAggregation, GeneratorOutput, GuidedInpaintingNet
 from .losses import (
@@ -47,6 +50,7 @@ __all__ = [
     "CONFIG_NAMES",
     "ContextualAttention",
     "Correlation",
+    "DamageDetectorNet",
     "DiscriminatorConfig",
     "DiscriminatorOutput",
     "FeatureAggregation",

@@ -30,20 +30,22 @@ class DamageDetectorNet(nn.Module):
 
     Shape
     -----
-    - input: (B, 3, H, W) float, channels (previous, section, next) with grey levels scaled
-      to about [0, 1]; a missing neighbour is replaced by the other one (or the section).
+    - input: (B, in_channels, H, W) float, by default the 8 channels of
+      :func:`napari_flowinpaint.tasks.detect.detector_input` (previous, section, next and
+      cues computed at full resolution, all at half resolution).
     - output: (B, 1, H, W) logits; sigmoid > 0.5 marks a damaged pixel.
     """
 
     PAD = 32  #: pixels of reflection padding on each side
 
-    def __init__(self, width: int = 12):
+    def __init__(self, width: int = 12, in_channels: int = 8):
         super().__init__()
         c = int(width)
-        if c < 1:
-            raise ValueError(f"width must be >= 1, got {width}.")
+        if c < 1 or in_channels < 1:
+            raise ValueError(f"width and in_channels must be >= 1, got {width}, {in_channels}.")
         self.width = c
-        self.stem = conv(3, c)
+        self.in_channels = int(in_channels)
+        self.stem = conv(self.in_channels, c)
         self.down1 = nn.Sequential(conv(c, 2 * c, stride=2), conv(2 * c, 2 * c))
         self.down2 = nn.Sequential(conv(2 * c, 4 * c, stride=2), conv(4 * c, 4 * c))
         self.down3 = nn.Sequential(conv(4 * c, 4 * c, stride=2), conv(4 * c, 4 * c, dilation=2),
@@ -54,9 +56,9 @@ class DamageDetectorNet(nn.Module):
         self.head = nn.Conv2d(c, 1, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.ndim != 4 or x.shape[1] != 3:
-            raise ValueError(
-                f"expected (B, 3, H, W) = (previous, section, next), got {tuple(x.shape)}.")
+        if x.ndim != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f"expected (B, {self.in_channels}, H, W) as made by "
+                             f"tasks.detect.detector_input, got {tuple(x.shape)}.")
         h, w = x.shape[-2:]
         p = self.PAD
         x = F.pad(x, (p, p, p, p), mode="reflect" if min(h, w) > p else "replicate")

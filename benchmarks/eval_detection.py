@@ -1,0 +1,55 @@
+"""Detection benchmark on both validation stacks; writes benchmarks/results/detection.md/.json.
+
+The same as the command line, once per stack::
+
+    napari-flowinpaint evaluate-detection ../shared/data/isbi2012_test/raw.tif --samples 20
+    napari-flowinpaint evaluate-detection ../shared/data/fibsem_medulla_ts1/raw.tif \\
+        --spacing 4 --z-range 200: --samples 20
+
+Run from the repository root::
+
+    .venv/bin/python benchmarks/eval_detection.py --samples 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import tifffile
+
+from napari_flowinpaint.tasks.evaluate_detection import evaluate_detection, format_detection_table
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+STACKS = {
+    "isbi2012_test (ssTEM, 512 px, neighbours 1 section away)":
+        (DATA / "isbi2012_test" / "raw.tif", 1, None),
+    "fibsem_medulla_ts1 z >= 200 (FIB-SEM, 250 px, neighbours 4 slices away)":
+        (DATA / "fibsem_medulla_ts1" / "raw.tif", 4, "200:"),
+}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--samples", type=int, default=20)
+    args = ap.parse_args()
+    out_dir = ROOT / "benchmarks" / "results"
+    reports, parts = {}, []
+    for name, (path, spacing, zr) in STACKS.items():
+        rep = evaluate_detection(tifffile.imread(path), spacing=spacing, z_range=zr,
+                                 samples=args.samples, seed=0)
+        reports[name] = rep
+        parts.append(f"**{name}**, {args.samples} samples per kind, seed 0, median "
+                     f"{1000 * rep['seconds_per_slice']:.0f} ms per slice:\n\n"
+                     + format_detection_table(rep))
+        print(parts[-1] + "\n", flush=True)
+    (out_dir / "detection.md").write_text(
+        f"<!-- benchmarks/eval_detection.py --samples {args.samples} -->\n\n"
+        + "\n\n".join(parts) + "\n")
+    (out_dir / "detection.json").write_text(json.dumps(reports, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
