@@ -121,9 +121,10 @@ def bright_blank(section, neighbours, scale: tuple[float, float]) -> np.ndarray:
     noise. A region qualifies when its lightly smoothed grey levels exceed the brightest
     tissue of the neighbours (their 99.9th percentile; without neighbours, the stack's white
     point) and at least 30 % of its pixels are flat (local standard deviation under 0.6 times
-    the section's median). This full-resolution cue finds thin cracks that the
-    half-resolution network can miss: the detector adds the regions that touch what the
-    network found.
+    the section's median). Without neighbours the brightest tissue is the 99.9th percentile
+    of the section's own textured (not flat) pixels. This full-resolution cue finds thin
+    cracks that the half-resolution network can miss: the detector adds the regions that
+    touch what the network found (all of them for a section without neighbours).
     """
     lo, hi = scale
     u = (np.asarray(section, np.float32) - lo) / (hi - lo)
@@ -133,12 +134,14 @@ def bright_blank(section, neighbours, scale: tuple[float, float]) -> np.ndarray:
         if n is not None:
             nu = (np.asarray(n, np.float32) - lo) / (hi - lo)
             tops.append(float(np.percentile(cv2.GaussianBlur(nu, (0, 0), 1.5)[::2, ::2], 99.9)))
-    bright = g > (max(tops) if tops else 1.0) + 0.02
-    if not bright.any():
-        return bright
     m = cv2.GaussianBlur(u, (0, 0), 1.0)
     sd = np.sqrt(np.maximum(cv2.GaussianBlur(u * u, (0, 0), 1.0) - m * m, 0.0))
     flat = sd < 0.6 * float(np.median(sd[::2, ::2]))
+    if not tops and (~flat).any():  # alone: the brightest textured pixels are tissue
+        tops.append(float(np.percentile(g[~flat], 99.9)))
+    bright = g > (max(tops) if tops else 1.0) + 0.02
+    if not bright.any():
+        return bright
     n, labels = cv2.connectedComponents(bright.astype(np.uint8), connectivity=8)
     area = np.bincount(labels.ravel(), minlength=n)
     flat_count = np.bincount(labels.ravel(), weights=flat.ravel(), minlength=n)
@@ -287,7 +290,11 @@ def iter_detect_damage(stack, zs=None, *, sensitivity: float = 0.5, grow: int = 
         else:
             prev, nxt = neighbour(z, -1), neighbour(z, 1)
             p = damage_probability(prev, sec, nxt, scale=scale, weights=weights)
-            mask = _extend(p > threshold, bright_blank(sec, (prev, nxt), scale))
+            bright = bright_blank(sec, (prev, nxt), scale)
+            if prev is None and nxt is None:  # alone: the network has least to go on
+                mask = (p > threshold) | bright
+            else:
+                mask = _extend(p > threshold, bright)
         yield z, refine_mask(mask, grow=grow, rectangles=rectangles, min_area=min_area)
         for k in [k for k in sections if k < z - 2]:
             del sections[k], blank[k]

@@ -39,7 +39,7 @@ class DetectorSampler:
     """Random (input, target) pairs for the detector; see the module docstring."""
 
     def __init__(self, stacks, *, crop: int = 192, rng=None, p_clean: float = 0.25,
-                 p_one_sided: float = 0.2, p_alone: float = 0.08):
+                 p_one_sided: float = 0.1, p_alone: float = 0.05):
         self.stacks = []
         for arr, src in stacks:
             z0, z1 = max(0, src.z_range[0]), min(arr.shape[0], src.z_range[1])
