@@ -18,6 +18,7 @@ from napari_flowinpaint.tasks.damage import DAMAGE_KINDS, noise_level, simulate_
 from napari_flowinpaint.tasks.detect import (
     damage_scores,
     damaged_slices,
+    decide_mask,
     detect_damage,
     refine_mask,
 )
@@ -107,6 +108,27 @@ def test_refine_mask_options_do_what_they_say():
         refine_mask(mask, grow=-1)
     with pytest.raises(ValueError, match="2-D"):
         refine_mask(mask[None])
+
+
+def test_decide_mask_hysteresis_and_bright_snapping():
+    p = np.zeros((80, 80), np.float32)
+    bright = np.zeros((80, 80), bool)
+    p[5:20, 5:20] = 0.97           # a sure region: kept
+    p[40:55, 5:20] = 0.7           # a lukewarm region (false alarm on a real section)
+    p[30:50, 42:58] = 0.99         # the network's wide blob over a thin bright crack
+    bright[30:50, 48:53] = True
+    bright[60:70, 60:62] = True    # a bright spot nowhere near a candidate
+    m = decide_mask(p, bright, seed_threshold=0.9, snap_fraction=0.3)
+    assert m[5:20, 5:20].all()
+    assert not m[40:55, 5:20].any()                        # hysteresis drops it
+    assert m[30:50, 47:54].all() and not m[30:50, 42:46].any()  # snapped to the crack, +1 px
+    assert not m[60:70, 60:62].any()                       # not touching: ignored
+    # alone (no neighbour), every bright region counts; seed 0 keeps lukewarm regions
+    assert decide_mask(p, bright, alone=True)[60:70, 60:62].all()
+    assert decide_mask(p, bright, seed_threshold=0.0)[40:55, 5:20].all()
+    full = decide_mask(p, bright, snap_bright=False)
+    assert full[30:50, 42:58].all()
+    assert not decide_mask(np.zeros_like(p), np.zeros_like(bright)).any()
 
 
 # ------------------------------------------------------------------------- the detector

@@ -196,6 +196,35 @@ def test_generator_without_fal_is_a_config():
     assert without(x, x, x, x, _mask(1, 32, 32)).raw.shape == (1, 1, 32, 32)
 
 
+def test_residual_generator_starts_from_the_reference_and_learns_a_correction():
+    torch.manual_seed(0)
+    net = GuidedInpaintingNet()
+    ref, prev, nxt, dam = (torch.rand(2, 1, 48, 48) for _ in range(4))
+    m = _mask(2, 48, 48)
+    net.make_residual()
+    assert net.config.residual
+    out = net(ref, prev, nxt, dam, m)
+    # the zeroed projection passes the reference through exactly, composited with the known
+    assert torch.equal(out.raw, ref)
+    assert torch.equal(out.inpainted, torch.where(m > 0.5, ref, dam))
+    # one step on a target = reference + 0.1 moves the output toward it, inside [0, 1]
+    target = (ref + 0.1).clamp(0, 1)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    before = (out.raw - target).abs().mean().item()
+    for _ in range(5):
+        loss = (net(ref, prev, nxt, dam, m).raw - target).abs().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    after = net(ref, prev, nxt, dam, m).raw
+    assert (after - target).abs().mean().item() < before
+    assert after.min() >= 0 and after.max() <= 1
+    # the switch is part of the configuration, so weights files rebuild it
+    assert GuidedInpaintingNet(GeneratorConfig(residual=True)).config.residual
+    assert NetsConfig.from_dict(NetsConfig(generator=GeneratorConfig(residual=True))
+                                .to_dict()).generator.residual
+
+
 def test_gan_gradients_reach_all_parameters():
     gen, disc = GuidedInpaintingNet(), HybridDiscriminator()
     gt = torch.rand(2, 1, 64, 48)

@@ -334,7 +334,8 @@ def test_manifest_is_valid_and_importable():
     assert manifest.display_name == "FlowInpaint"
     manifest.validate_imports()
     widgets = {w.display_name: w.command for w in manifest.contributions.widgets}
-    assert widgets == {"Repair section": "napari-flowinpaint.repair_widget"}
+    assert widgets == {"Repair section": "napari-flowinpaint.repair_widget",
+                       "Fine-tune weights": "napari-flowinpaint.finetune_widget"}
     menu = manifest.contributions.menus["napari/layers/filter"]
     assert [item.command for item in menu] == ["napari-flowinpaint.repair_all_masked"]
     samples = manifest.contributions.sample_data

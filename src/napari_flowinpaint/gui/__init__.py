@@ -1,10 +1,12 @@
-"""napari adapters: the repair dock widget, the batch menu command and the sample data.
+"""napari adapters: the repair and fine-tuning dock widgets, the batch menu command and the
+sample data.
 
 This subpackage imports napari and Qt; the rest of napari_flowinpaint does not.
 """
 
+from ._finetune_widget import FinetuneWidget
 from ._menu import repair_all_masked_slices
 from ._sample_data import make_sample_data
 from ._widget import RepairWidget
 
-__all__ = ["RepairWidget", "repair_all_masked_slices", "make_sample_data"]
+__all__ = ["RepairWidget", "FinetuneWidget", "repair_all_masked_slices", "make_sample_data"]

@@ -74,6 +74,7 @@ class RepairWidget(Container):
     def __init__(self, napari_viewer, *, inpainter: FlowInpainter | None = None):
         self._viewer = napari_viewer
         self._inpainter = inpainter
+        self._weights = None
         self._engine_lock = threading.Lock()
         self._syncing = False
         self._batch: dict = {}
@@ -172,8 +173,22 @@ class RepairWidget(Container):
         """The engine, created on first use and then reused."""
         with self._engine_lock:
             if self._inpainter is None:
-                self._inpainter = FlowInpainter()
+                self._inpainter = FlowInpainter(weights=self._weights)
             return self._inpainter
+
+    def set_weights(self, weights) -> None:
+        """Repair with these weights from now on (e.g. from the *Fine-tune weights* widget).
+
+        Parameters
+        ----------
+        weights : str or Path or None
+            A weights file (``.safetensors``); None for the bundled weights. The engine is
+            built with them on the next repair; a repair already running finishes as it began.
+        """
+        with self._engine_lock:
+            self._weights = weights
+            self._inpainter = None
+        self._set_status(f"Repairs will use the weights {weights or 'bundled with the plugin'}.")
 
     # ------------------------------------------------------------------ layer choices
     def _image_choices(self, _widget=None):

@@ -27,7 +27,7 @@ from ..engine.weights import load_detector
 
 __all__ = ["detect_damage", "iter_detect_damage", "damage_scores", "damaged_slices",
            "refine_mask", "stack_scale", "detector_input", "is_blank", "bright_blank",
-           "damage_probability"]
+           "damage_probability", "decide_mask"]
 
 _NETS: dict = {}
 
@@ -162,6 +162,66 @@ def _extend(mask: np.ndarray, extra: np.ndarray) -> np.ndarray:
     return mask | touch[labels]
 
 
+def decide_mask(p, bright, *, threshold: float = 0.5, alone: bool = False,
+                seed_threshold: float = 0.9, snap_bright: bool = True,
+                snap_fraction: float = 0.5) -> np.ndarray:
+    """Turn the network's probability map and the bright-blank cue into a damage mask.
+
+    Parameters
+    ----------
+    p : ndarray of float, shape (H, W)
+        Damage probability (:func:`damage_probability`).
+    bright : ndarray of bool, shape (H, W)
+        Bright, flat regions (:func:`bright_blank`).
+    threshold : float, keyword-only
+        A pixel is a candidate when ``p > threshold`` (``1 - sensitivity``).
+    alone : bool, keyword-only
+        The section has no neighbour: every bright region counts; otherwise only those
+        touching a candidate region.
+    seed_threshold : float, keyword-only
+        Hysteresis: a candidate region is kept only where the network is sure somewhere in
+        it (``max p >= seed_threshold``; for a section alone, also where it is mostly bright
+        and flat). Real damage is scored near 1 in its core; most false alarms on real
+        sections (dark cell profiles, bright cytoplasm) stay lukewarm. 0 keeps every region.
+    snap_bright : bool, keyword-only
+        A region covered by bright-blank pixels for at least ``snap_fraction`` of its area
+        (a hole, crack or tear) is replaced by those pixels, grown by one: the
+        full-resolution cue draws thin bands more exactly than the half-resolution network.
+    snap_fraction : float, keyword-only
+
+    Returns
+    -------
+    ndarray of bool, shape (H, W)
+    """
+    from scipy import ndimage
+
+    cand = p > threshold
+    cand = (cand | bright) if alone else _extend(cand, bright)
+    if not cand.any():
+        return cand
+    n, labels = cv2.connectedComponents(cand.astype(np.uint8), connectivity=8)
+    idx = np.arange(n)
+    area = np.bincount(labels.ravel(), minlength=n)
+    bright_frac = np.bincount(labels.ravel(), weights=bright.ravel(), minlength=n) / np.maximum(
+        area, 1)
+    keep = np.ones(n, bool)
+    if seed_threshold > 0:
+        pmax = np.asarray(ndimage.maximum(p, labels, idx))
+        keep = pmax >= seed_threshold
+        if alone:  # without neighbours the bright, flat regions stand on their own
+            keep |= bright_frac >= 0.3
+    keep[0] = False
+    out = keep[labels]
+    if snap_bright:
+        snap = keep & (bright_frac >= snap_fraction)
+        snap[0] = False
+        if snap.any():
+            region = snap[labels]
+            grown = cv2.dilate((bright & region).astype(np.uint8), np.ones((3, 3), np.uint8))
+            out = (out & ~region) | (grown.astype(bool) & region)
+    return out
+
+
 def _drop_small(mask: np.ndarray, min_pixels: int) -> np.ndarray:
     if min_pixels <= 1 or not mask.any():
         return mask
@@ -291,10 +351,8 @@ def iter_detect_damage(stack, zs=None, *, sensitivity: float = 0.5, grow: int = 
             prev, nxt = neighbour(z, -1), neighbour(z, 1)
             p = damage_probability(prev, sec, nxt, scale=scale, weights=weights)
             bright = bright_blank(sec, (prev, nxt), scale)
-            if prev is None and nxt is None:  # alone: the network has least to go on
-                mask = (p > threshold) | bright
-            else:
-                mask = _extend(p > threshold, bright)
+            mask = decide_mask(p, bright, threshold=threshold,
+                               alone=prev is None and nxt is None)
         yield z, refine_mask(mask, grow=grow, rectangles=rectangles, min_area=min_area)
         for k in [k for k in sections if k < z - 2]:
             del sections[k], blank[k]

@@ -201,11 +201,14 @@ class TrainSettings:
     adv_weight: float | None = None
     gen_perceptual_weight: float | None = 1.0
     gen_ssim_weight: float | None = 0.5
+    residual: bool | None = None
     extra: dict = field(default_factory=dict)
 
     def nets_config(self) -> NetsConfig:
         cfg = get_config(self.config)
         gen = replace(cfg.generator, use_fal=self.use_fal)
+        if self.residual is not None:
+            gen = replace(gen, residual=self.residual)
         loss = cfg.loss
         upd = {}
         for name in ("hole_weight", "adv_weight", "gen_perceptual_weight", "gen_ssim_weight"):
@@ -327,7 +330,9 @@ def train(out_dir, *, sources: Sequence[TrainSource] | None = None,
         disc = lw.discriminator
         if disc is None:
             disc = HybridDiscriminator(lw.config.discriminator)
-        cfg = replace(lw.config, loss=cfg.loss)
+        if s.residual and not gen.config.residual:
+            gen.make_residual()  # keeps the learned layers, starts from the reference
+        cfg = replace(lw.config, loss=cfg.loss, generator=gen.config)
     else:
         flow_net, gen, disc = build_networks(cfg)
     if init_flow is not None:  # a trained refined-reference network, fresh generator
@@ -578,6 +583,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--no-refined", action="store_true",
                         help="ablation: the generator sees the initial reference")
     parser.add_argument("--no-gan", action="store_true", help="ablation: no adversarial loss")
+    parser.add_argument("--residual", action="store_true", default=None,
+                        help="generator predicts a correction of the refined reference "
+                             "(switches --init weights to it, starting from the reference)")
     parser.add_argument("--adv-weight", type=float, default=None,
                         help="lambda_adv of Eq. 18-19 (default: the configuration's, 0.1)")
     parser.add_argument("--init", default=None, help="start from these weights ('bundled')")
@@ -602,7 +610,7 @@ def run(args) -> int:
                       checkpoint_every=args.checkpoint_every, lr_flow=args.lr_flow,
                       lr_gen=args.lr_gen, lr_disc=args.lr_disc, use_fal=not args.no_fal,
                       use_refined=not args.no_refined, use_gan=not args.no_gan,
-                      adv_weight=args.adv_weight)
+                      adv_weight=args.adv_weight, residual=args.residual)
     sources = [parse_source(t) for t in args.data] if args.data else None
 
     def show(info):

@@ -108,6 +108,11 @@ class GeneratorConfig:
     decoder_convs : int
         3 x 3 convolutions in each fusion layer ``h`` (Eq. 11) and in the output block ``d``
         before its last projection (Eq. 12).
+    residual : bool
+        Our addition: the output block predicts a correction of the refined reference
+        (``raw = clip(reference + tanh(d), 0, 1)``) instead of the pixels themselves, so a
+        good reference passes through unchanged and the network learns only what it gets
+        wrong. ``False`` (the paper's direct output) is what weights without the key mean.
     """
 
     channels: tuple[int, ...] = (16, 32, 64, 96, 128)
@@ -118,6 +123,7 @@ class GeneratorConfig:
     attention_scale: float = 10.0
     attention_max_positions: int = 1024
     decoder_convs: int = 1
+    residual: bool = False
 
     def __post_init__(self):
         n = len(self.channels)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import NamedTuple
 
 import torch
@@ -97,7 +98,8 @@ class GuidedInpaintingNet(nn.Module):
       features, upsampled coarser attention feature), followed by contextual attention at the
       levels in ``config.attention_levels`` (Eq. 11);
     * an output block ``d`` at full resolution (Eq. 12), mapped to [0, 1] by ``(tanh + 1) / 2``
-      and composited with the known pixels.
+      and composited with the known pixels; with ``config.residual`` it is a correction of
+      the refined reference instead, ``clip(reference + tanh(d), 0, 1)``.
 
     Parameters
     ----------
@@ -144,6 +146,24 @@ class GuidedInpaintingNet(nn.Module):
             layers.append(nn.PixelShuffle(cfg.stem))
         self.out = nn.Sequential(*layers)
 
+    @property
+    def projection(self) -> nn.Conv2d:
+        """The output block's last convolution (before the depth-to-space)."""
+        return [m for m in self.out if isinstance(m, nn.Conv2d)][-1]
+
+    def make_residual(self) -> None:
+        """Switch to the residual output in place, keeping every learned layer.
+
+        The last projection is zeroed, so right after the switch the generator returns the
+        refined reference in the hole; training then learns the correction. Used to start a
+        residual generator from weights trained with the direct output.
+        """
+        self.config = replace(self.config, residual=True)
+        with torch.no_grad():
+            self.projection.weight.zero_()
+            if self.projection.bias is not None:
+                self.projection.bias.zero_()
+
     def forward(self, reference, prev, next, damaged, mask) -> GeneratorOutput:
         """Inpaint ``damaged`` where ``mask`` is 1.
 
@@ -185,7 +205,11 @@ class GuidedInpaintingNet(nn.Module):
                 m = F.max_pool2d(hole_in, stem * 2 ** (lv - 1))
                 psi = self.attention(psi, m.to(psi.dtype))
         x = torch.cat((eta1[0], eta2[0], _up(psi, eta1[0].shape[-2:]).to(eta1[0].dtype)), 1)
-        raw = (torch.tanh(self.out(x).float()[..., :h, :w]) + 1.0) * 0.5
+        d = torch.tanh(self.out(x).float()[..., :h, :w])
+        if self.config.residual:
+            raw = (reference.float() + d).clamp(0.0, 1.0)
+        else:
+            raw = (d + 1.0) * 0.5
         raw = raw.to(dtype)
         inpainted = torch.where(hole, raw, damaged.to(dtype))
         return GeneratorOutput(inpainted, raw)

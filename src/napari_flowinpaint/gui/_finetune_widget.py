@@ -1,0 +1,344 @@
+"""The "Fine-tune weights" dock widget: train the learned stages further on the user's stack.
+
+The widget only gathers inputs, checks them and shows progress and results; the work is
+:func:`napari_flowinpaint.tasks.finetune.finetune`, run in a worker thread so the viewer stays
+responsive. Its ``callback`` reaches the widget through a Qt signal (queued to the main
+thread) and **Cancel** makes its ``should_stop`` return True.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+from pathlib import Path
+
+from magicgui.widgets import ComboBox, Container, FileEdit, Label, PushButton, SpinBox
+from napari.layers import Image, Labels
+from napari.qt.threading import create_worker
+from napari.utils import progress
+from napari.utils.notifications import show_error, show_info, show_warning
+from qtpy.QtCore import QObject, Signal
+
+from ..tasks.finetune import FinetuneResult, finetune
+from ._widget import _INPUT_ERRORS, RepairWidget, _reason
+
+__all__ = ["FinetuneWidget"]
+
+#: Where the fine-tuned weights go unless the user picks another file.
+DEFAULT_OUTPUT = Path.home() / "flowinpaint-finetuned.safetensors"
+
+
+class _Relay(QObject):
+    """Carries ``finetune``'s ``callback(info)`` from the worker thread to the main thread."""
+
+    info = Signal(object)
+
+
+def _trainable(layer) -> bool:
+    return (isinstance(layer, Image) and layer.ndim == 3 and not layer.rgb
+            and not layer.multiscale)
+
+
+def _output_problem(path: Path) -> str | None:
+    """Why ``path`` cannot receive the weights, or None when it can."""
+    if str(path) in ("", "."):
+        return "Choose an output weights file (.safetensors)."
+    if path.is_dir():
+        return (f"The output {path} is a folder; choose a file in it, e.g. "
+                f"{path / DEFAULT_OUTPUT.name}.")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        return f"Cannot write {path}: {folder} is a file, not a folder. Choose another output."
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        return (f"Cannot write to the folder {folder} ({exc.strerror or exc}); choose another "
+                "output file.")
+    return None
+
+
+class FinetuneWidget(Container):
+    """Dock widget fine-tuning the learned stages on a 3-D image layer (self-supervised).
+
+    Pick the stack, optionally a Labels layer of known damage (sections with paint on them
+    are not trained on), the number of iterations, the neighbour spacing and the output
+    weights file, then press **Start**. :func:`~napari_flowinpaint.tasks.finetune.finetune`
+    damages clean sections synthetically and trains on repairing them; the last sections of
+    the stack are held out and scored before and after. **Cancel** stops after the current
+    iteration with a checkpoint beside the output; **Start** with the same output resumes.
+    When done, :attr:`result` holds the
+    :class:`~napari_flowinpaint.tasks.finetune.FinetuneResult` and **Use in Repair widget**
+    (:meth:`use_weights`) makes the docked *Repair section* widget repair with the new
+    weights. The layers are never modified.
+
+    Parameters
+    ----------
+    napari_viewer : napari.viewer.Viewer
+        The viewer whose layers the widget works on (napari passes it in).
+    score_samples : int, keyword-only
+        Samples per damage ratio of the held-out scoring before and after (``finetune``'s
+        ``score_samples``); fewer is faster and noisier.
+    """
+
+    def __init__(self, napari_viewer, *, score_samples: int = 8):
+        self._viewer = napari_viewer
+        self._score_samples = int(score_samples)
+        self._stop = threading.Event()
+        self._relay = _Relay()
+        self._relay.info.connect(self._on_progress)
+        self._pbar = None
+        #: The last run's :class:`~napari_flowinpaint.tasks.finetune.FinetuneResult`, or None.
+        self.result: FinetuneResult | None = None
+        self.worker = None  # the running worker, if any (napari.qt.threading.FunctionWorker)
+
+        self._image = ComboBox(name="image_choice", label="image",
+                               choices=self._image_choices, nullable=True,
+                               tooltip="3-D grayscale stack (z, y, x) to fine-tune on")
+        self._damage = ComboBox(name="damage_choice", label="known damage",
+                                choices=self._damage_choices, nullable=True, value=None,
+                                tooltip="Optional Labels layer of the image's shape: sections "
+                                        "with paint on them are not trained on")
+        self._iterations = SpinBox(name="iterations", label="iterations", min=1, max=100_000,
+                                   value=300, tooltip="Training iterations")
+        self._spacing = SpinBox(name="spacing", label="spacing", min=1, max=20, value=1,
+                                tooltip="Neighbour distance in sections: 1 for serial "
+                                        "sections, 3-5 for isotropic FIB-SEM stacks")
+        self._output = FileEdit(name="output_file", label="output weights", mode="w",
+                                filter="*.safetensors", value=DEFAULT_OUTPUT,
+                                tooltip="Fine-tuned weights file; checkpoints go to "
+                                        "<name>.run beside it, and the same file resumes")
+        self._start_button = PushButton(name="start_button", text="Start")
+        self._cancel = PushButton(name="cancel_button", text="Cancel", enabled=False,
+                                  tooltip="Stop after the current iteration; the checkpoint "
+                                          "is kept and Start resumes")
+        self._use = PushButton(name="use_button", text="Use in Repair widget", enabled=False,
+                               tooltip="Make the docked Repair section widget use the "
+                                       "fine-tuned weights")
+        self._status = Label(name="status_label", label="status",
+                             value="Pick a stack and an output file, then press Start.")
+        super().__init__(widgets=[self._image, self._damage, self._iterations, self._spacing,
+                                  self._output, self._start_button, self._cancel, self._use,
+                                  self._status])
+        self._status.native.setWordWrap(True)
+
+        self._start_button.changed.connect(self.start)
+        self._cancel.changed.connect(self.cancel)
+        self._use.changed.connect(self.use_weights)
+        layer_events = self._viewer.layers.events
+        for event in (layer_events.inserted, layer_events.removed, layer_events.reordered):
+            event.connect(self._on_layers_changed)
+        self._on_layers_changed()
+
+    # ------------------------------------------------------------------ public state
+    @property
+    def image_layer(self) -> Image | None:
+        """The stack to fine-tune on."""
+        return self._image.value
+
+    @image_layer.setter
+    def image_layer(self, layer: Image | None) -> None:
+        self._image.value = layer
+
+    @property
+    def damage_layer(self) -> Labels | None:
+        """The Labels layer of known damage (its painted sections are skipped), or None."""
+        return self._damage.value
+
+    @damage_layer.setter
+    def damage_layer(self, layer: Labels | None) -> None:
+        self._damage.value = layer
+
+    @property
+    def status(self) -> str:
+        """The last status message shown in the widget."""
+        return self._status.value
+
+    @property
+    def running(self) -> bool:
+        """True while fine-tuning runs in the background."""
+        return self.worker is not None
+
+    # ------------------------------------------------------------------ layer choices
+    def _image_choices(self, _widget=None):
+        return [(layer.name, layer) for layer in self._viewer.layers if _trainable(layer)]
+
+    def _damage_choices(self, _widget=None):
+        return [(layer.name, layer) for layer in self._viewer.layers
+                if isinstance(layer, Labels)]
+
+    def _on_layers_changed(self, _event=None) -> None:
+        self.reset_choices()
+        if self._image.value is None:  # take the active stack, else the top-most one
+            active = self._viewer.layers.selection.active
+            images = [layer for _, layer in self._image_choices()]
+            if images:
+                self._image.value = active if _trainable(active) else images[-1]
+
+    # ------------------------------------------------------------------ input checks
+    def _set_status(self, text: str) -> None:
+        try:
+            self._status.value = text
+        except RuntimeError:  # the widget was closed while a worker ran: nothing to show
+            pass
+
+    def _warn(self, text: str) -> None:
+        self._set_status(text)
+        show_warning(text)
+
+    def _checked_image(self) -> Image | None:
+        image = self._image.value
+        if image is not None and _trainable(image):
+            return image
+        others = [layer for layer in self._viewer.layers if isinstance(layer, Image)]
+        why = "; ".join(
+            f"'{layer.name}' is " + ("RGB" if layer.rgb else "multiscale" if layer.multiscale
+                                     else f"{layer.ndim}-D, shape {tuple(layer.data.shape)}")
+            for layer in others)
+        self._warn("No 3-D image layer to fine-tune on: open a grayscale stack (z, y, x), or "
+                   "File > Open Sample > FlowInpaint, and pick it in the widget."
+                   + (f" ({why}.)" if why else ""))
+        return None
+
+    # ------------------------------------------------------------------ actions
+    def start(self) -> None:
+        """Fine-tune on the picked stack in the background (see the class description)."""
+        if self.running:
+            self._warn("Fine-tuning is already running; wait for it or press Cancel.")
+            return
+        image = self._checked_image()
+        if image is None:
+            return
+        out = Path(self._output.value).expanduser()
+        problem = _output_problem(out)
+        if problem is not None:
+            self._warn(problem)
+            return
+        damage = self._damage.value
+        iterations, spacing = int(self._iterations.value), int(self._spacing.value)
+        self.result = None
+        self._stop.clear()
+        self._set_running(True)
+        self._pbar = progress(total=iterations, desc="Fine-tuning")
+        self._set_status(f"Scoring the starting weights on the held-out sections of "
+                         f"'{image.name}', then training {iterations} iterations...")
+        self.worker = create_worker(
+            self._run, image.data, out, None if damage is None else damage.data,
+            iterations, spacing,
+            _connect={"returned": self._on_returned, "errored": self._on_errored,
+                      "warned": self._on_warned, "finished": self._on_finished},
+        )
+
+    def cancel(self) -> None:
+        """Stop after the current iteration; the checkpoint is kept and :meth:`start` with
+        the same output resumes."""
+        if self.worker is not None:
+            self._stop.set()
+            self._set_status("Stopping after the current iteration (the checkpoint is kept)...")
+
+    def use_weights(self) -> list[RepairWidget]:
+        """Make every *Repair section* widget docked in this viewer repair with the fine-tuned
+        weights (:meth:`RepairWidget.set_weights`).
+
+        Docked widgets are found through ``viewer.window.dock_widgets`` (napari >= 0.6.2);
+        otherwise, or with no Repair widget docked, the status says where the weights are.
+
+        Returns
+        -------
+        list of RepairWidget
+            The widgets switched to the new weights.
+        """
+        weights = None if self.result is None else self.result.weights
+        if weights is None:
+            self._warn("No fine-tuned weights yet: press Start and let it finish.")
+            return []
+        docked = getattr(getattr(self._viewer, "window", None), "dock_widgets", None) or {}
+        targets = [widget for widget in docked.values() if isinstance(widget, RepairWidget)]
+        if not targets:
+            self._warn(f"No Repair section widget is docked in this viewer: open Plugins > "
+                       f"FlowInpaint > Repair section and press Use in Repair widget again. "
+                       f"The weights are in {weights} (repair --weights on the command line).")
+            return []
+        for widget in targets:
+            widget.set_weights(weights)
+        text = f"The Repair section widget now repairs with {weights}."
+        self._set_status(text)
+        show_info(text)
+        return targets
+
+    # ------------------------------------------------------------------ worker plumbing
+    # Runs in the worker thread. Every exception is caught and returned as a value: the
+    # worker machinery (superqt) never reports a RuntimeError, which torch raises for many
+    # failures, and the widget would wait forever.
+    def _run(self, stack, out, damaged, iterations, spacing):
+        try:
+            result = finetune(stack, out, damaged=damaged, iterations=iterations,
+                              spacing=spacing, score_samples=self._score_samples,
+                              callback=self._relay.info.emit, should_stop=self._stop.is_set)
+        except Exception as exc:  # noqa: BLE001 - reported to the user, see above
+            return None, exc
+        return result, None
+
+    def _set_running(self, running: bool) -> None:
+        try:
+            self._start_button.enabled = not running
+            self._cancel.enabled = running
+            self._use.enabled = (not running and self.result is not None
+                                 and self.result.weights is not None)
+        except RuntimeError:  # the widget was closed while a worker ran
+            pass
+
+    def _on_progress(self, info: dict) -> None:
+        step, total = int(info["step"]), int(info["total"])
+        if self._pbar is not None:
+            self._pbar.update(max(0, step - self._pbar.n))
+        loss = info.get("losses", {}).get("g_total")
+        text = f"iteration {step}/{total}" + (f", loss {loss:.4f}" if loss is not None else "")
+        text += f" ({info.get('seconds', 0):.0f} s)"
+        if step >= total:
+            text += "; scoring the fine-tuned weights on the held-out sections..."
+        elif self._stop.is_set():
+            text += "; stopping..."
+        self._set_status(text)
+
+    def _on_returned(self, item) -> None:
+        result, exc = item
+        if exc is not None:
+            text = f"Fine-tuning failed: {_reason(exc)}"
+            self._set_status(text)
+            (show_warning if isinstance(exc, _INPUT_ERRORS) else show_error)(text)
+            return
+        self.result = result
+        before = f"held-out PSNR before {result.psnr_before:.2f} dB"
+        if result.stopped or result.weights is None:
+            text = (f"stopped at iteration {result.iterations}; {before}. The checkpoint is "
+                    f"kept in {result.run_dir}: press Start with the same output file to "
+                    "resume.")
+        else:
+            gain = result.psnr_after - result.psnr_before
+            sections = f"{result.held_out[0]}-{result.held_out[-1]}"
+            text = (f"{before}, after {result.psnr_after:.2f} dB ({gain:+.2f} dB, sections "
+                    f"{sections}, in the hole) after {result.iterations} iterations; weights "
+                    f"written to {result.weights}. Press Use in Repair widget to repair with "
+                    "them.")
+        self._set_status(text)
+        show_info(text)
+
+    def _on_errored(self, exc: Exception) -> None:
+        # An unexpected exception in the plumbing (a bug): say so, the traceback is logged.
+        text = f"Fine-tuning failed ({type(exc).__name__}): {exc}"
+        self._set_status(text)
+        show_error(text)
+
+    def _on_warned(self, showwarning_args: tuple) -> None:
+        # Warnings raised in the worker thread arrive as warnings.showwarning arguments.
+        show_warning(str(showwarning_args[0]))
+
+    def _on_finished(self) -> None:
+        self.worker = None
+        if self._pbar is not None:
+            self._pbar.close()
+            self._pbar = None
+        self._set_running(False)

@@ -1,0 +1,210 @@
+"""The "Fine-tune weights" dock widget, driving tasks.finetune on a small real stack.
+
+Run under an X server (pytest-xvfb starts Xvfb); each test builds a hidden viewer.
+"""
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("napari")
+pytestmark = pytest.mark.gui
+
+from napari.utils.notifications import NotificationSeverity  # noqa: E402
+
+import napari_flowinpaint.gui._finetune_widget as finetune_module  # noqa: E402
+from napari_flowinpaint.engine import FlowInpainter  # noqa: E402
+from napari_flowinpaint.gui import FinetuneWidget, RepairWidget  # noqa: E402
+
+MANIFEST = Path(__file__).parents[1] / "src" / "napari_flowinpaint" / "napari.yaml"
+SAMPLE = Path(__file__).parents[1] / "src" / "napari_flowinpaint" / "data" / \
+    "fibsem_medulla_sample.tif"
+SCALE = (40.0, 10.0, 10.0)
+
+
+@pytest.fixture
+def notes():
+    """Every napari notification shown during the test, as (severity, message)."""
+    from napari.utils.notifications import notification_manager
+
+    seen = []
+
+    def record(note):
+        seen.append((note.severity, str(note.message)))
+
+    notification_manager.notification_ready.connect(record)
+    yield seen
+    notification_manager.notification_ready.disconnect(record)
+
+
+@pytest.fixture(scope="module")
+def stack():
+    """The bundled FIB-SEM sample, cropped to 12 x 128 x 128 to keep the runs short."""
+    import tifffile
+
+    return tifffile.imread(SAMPLE)[:12, :128, :128].copy()
+
+
+@pytest.fixture
+def scene(make_napari_viewer, stack, tmp_path):
+    """A viewer with the stack, a known-damage mask and the widget docked (fast scoring)."""
+    viewer = make_napari_viewer()
+    image = viewer.add_image(stack.copy(), name="em", scale=SCALE)
+    widget = FinetuneWidget(viewer, score_samples=1)
+    viewer.window.add_dock_widget(widget, name="Fine-tune weights")
+    widget["spacing"].value = 1
+    widget["output_file"].value = tmp_path / "mine.safetensors"
+    return viewer, widget, image
+
+
+def _wait(qtbot, widget, timeout=60000):
+    qtbot.waitUntil(lambda: not widget.running, timeout=timeout)
+
+
+def _warnings(notes):
+    return [msg for sev, msg in notes if sev == NotificationSeverity.WARNING]
+
+
+def test_finetune_reports_psnr_and_feeds_the_repair_widget(scene, qtbot, tmp_path,
+                                                           monkeypatch, notes):
+    viewer, widget, image = scene
+    original = image.data.copy()
+    damage = viewer.add_labels(np.zeros(image.data.shape, np.uint8), name="known damage")
+    damage.data[3][10:40, 10:40] = 1
+    painted = damage.data.copy()
+    widget.damage_layer = damage
+    widget.image_layer = image
+    repair = RepairWidget(viewer, inpainter=FlowInpainter(stages="initial_reference"))
+    viewer.window.add_dock_widget(repair, name="Repair section")
+    calls, real = [], finetune_module.finetune
+
+    def spy(*args, **kwargs):  # the real finetune, with its inputs recorded
+        calls.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(finetune_module, "finetune", spy)
+
+    shown, set_status = [], widget._set_status  # a magicgui Label emits no change events
+    widget._set_status = lambda text: (shown.append(text), set_status(text))
+    widget["iterations"].value = 4
+    widget["start_button"].native.click()
+    assert widget.running and widget["cancel_button"].enabled
+    assert not widget["start_button"].enabled
+    _wait(qtbot, widget)
+
+    res = widget.result
+    out = tmp_path / "mine.safetensors"
+    assert res is not None and not res.stopped and res.iterations == 4
+    assert res.weights == out and out.is_file() and out.stat().st_size > 0
+    for value in (res.psnr_before, res.psnr_after):
+        assert isinstance(value, float) and math.isfinite(value) and 5 < value < 60
+    assert widget.status.startswith(f"held-out PSNR before {res.psnr_before:.2f} dB, after "
+                                    f"{res.psnr_after:.2f} dB")
+    assert str(out) in widget.status
+    # progress went through the status label while it trained
+    assert shown[0].startswith("Scoring the starting weights on the held-out sections of 'em'")
+    ticks = [text for text in shown if text.startswith("iteration ")]
+    assert ticks and ticks[-1].startswith("iteration 4/4, loss "), shown
+    # the layers went in as they are (the mask as damaged=), and came back untouched
+    (kwargs,) = calls
+    np.testing.assert_array_equal(kwargs["damaged"], painted)
+    assert kwargs["iterations"] == 4 and kwargs["spacing"] == 1
+    np.testing.assert_array_equal(image.data, original)
+    np.testing.assert_array_equal(damage.data, painted)
+    assert widget["start_button"].enabled and not widget["cancel_button"].enabled
+    assert not [n for n in notes if n[0] >= NotificationSeverity.WARNING]
+
+    # "Use in Repair widget": the docked Repair widget now builds its engine from the file
+    assert widget["use_button"].enabled
+    widget["use_button"].native.click()
+    engine = repair.inpainter
+    assert engine.stages[-1] == "guided_inpainting"
+    assert engine.weights.meta["finetuned_from"] == "bundled"
+    assert widget.status == f"The Repair section widget now repairs with {out}."
+    assert str(out) in repair.status
+
+
+def test_cancel_stops_early_and_keeps_the_checkpoint(scene, qtbot, tmp_path):
+    viewer, widget, image = scene
+    original = image.data.copy()
+    widget["iterations"].value = 50
+    widget["start_button"].native.click()
+    widget["cancel_button"].native.click()  # honoured at the first iteration
+    _wait(qtbot, widget)
+    res = widget.result
+    assert res.stopped and res.weights is None and res.iterations == 1
+    assert math.isfinite(res.psnr_before)
+    assert widget.status.startswith(f"stopped at iteration {res.iterations}; held-out PSNR "
+                                    f"before {res.psnr_before:.2f} dB")
+    assert "resume" in widget.status and str(res.run_dir) in widget.status
+    assert (res.run_dir / "checkpoint.pt").is_file()
+    assert not (tmp_path / "mine.safetensors").exists()
+    np.testing.assert_array_equal(image.data, original)
+    # nothing to hand to the Repair widget; Start is available again
+    assert not widget["use_button"].enabled
+    assert widget.use_weights() == [] and "No fine-tuned weights yet" in widget.status
+    assert widget["start_button"].enabled and not widget["cancel_button"].enabled
+
+
+def test_bad_input_gives_messages(make_napari_viewer, qtbot, tmp_path, stack, notes):
+    viewer = make_napari_viewer()
+    widget = FinetuneWidget(viewer, score_samples=1)
+    viewer.window.add_dock_widget(widget)
+    widget["output_file"].value = tmp_path / "w.safetensors"
+    # no image at all, then only a 2-D one (not offered)
+    widget.start()
+    assert "No 3-D image layer" in _warnings(notes)[-1] and not widget.running
+    viewer.add_image(stack[0], name="flat")
+    assert widget.image_layer is None
+    widget.start()
+    assert "'flat' is 2-D, shape (128, 128)" in widget.status
+    assert widget.status == _warnings(notes)[-1]
+    # an output whose folder cannot exist (a file is in the way), and a folder as output
+    image = viewer.add_image(stack.copy(), name="em")
+    assert widget.image_layer is image
+    (tmp_path / "afile").write_text("x")
+    widget["output_file"].value = tmp_path / "afile" / "w.safetensors"
+    widget.start()
+    assert "is a file, not a folder" in _warnings(notes)[-1] and not widget.running
+    widget["output_file"].value = tmp_path
+    widget.start()
+    assert "is a folder" in widget.status and not widget.running
+    assert not list(tmp_path.glob("*.run"))
+    # what finetune refuses comes back as a message: a mask of another shape, too few sections
+    widget["output_file"].value = tmp_path / "w.safetensors"
+    widget.damage_layer = viewer.add_labels(np.zeros((12, 32, 32), np.uint8), name="small")
+    widget.start()
+    _wait(qtbot, widget)
+    assert widget.status.startswith("Fine-tuning failed: the damage mask has shape (12, 32, 32)")
+    widget.damage_layer = None
+    image.data = stack[:5].copy()
+    widget.start()
+    _wait(qtbot, widget)
+    assert widget.status.startswith("Fine-tuning failed: a stack of 5 sections is too short")
+    assert widget.status == _warnings(notes)[-1]
+    assert widget.result is None and widget["start_button"].enabled
+    np.testing.assert_array_equal(image.data, stack[:5])
+    # nothing of this reached napari as an error
+    assert not [n for n in notes if n[0] >= NotificationSeverity.ERROR]
+
+
+def test_manifest_registers_the_widget(make_napari_viewer):
+    import npe2
+
+    manifest = npe2.PluginManifest.from_file(MANIFEST)
+    manifest.validate_imports()
+    widgets = {w.display_name: w.command for w in manifest.contributions.widgets}
+    assert widgets["Fine-tune weights"] == "napari-flowinpaint.finetune_widget"
+    commands = {c.id: c.python_name for c in manifest.contributions.commands}
+    assert commands["napari-flowinpaint.finetune_widget"] == \
+        "napari_flowinpaint.gui:FinetuneWidget"
+    # napari opens it from the Plugins menu entry
+    viewer = make_napari_viewer()
+    _, widget = viewer.window.add_plugin_dock_widget("napari-flowinpaint", "Fine-tune weights")
+    assert isinstance(widget, FinetuneWidget)
+    assert widget["iterations"].value == 300 and widget["spacing"].value == 1
+    assert widget["output_file"].value.name == "flowinpaint-finetuned.safetensors"
+    assert widget.use_weights() == []
+
