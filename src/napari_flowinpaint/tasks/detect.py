@@ -180,9 +180,9 @@ def decide_mask(p, bright, *, threshold: float = 0.5, alone: bool = False,
         touching a candidate region.
     seed_threshold : float, keyword-only
         Hysteresis: a candidate region is kept only where the network is sure somewhere in
-        it (``max p >= seed_threshold``; for a section alone, also where it is mostly bright
-        and flat). Real damage is scored near 1 in its core; most false alarms on real
-        sections (dark cell profiles, bright cytoplasm) stay lukewarm. 0 keeps every region.
+        it (``max p >= seed_threshold``) or where it is largely bright and flat (thin cracks
+        the network scores lukewarm). Real damage is scored near 1 in its core; most false
+        alarms on real sections (dark cell profiles) stay lukewarm. 0 keeps every region.
     snap_bright : bool, keyword-only
         A region covered by bright-blank pixels for at least ``snap_fraction`` of its area
         (a hole, crack or tear) is replaced by those pixels, grown by one: the
@@ -207,9 +207,7 @@ def decide_mask(p, bright, *, threshold: float = 0.5, alone: bool = False,
     keep = np.ones(n, bool)
     if seed_threshold > 0:
         pmax = np.asarray(ndimage.maximum(p, labels, idx))
-        keep = pmax >= seed_threshold
-        if alone:  # without neighbours the bright, flat regions stand on their own
-            keep |= bright_frac >= 0.3
+        keep = (pmax >= seed_threshold) | (bright_frac >= 0.3)
     keep[0] = False
     out = keep[labels]
     if snap_bright:
