@@ -30,7 +30,7 @@ from ..engine.nets.detector import DamageDetectorNet
 from ..engine.weights import save_detector
 from .damage import DAMAGE_KINDS, simulate_damage
 from .detect import detector_input, stack_scale
-from .train import default_sources
+from .train import _restore_state, _save_state, default_sources
 
 __all__ = ["DetectorSampler", "train_detector", "detector_loss"]
 
@@ -139,12 +139,12 @@ def train_detector(out_dir, *, sources=None, iterations: int = 3000, batch: int 
     step, seconds = 0, 0.0
     ckpt = out / "checkpoint.pt"
     if ckpt.is_file():
-        state = torch.load(ckpt, weights_only=False)
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)  # no pickle
         net.load_state_dict(state["net"])
         opt.load_state_dict(state["opt"])
         sched.load_state_dict(state["sched"])
         sched.total_steps = iterations  # a resumed run may be asked for more steps
-        sampler.rng.bit_generator.state = state["rng"]
+        sampler.rng.bit_generator.state = _restore_state(state["rng"])
         torch.set_rng_state(state["torch_rng"])
         step, seconds = state["step"], state["seconds"]
     log = out / "losses.csv"
@@ -158,7 +158,8 @@ def train_detector(out_dir, *, sources=None, iterations: int = 3000, batch: int 
     def save():
         tmp = ckpt.with_name("checkpoint.pt.part")
         torch.save({"net": net.state_dict(), "opt": opt.state_dict(),
-                    "sched": sched.state_dict(), "rng": sampler.rng.bit_generator.state,
+                    "sched": sched.state_dict(),
+                    "rng": _save_state(sampler.rng.bit_generator.state),
                     "torch_rng": torch.get_rng_state(), "step": step, "seconds": seconds}, tmp)
         os.replace(tmp, ckpt)
         save_detector(weights, net, meta={"training": {
