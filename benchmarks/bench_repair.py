@@ -17,7 +17,10 @@ Run from the repository root::
 
     .venv/bin/python benchmarks/bench_repair.py [--sizes 1024 4096] [--repeats 5]
 
-Target: 1024^2 with a 30 % mask in <= 0.3 s on 2 CPU cores.
+``FlowInpainter()`` runs all three stages (bundled weights). Targets on 2 CPU cores: a
+1024^2 section with a 30 % mask in <= 2.0 s and a 2048^2 section with a 2 % mask in <= 0.5 s
+(``--sizes 1024 2048``); the optical-flow stage alone (``--stages initial_reference``) was
+held to <= 0.3 s for 1024^2 at 30 %.
 """
 
 from __future__ import annotations
@@ -38,7 +41,9 @@ from napari_flowinpaint.tasks.masks import apply_damage, random_mask
 
 ROOT = Path(__file__).resolve().parents[1]
 ISBI = ROOT.parent / "shared" / "data" / "isbi2012_train" / "raw.tif"
-TARGET = (1024, 0.30, 0.3)  # size, damaged fraction, seconds
+#: (size, damaged fraction, seconds) for all stages, and for the optical-flow stage alone
+TARGETS = {"guided_inpainting": [(1024, 0.30, 2.0), (2048, 0.02, 0.5)],
+           "initial_reference": [(1024, 0.30, 0.3)]}
 
 
 def _tile(section: np.ndarray, size: int) -> np.ndarray:
@@ -132,8 +137,9 @@ def measure_memory(fn, *args) -> tuple[float, float, str]:
     return numpy_peak / 2**20, grew / 1024, "maxrss growth"
 
 
-def bench(sizes, fractions, repeats: int, seed: int = 0) -> list[dict]:
-    engine = FlowInpainter(device="cpu")
+def bench(sizes, fractions, repeats: int, seed: int = 0,
+          stages: str = "guided_inpainting") -> list[dict]:
+    engine = FlowInpainter(device="cpu", stages=stages)
     rows = []
     for size in sizes:
         (prev, truth, nxt), source = load_sections(size)
@@ -169,6 +175,9 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None,
                         help="torch.set_num_threads (default: torch's own choice)")
+    parser.add_argument("--stages", default="guided_inpainting",
+                        choices=["initial_reference", "refined_reference", "guided_inpainting"],
+                        help="last stage to run (default: all three)")
     args = parser.parse_args(argv)
     import cv2
     import torch
@@ -177,13 +186,13 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     print(f"# torch {torch.__version__} ({torch.get_num_threads()} threads), OpenCV "
           f"{cv2.__version__} ({cv2.getNumThreads()} threads), python {sys.version.split()[0]}")
-    rows = bench(args.sizes, args.fractions, args.repeats)
-    size, frac, limit = TARGET
-    hit = [r for r in rows if r["size"] == size and abs(r["fraction"] - frac) < 0.01]
-    if hit:
-        ok = hit[0]["median_s"] <= limit
-        print(f"target {size}^2 with {100 * frac:.0f} % mask <= {limit} s: "
-              f"{'met' if ok else 'MISSED'} ({hit[0]['median_s']:.3f} s)")
+    rows = bench(args.sizes, args.fractions, args.repeats, stages=args.stages)
+    for size, frac, limit in TARGETS.get(args.stages, []):
+        hit = [r for r in rows if r["size"] == size and abs(r["fraction"] - frac) < 0.01]
+        if hit:
+            ok = hit[0]["median_s"] <= limit
+            print(f"target {size}^2 with {100 * frac:.0f} % mask <= {limit} s: "
+                  f"{'met' if ok else 'MISSED'} ({hit[0]['median_s']:.3f} s)")
     return 0
 
 
