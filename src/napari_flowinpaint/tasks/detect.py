@@ -193,21 +193,19 @@ def decide_mask(p, bright, *, threshold: float = 0.5, alone: bool = False,
     -------
     ndarray of bool, shape (H, W)
     """
-    from scipy import ndimage
-
     cand = p > threshold
     cand = (cand | bright) if alone else _extend(cand, bright)
     if not cand.any():
         return cand
     n, labels = cv2.connectedComponents(cand.astype(np.uint8), connectivity=8)
-    idx = np.arange(n)
     area = np.bincount(labels.ravel(), minlength=n)
     bright_frac = np.bincount(labels.ravel(), weights=bright.ravel(), minlength=n) / np.maximum(
         area, 1)
     keep = np.ones(n, bool)
     if seed_threshold > 0:
-        pmax = np.asarray(ndimage.maximum(p, labels, idx))
-        keep = (pmax >= seed_threshold) | (bright_frac >= 0.3)
+        sure = np.zeros(n, bool)
+        sure[np.unique(labels[p >= seed_threshold])] = True  # regions holding a sure pixel
+        keep = sure | (bright_frac >= 0.3)
     keep[0] = False
     out = keep[labels]
     if snap_bright:
