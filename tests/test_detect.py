@@ -292,3 +292,29 @@ def test_detector_training_lowers_the_loss_and_resumes(sample, tmp_path):
                    callback=lambda i: more.append(i["step"]))
     assert more == [41, 42, 43, 44, 45]
     assert len((run / "losses.csv").read_text().splitlines()) == 1 + 45
+    # fine-tuning starts from trained weights (their width), with chosen kinds and clean share
+    tuned = train_detector(tmp_path / "tuned", sources=src, iterations=3, batch=2, crop=48,
+                           width=9, init=w, p_clean=0.0, kind_weights={k: 0 for k in
+                                                                      DAMAGE_KINDS[1:]})
+    net2 = load_detector(tuned)
+    assert net2.width == 4 and net2.meta["training"]["init"] == str(w)
+    assert net2.meta["training"]["kind_weights"]["missing"] == 0
+
+
+def test_detector_sampler_draws_the_kinds_asked_for(sample):
+    from napari_flowinpaint.tasks.train import TrainSource
+    from napari_flowinpaint.tasks.train_detector import DetectorSampler
+
+    src = TrainSource("<sample>", (0, 16), (1,))
+    only_missing = DetectorSampler([(sample, src)], crop=48, rng=0, p_clean=0.0,
+                                   p_one_sided=0.0, p_alone=0.0,
+                                   kind_weights={k: 0 for k in DAMAGE_KINDS if k != "missing"})
+    for _ in range(4):
+        _, t = only_missing.sample()
+        assert t.all()  # a missing section is damaged everywhere
+    clean = DetectorSampler([(sample, src)], crop=48, rng=0, p_clean=1.0)
+    assert not any(clean.sample()[1].any() for _ in range(4))
+    with pytest.raises(ValueError, match="unknown damage kinds"):
+        DetectorSampler([(sample, src)], kind_weights={"scratch": 1})
+    with pytest.raises(ValueError, match="not all 0"):
+        DetectorSampler([(sample, src)], kind_weights={k: 0 for k in DAMAGE_KINDS})

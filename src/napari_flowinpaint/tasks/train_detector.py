@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from ..engine.nets.detector import DamageDetectorNet
-from ..engine.weights import save_detector
+from ..engine.weights import load_detector, save_detector
 from .damage import DAMAGE_KINDS, simulate_damage
 from .detect import detector_input, stack_scale
 from .train import _restore_state, _save_state, default_sources
@@ -39,7 +39,7 @@ class DetectorSampler:
     """Random (input, target) pairs for the detector; see the module docstring."""
 
     def __init__(self, stacks, *, crop: int = 192, rng=None, p_clean: float = 0.25,
-                 p_one_sided: float = 0.1, p_alone: float = 0.05):
+                 p_one_sided: float = 0.1, p_alone: float = 0.05, kind_weights=None):
         self.stacks = []
         for arr, src in stacks:
             z0, z1 = max(0, src.z_range[0]), min(arr.shape[0], src.z_range[1])
@@ -49,6 +49,15 @@ class DetectorSampler:
         self.crop = int(crop)
         self.rng = np.random.default_rng(rng)
         self.p_clean, self.p_one_sided, self.p_alone = p_clean, p_one_sided, p_alone
+        kw = dict(kind_weights or {})
+        unknown = set(kw) - set(DAMAGE_KINDS)
+        if unknown:
+            raise ValueError(f"unknown damage kinds {sorted(unknown)} in kind_weights; "
+                             f"expected some of {DAMAGE_KINDS}.")
+        k = np.array([float(kw.get(name, 1.0)) for name in DAMAGE_KINDS])
+        if (k < 0).any() or k.sum() <= 0:
+            raise ValueError(f"kind_weights must be >= 0 and not all 0, got {kw}.")
+        self.kind_p = k / k.sum()
 
     def sample(self) -> tuple[np.ndarray, np.ndarray]:
         rng = self.rng
@@ -59,8 +68,8 @@ class DetectorSampler:
         if rng.random() < self.p_clean:
             mask = np.zeros(sec.shape, bool)
         else:
-            sec, mask = simulate_damage(sec, DAMAGE_KINDS[int(rng.integers(len(DAMAGE_KINDS)))],
-                                        rng)
+            kind = DAMAGE_KINDS[int(rng.choice(len(DAMAGE_KINDS), p=self.kind_p))]
+            sec, mask = simulate_damage(sec, kind, rng)
         r = rng.random()
         if r < self.p_alone:
             prev = nxt = None
@@ -117,10 +126,17 @@ def detector_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 def train_detector(out_dir, *, sources=None, iterations: int = 3000, batch: int = 8,
                    crop: int = 192, width: int = 12, lr: float = 1e-3, seed: int = 0,
-                   checkpoint_every: int = 250,
+                   checkpoint_every: int = 250, init=None, p_clean: float = 0.25,
+                   kind_weights: dict | None = None,
                    callback: Callable[[dict], None] | None = None,
                    should_stop: Callable[[], bool] | None = None) -> Path:
-    """Train (or resume) a damage detector; returns the path of its weights file."""
+    """Train (or resume) a damage detector; returns the path of its weights file.
+
+    ``init`` (a weights file, or ``"bundled"``) starts from trained weights instead of a
+    random initialisation (fine-tuning; ``width`` is then the file's). ``p_clean`` is the
+    share of undamaged samples (what teaches the network to stay quiet on real sections);
+    ``kind_weights`` (e.g. ``{"crack": 2}``) draws some damage kinds more often.
+    """
     import tifffile
 
     out = Path(out_dir)
@@ -131,11 +147,16 @@ def train_detector(out_dir, *, sources=None, iterations: int = 3000, batch: int 
         if arr.ndim != 3:
             raise ValueError(f"{s.path}: expected a 3-D stack, got shape {arr.shape}.")
     torch.manual_seed(seed)
-    net = DamageDetectorNet(width)
+    if init is not None:
+        net = load_detector(None if init == "bundled" else init)
+        width = net.width
+    else:
+        net = DamageDetectorNet(width)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=iterations,
                                                 pct_start=0.05)
-    sampler = DetectorSampler(stacks, crop=crop, rng=seed)
+    sampler = DetectorSampler(stacks, crop=crop, rng=seed, p_clean=p_clean,
+                              kind_weights=kind_weights)
     step, seconds = 0, 0.0
     ckpt = out / "checkpoint.pt"
     if ckpt.is_file():
@@ -168,6 +189,8 @@ def train_detector(out_dir, *, sources=None, iterations: int = 3000, batch: int 
                      for s in sources],
             "iterations": step, "batch": batch, "crop_half_res": crop, "lr": lr, "seed": seed,
             "wall_time_s": round(seconds), "kinds": list(DAMAGE_KINDS),
+            "init": str(init) if init else None, "p_clean": p_clean,
+            "kind_weights": dict(kind_weights or {}),
             "command": "napari-flowinpaint train-detector"}})
         fh.flush()
 
@@ -211,6 +234,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--checkpoint-every", type=int, default=250)
+    parser.add_argument("--init", default=None,
+                        help="start from these detector weights ('bundled' for the shipped ones)")
+    parser.add_argument("--p-clean", type=float, default=0.25,
+                        help="share of undamaged samples (default 0.25)")
+    parser.add_argument("--kind-weights", nargs="+", default=[], metavar="KIND=W",
+                        help="draw some damage kinds more often, e.g. crack=2 fold=2")
 
 
 def run(args) -> int:
@@ -226,9 +255,17 @@ def run(args) -> int:
                   f"({info['seconds']:.0f} s)", flush=True)
         t_last[0] = info["seconds"]
 
+    weights = {}
+    for item in args.kind_weights:
+        kind, _, w = item.partition("=")
+        try:
+            weights[kind] = float(w)
+        except ValueError:
+            raise ValueError(f"--kind-weights takes KIND=WEIGHT pairs, got {item!r}.") from None
     path = train_detector(args.out, sources=sources, iterations=args.iterations,
                           batch=args.batch, crop=args.crop, width=args.width, lr=args.lr,
                           seed=args.seed, checkpoint_every=args.checkpoint_every,
+                          init=args.init, p_clean=args.p_clean, kind_weights=weights,
                           callback=show)
     print(f"detector weights: {path}")
     return 0
