@@ -4,7 +4,7 @@ Each run trains stage 2 only, for the same number of iterations, from the bundle
 refined-reference network; the runs differ only by the ablated part::
 
     W=weights/flowinpaint-cpu.safetensors
-    A="--init-flow $W --flow-iters 0 --gan-iters 800 --gan-warmup 200 --adv-weight 0.01"
+    A="--init-flow $W --flow-iters 0 --gan-iters 500 --gan-warmup 200 --adv-weight 0.01"
     napari-flowinpaint train -o runs/abl_full $A
     napari-flowinpaint train -o runs/abl_norefined $A --no-refined
     napari-flowinpaint train -o runs/abl_nofal $A --no-fal
