@@ -163,7 +163,7 @@ def _extend(mask: np.ndarray, extra: np.ndarray) -> np.ndarray:
 
 
 def decide_mask(p, bright, *, threshold: float = 0.5, alone: bool = False,
-                seed_threshold: float = 0.9, snap_bright: bool = True,
+                seed_threshold: float = 0.95, snap_bright: bool = True,
                 snap_fraction: float = 0.5) -> np.ndarray:
     """Turn the network's probability map and the bright-blank cue into a damage mask.
 
