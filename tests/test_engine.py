@@ -4,13 +4,14 @@ import sys
 import numpy as np
 import pytest
 import torch
-from _synth import shifted, texture
+from _synth import moving_stack, shifted, texture
 
 from napari_flowinpaint import FlowInpainter, initial_reference
 from napari_flowinpaint.engine import (
     IntensityScale,
     as_mask,
     damage_box,
+    damage_boxes,
     intermediate_flows,
     optical_flow,
     resolve_device,
@@ -131,6 +132,33 @@ def test_work_follows_the_damage_not_the_slice():
     y0, y1, x0, x1 = report.box
     assert (y1 - y0) * (x1 - x0) < 150 * 150
     assert damage_box(mask, 0, min_size=1) == (100, 120, 100, 130)
+
+
+def test_scattered_damage_is_repaired_cluster_by_cluster():
+    stack = moving_stack(3, (600, 600), step=1.0)
+    mask = np.zeros((600, 600), bool)
+    mask[40:60, 50:80] = True          # cluster 1
+    mask[62:66, 50:60] = True          # close to it: same cluster
+    mask[500:530, 520:540] = True      # far away: cluster 2
+    boxes = damage_boxes(mask, 48)
+    assert len(boxes) == 2
+    covered = np.zeros_like(mask)
+    for (y0, y1, x0, x1), own in boxes:
+        assert own.shape == (y1 - y0, x1 - x0)
+        assert not covered[y0:y1, x0:x1][own].any()  # each damaged pixel repaired once
+        covered[y0:y1, x0:x1] |= own
+        assert (y1 - y0) * (x1 - x0) < 160 * 160
+    np.testing.assert_array_equal(covered, mask)
+    # the repair equals the one-box repair in quality, and keeps the known pixels
+    damaged = np.where(mask, 255, stack[1]).astype(np.uint8)
+    out, report = INITIAL.inpaint(stack[0], damaged, stack[2], mask, return_report=True)
+    assert any("2 separate damaged areas" in n for n in report.notes)
+    np.testing.assert_array_equal(out[~mask], damaged[~mask])
+    err = np.abs(out[mask].astype(float) - stack[1][mask]).mean()
+    assert err < 3.0, err
+    # a dense or single region stays one box
+    assert len(damage_boxes(mask[:100, :100], 48)) == 1
+    assert len(damage_boxes(mask, 0)) == 1
 
 
 def test_one_neighbour_is_used_as_reference():

@@ -7,7 +7,7 @@ weights (safetensors) and the :class:`FlowInpainter` object.
 from ._checks import SUPPORTED_DTYPES, as_mask, as_slice, check_same_shape
 from ._intensity import IntensityScale, match_intensity
 from .flow import FLOW_METHODS, Warp, optical_flow, warp, warp_numpy
-from .inpainter import FlowInpainter, RepairReport, damage_box, resolve_device
+from .inpainter import FlowInpainter, RepairReport, damage_box, damage_boxes, resolve_device
 from .pipeline import STAGES, UnitInputs, learned_stages, prepare_inputs
 from .reference import initial_reference, initial_reference_unit, intermediate_flows
 from .weights import (
@@ -36,6 +36,7 @@ __all__ = [
     "bundled_weights_path",
     "check_same_shape",
     "damage_box",
+    "damage_boxes",
     "initial_reference",
     "initial_reference_unit",
     "intermediate_flows",

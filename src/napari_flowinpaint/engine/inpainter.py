@@ -6,6 +6,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 import torch
 
@@ -50,6 +51,45 @@ def damage_box(mask: np.ndarray, margin: int, min_size: int = 64):
             lo, hi = max(0, lo - (hi - n)), n
         box += [lo, hi]
     return tuple(box)
+
+
+def damage_boxes(mask: np.ndarray, margin: int, min_size: int = 64,
+                 max_boxes: int = 32) -> list[tuple[tuple[int, int, int, int], np.ndarray]]:
+    """Boxes to repair ``mask`` region by region: one per cluster of damage.
+
+    Damaged regions closer than about ``2 * margin`` pixels share a cluster; each cluster
+    gets its :func:`damage_box`. When the boxes would cover at least 70 % of the single box
+    around all the damage (or there are more than ``max_boxes``), that one box is returned
+    instead: scattered small damage then costs what its area costs, not what its spread does.
+
+    Returns
+    -------
+    list of (box, own)
+        ``box`` is ``(y0, y1, x0, x1)``; ``own`` (bool, the box's shape) marks the damaged
+        pixels that box repairs (a box may also hold, in its margin, damage of another
+        cluster: the networks see it as damaged, the other box repairs it).
+    """
+    whole = damage_box(mask, margin, min_size)
+    y0, y1, x0, x1 = whole
+    single = [(whole, mask[y0:y1, x0:x1])]
+    if margin <= 0:
+        return single
+    sub = np.ascontiguousarray(mask[y0:y1, x0:x1], dtype=np.uint8)
+    grown = cv2.dilate(sub, np.ones((2 * margin + 1, 2 * margin + 1), np.uint8))
+    n, labels = cv2.connectedComponents(grown, connectivity=8)
+    if n <= 2 or n - 1 > max_boxes:
+        return single
+    out = []
+    for i in range(1, n):
+        region = np.zeros(mask.shape, bool)
+        region[y0:y1, x0:x1] = (labels == i) & (sub > 0)
+        if region.any():
+            b = damage_box(region, margin, min_size)
+            out.append((b, region[b[0]:b[1], b[2]:b[3]]))
+    area = sum((b[1] - b[0]) * (b[3] - b[2]) for b, _ in out)
+    if area >= 0.7 * (y1 - y0) * (x1 - x0):
+        return single
+    return out
 
 
 def _spans(n: int, size: int, overlap: int) -> list[tuple[int, int]]:
@@ -260,23 +300,26 @@ class FlowInpainter:
             notes.append("empty mask: nothing repaired")
         else:
             box = damage_box(mask, self.margin)
-            y0, y1, x0, x1 = box
-            m = np.ascontiguousarray(mask[y0:y1, x0:x1])
-            d = damaged[y0:y1, x0:x1]
-            crops = {n: a[y0:y1, x0:x1] for n, a in neighbours.items()}
-            known = ~m
-            u = prepare_inputs(crops.get("prev"), d, crops.get("next"), m, alpha=alpha,
-                               flow_method=self.flow_method)
-            if not u.matched:
-                notes.append("whole section missing: repaired from the neighbours alone")
-            ref = self._learned(u) if len(self.stages) > 1 else u.reference
-            scale = u.scale
-            ranges = [(float(c.min()), float(c.max())) for c in crops.values()]
-            if known.any():
-                ranges.append((float(d[known].min()), float(d[known].max())))
-            lo, hi = min(r[0] for r in ranges), max(r[1] for r in ranges)
-            filled = scale.from_unit(ref, clip_to=(lo, hi))
-            out[y0:y1, x0:x1][m] = filled[m]
+            boxes = damage_boxes(mask, self.margin)
+            if len(boxes) > 1:
+                notes.append(f"{len(boxes)} separate damaged areas repaired one by one")
+            for (y0, y1, x0, x1), own in boxes:
+                m = np.ascontiguousarray(mask[y0:y1, x0:x1])
+                d = damaged[y0:y1, x0:x1]
+                crops = {n: a[y0:y1, x0:x1] for n, a in neighbours.items()}
+                known = ~m
+                u = prepare_inputs(crops.get("prev"), d, crops.get("next"), m, alpha=alpha,
+                                   flow_method=self.flow_method)
+                if not u.matched:
+                    notes.append("whole section missing: repaired from the neighbours alone")
+                ref = self._learned(u) if len(self.stages) > 1 else u.reference
+                ranges = [(float(c.min()), float(c.max())) for c in crops.values()]
+                if known.any():
+                    ranges.append((float(d[known].min()), float(d[known].max())))
+                lo, hi = min(r[0] for r in ranges), max(r[1] for r in ranges)
+                filled = u.scale.from_unit(ref, clip_to=(lo, hi))
+                # boxes may overlap in their margins; each repairs only its own damage
+                out[y0:y1, x0:x1][own] = filled[own]
         if side != "both":
             notes.append(f"one neighbour only ({side}): its content is used without "
                          "interpolation")
