@@ -24,21 +24,6 @@ SAMPLE = Path(__file__).parents[1] / "src" / "napari_flowinpaint" / "data" / \
 SCALE = (40.0, 10.0, 10.0)
 
 
-@pytest.fixture
-def notes():
-    """Every napari notification shown during the test, as (severity, message)."""
-    from napari.utils.notifications import notification_manager
-
-    seen = []
-
-    def record(note):
-        seen.append((note.severity, str(note.message)))
-
-    notification_manager.notification_ready.connect(record)
-    yield seen
-    notification_manager.notification_ready.disconnect(record)
-
-
 @pytest.fixture(scope="module")
 def stack():
     """The bundled FIB-SEM sample, cropped to 12 x 128 x 128 to keep the runs short."""

@@ -25,21 +25,6 @@ SCALE = (40.0, 5.0, 5.0)
 
 
 @pytest.fixture
-def notes():
-    """Every napari notification shown during the test, as (severity, message)."""
-    from napari.utils.notifications import notification_manager
-
-    seen = []
-
-    def record(note):
-        seen.append((note.severity, str(note.message)))
-
-    notification_manager.notification_ready.connect(record)
-    yield seen
-    notification_manager.notification_ready.disconnect(record)
-
-
-@pytest.fixture
 def scene(make_napari_viewer):
     """A viewer with a damaged 5x64x64 stack (slice 2 blanked in HOLE) and the widget docked."""
     truth = moving_stack(5, (64, 64), step=1.5)
