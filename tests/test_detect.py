@@ -318,3 +318,28 @@ def test_detector_sampler_draws_the_kinds_asked_for(sample):
         DetectorSampler([(sample, src)], kind_weights={"scratch": 1})
     with pytest.raises(ValueError, match="not all 0"):
         DetectorSampler([(sample, src)], kind_weights={k: 0 for k in DAMAGE_KINDS})
+
+
+@needs_detector
+def test_stack_pass_reuses_cues_and_matches_slice_by_slice(sample):
+    from napari_flowinpaint.tasks.detect import detector_input, stack_scale
+
+    stack = sample[:6].copy()
+    stack[3], _ = simulate_damage(sample[3], "crack", 1)
+    scale = stack_scale(stack)
+    p, s, n = stack[1], stack[2], stack[3]
+    cache = {}
+    a = detector_input(p, s, n, scale, cache=cache)
+    assert len(cache) == 3
+    b = detector_input(s, n, stack[4], scale, cache=cache)  # s and n from the cache
+    assert len(cache) == 4
+    np.testing.assert_array_equal(a, detector_input(p, s, n, scale, cache=cache))
+    np.testing.assert_array_equal(a, detector_input(p, s, n, scale))
+    np.testing.assert_array_equal(b, detector_input(s, n, stack[4], scale))
+    # another scale is not served from the cache
+    c = detector_input(p, s, n, (scale[0], scale[1] * 2), cache=cache)
+    assert not np.array_equal(a, c)
+    whole = detect_damage(stack)
+    for z in range(len(stack)):
+        np.testing.assert_array_equal(whole[z], detect_damage(stack, z))
+    assert whole[3].any()

@@ -79,7 +79,8 @@ def _band_energy(f: np.ndarray) -> np.ndarray:
     return (np.log10(e + 1e-5) + 2.5) / 1.5
 
 
-def detector_input(prev, section, next, scale: tuple[float, float]) -> np.ndarray:
+def detector_input(prev, section, next, scale: tuple[float, float], *,
+                   cache: dict | None = None) -> np.ndarray:
     """The detector's (8, h, w) float32 input at half resolution (h = ceil(H / 2)).
 
     Channels: previous, section, next (grey levels mapped to [0, 1] by ``scale``, area
@@ -87,18 +88,34 @@ def detector_input(prev, section, next, scale: tuple[float, float]) -> np.ndarra
     lines survive the halving); the band energy of previous, section and next, computed at
     full resolution (what blur removes). A missing neighbour (None) is replaced by the other
     one, or by the section itself when both are missing.
+
+    ``cache`` (a dict the caller keeps) holds each section's half-resolution channels, so
+    that a pass over a stack computes them once per section instead of three times; an
+    entry is used only for the very same array object and the same ``scale``.
     """
     if prev is None:
         prev = next if next is not None else section
     if next is None:
         next = prev
     lo, hi = scale
-    units = [(np.asarray(s, np.float32) - lo) / (hi - lo) for s in (prev, section, next)]
-    if min(units[1].shape) < 4:
-        raise ValueError(f"sections must be at least 4x4 pixels, got {units[1].shape}.")
-    chans = [_half(u) for u in units]
-    chans += [_pool2(units[1], np.max), _pool2(units[1], np.min)]
-    chans += [_half(_band_energy(u)) for u in units]
+    unit = (np.asarray(section, np.float32) - lo) / (hi - lo)
+    if min(unit.shape) < 4:
+        raise ValueError(f"sections must be at least 4x4 pixels, got {unit.shape}.")
+
+    def cues(s, u=None):
+        hit = cache.get(id(s)) if cache is not None else None
+        if hit is not None and hit[0] is s and hit[1] == (lo, hi):
+            return hit[2]
+        if u is None:
+            u = (np.asarray(s, np.float32) - lo) / (hi - lo)
+        out = (_half(u), _half(_band_energy(u)))
+        if cache is not None:
+            cache[id(s)] = (s, (lo, hi), out)
+        return out
+
+    c_prev, c_sec, c_next = cues(prev), cues(section, unit), cues(next)
+    chans = [c_prev[0], c_sec[0], c_next[0], _pool2(unit, np.max), _pool2(unit, np.min),
+             c_prev[1], c_sec[1], c_next[1]]
     return np.stack(chans)
 
 
@@ -285,14 +302,15 @@ def _as_stack(stack):
     return stack, shape
 
 
-def damage_probability(prev, section, next, *, scale, weights=None) -> np.ndarray:
+def damage_probability(prev, section, next, *, scale, weights=None,
+                       cache: dict | None = None) -> np.ndarray:
     """Per-pixel damage probability of ``section`` (H, W) float32, from the detector network.
 
     ``prev`` and ``next`` may be None (no neighbour on that side); ``scale`` maps grey levels
-    to [0, 1] (see :func:`stack_scale`).
+    to [0, 1] (see :func:`stack_scale`); ``cache`` as in :func:`detector_input`.
     """
     net = _detector(weights)
-    x = torch.from_numpy(detector_input(prev, section, next, scale))[None]
+    x = torch.from_numpy(detector_input(prev, section, next, scale, cache=cache))[None]
     with torch.no_grad():
         p = torch.sigmoid(net(x.to(memory_format=torch.channels_last)))[0, 0].numpy()
     h, w = np.shape(section)
@@ -324,6 +342,7 @@ def iter_detect_damage(stack, zs=None, *, sensitivity: float = 0.5, grow: int = 
     threshold = 1.0 - sensitivity
     sections: dict[int, np.ndarray] = {}
     blank: dict[int, bool] = {}
+    cues: dict = {}  # half-resolution channels of the cached sections
 
     def get(k: int) -> np.ndarray:
         if k not in sections:
@@ -345,12 +364,13 @@ def iter_detect_damage(stack, zs=None, *, sensitivity: float = 0.5, grow: int = 
             mask = np.ones(sec.shape, bool)
         else:
             prev, nxt = neighbour(z, -1), neighbour(z, 1)
-            p = damage_probability(prev, sec, nxt, scale=scale, weights=weights)
+            p = damage_probability(prev, sec, nxt, scale=scale, weights=weights, cache=cues)
             bright = bright_blank(sec, (prev, nxt), scale)
             mask = decide_mask(p, bright, threshold=threshold,
                                alone=prev is None and nxt is None)
         yield z, refine_mask(mask, grow=grow, rectangles=rectangles, min_area=min_area)
         for k in [k for k in sections if k < z - 2]:
+            cues.pop(id(sections[k]), None)
             del sections[k], blank[k]
 
 
