@@ -20,7 +20,7 @@ from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QObject, Signal
 
 from ..tasks.finetune import FinetuneResult, finetune
-from ._widget import _INPUT_ERRORS, RepairWidget, _reason
+from ._widget import _INPUT_ERRORS, RepairWidget, _reason, _StatusMixin
 
 __all__ = ["FinetuneWidget"]
 
@@ -60,7 +60,7 @@ def _output_problem(path: Path) -> str | None:
     return None
 
 
-class FinetuneWidget(Container):
+class FinetuneWidget(_StatusMixin, Container):
     """Dock widget fine-tuning the learned stages on a 3-D image layer (self-supervised).
 
     Pick the stack, optionally a Labels layer of known damage (sections with paint on them
@@ -151,16 +151,6 @@ class FinetuneWidget(Container):
     def damage_layer(self, layer: Labels | None) -> None:
         self._damage.value = layer
 
-    @property
-    def status(self) -> str:
-        """The last status message shown in the widget."""
-        return self._status.value
-
-    @property
-    def running(self) -> bool:
-        """True while fine-tuning runs in the background."""
-        return self.worker is not None
-
     # ------------------------------------------------------------------ layer choices
     def _image_choices(self, _widget=None):
         return [(layer.name, layer) for layer in self._viewer.layers if _trainable(layer)]
@@ -178,16 +168,6 @@ class FinetuneWidget(Container):
                 self._image.value = active if _trainable(active) else images[-1]
 
     # ------------------------------------------------------------------ input checks
-    def _set_status(self, text: str) -> None:
-        try:
-            self._status.value = text
-        except RuntimeError:  # the widget was closed while a worker ran: nothing to show
-            pass
-
-    def _warn(self, text: str) -> None:
-        self._set_status(text)
-        show_warning(text)
-
     def _checked_image(self) -> Image | None:
         image = self._image.value
         if image is not None and _trainable(image):

@@ -52,7 +52,32 @@ def _describe(z: int, z_prev, z_next, method: str, seconds: float) -> str:
             f"in {seconds:.2f} s")
 
 
-class RepairWidget(Container):
+class _StatusMixin:
+    """What both dock widgets share: a status label (``self._status``) and a background
+    worker (``self.worker``, None when idle)."""
+
+    @property
+    def status(self) -> str:
+        """The last status message shown in the widget."""
+        return self._status.value
+
+    @property
+    def running(self) -> bool:
+        """True while work runs in the background."""
+        return self.worker is not None
+
+    def _set_status(self, text: str) -> None:
+        try:
+            self._status.value = text
+        except RuntimeError:  # the widget was closed while a worker ran: nothing to show
+            pass
+
+    def _warn(self, text: str) -> None:
+        self._set_status(text)
+        show_warning(text)
+
+
+class RepairWidget(_StatusMixin, Container):
     """Dock widget repairing damaged sections of a 3-D image layer from its neighbours.
 
     Pick the image (a 3-D grayscale stack) and a damage mask (a Labels layer of the same
@@ -159,16 +184,6 @@ class RepairWidget(Container):
         self._z.value = int(value)
 
     @property
-    def status(self) -> str:
-        """The last status message shown in the widget."""
-        return self._status.value
-
-    @property
-    def running(self) -> bool:
-        """True while a repair runs in the background."""
-        return self.worker is not None
-
-    @property
     def inpainter(self) -> FlowInpainter:
         """The engine, created on first use and then reused."""
         with self._engine_lock:
@@ -257,16 +272,6 @@ class RepairWidget(Container):
             self._syncing = False
 
     # ------------------------------------------------------------------ input checks
-    def _set_status(self, text: str) -> None:
-        try:
-            self._status.value = text
-        except RuntimeError:  # the widget was closed while a worker ran: nothing to show
-            pass
-
-    def _warn(self, text: str) -> None:
-        self._set_status(text)
-        show_warning(text)
-
     def _checked_image(self) -> Image | None:
         image = self._image.value
         if image is None:
