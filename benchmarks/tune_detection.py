@@ -68,9 +68,11 @@ def collect(samples: int, seed: int = 1) -> list[dict]:
     return items
 
 
-def score(items, **opts) -> dict:
+def score(items, stack=None, **opts) -> dict:
     per = {}
     for it in items:
+        if stack is not None and it["stack"] != stack:
+            continue
         min_area = opts.pop("min_area", 100)
         m = refine_mask(decide_mask(it["p"].astype(np.float32), it["bright"],
                                     alone=it["alone"], **opts), min_area=min_area)
@@ -92,16 +94,18 @@ def main() -> None:
     args = ap.parse_args()
     items = collect(args.samples)
     kinds = list(DAMAGE_KINDS)
-    print("threshold seed snap-fraction | " + " ".join(f"{k[:6]:>6}" for k in kinds)
-          + " | dmg-flag clean-flag")
-    grid = itertools.product((0.4, 0.5, 0.6), (0.0, 0.8, 0.9, 0.95, 0.98),
-                             (None, 0.2, 0.35, 0.5))
-    for thr, seed, frac in grid:
-        r = score(items, threshold=thr, seed_threshold=seed, snap_bright=frac is not None,
-                  snap_fraction=frac or 0.5, min_area=100)
-        print(f"{thr:.2f} {seed:.2f} {frac!s:5} | "
-              + " ".join(f"{r[k][0]:6.3f}" for k in kinds)
-              + f" | {r['damaged_flagged']:.3f} {r['none'][1]:.3f}", flush=True)
+    print("stack threshold seed snap-fraction snap-margin | "
+          + " ".join(f"{k[:6]:>6}" for k in kinds) + " | dmg-flag clean-flag")
+    grid = itertools.product((0.4, 0.5, 0.6), (0.0, 0.9, 0.95, 0.98), (None, 0.35, 0.5),
+                             (0, 4, 6, 8))
+    for thr, seed, frac, margin in grid:
+        for stack in (None, *STACKS):
+            r = score(items, stack, threshold=thr, seed_threshold=seed,
+                      snap_bright=frac is not None, snap_fraction=frac or 0.5,
+                      snap_margin=margin, min_area=100)
+            print(f"{(stack or 'both')[:6]:6} {thr:.2f} {seed:.2f} {frac!s:5} {margin} | "
+                  + " ".join(f"{r[k][0]:6.3f}" for k in kinds)
+                  + f" | {r['damaged_flagged']:.3f} {r['none'][1]:.3f}", flush=True)
 
 
 if __name__ == "__main__":

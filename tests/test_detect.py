@@ -17,10 +17,12 @@ from napari_flowinpaint.tasks.cli import main
 from napari_flowinpaint.tasks.damage import DAMAGE_KINDS, noise_level, simulate_damage
 from napari_flowinpaint.tasks.detect import (
     damage_scores,
+    bright_blank,
     damaged_slices,
     decide_mask,
     detect_damage,
     refine_mask,
+    stack_scale,
 )
 
 SAMPLE = Path(__file__).parents[1] / "src" / "napari_flowinpaint" / "data" / \
@@ -129,6 +131,30 @@ def test_decide_mask_hysteresis_and_bright_snapping():
     full = decide_mask(p, bright, snap_bright=False)
     assert full[30:50, 42:58].all()
     assert not decide_mask(np.zeros_like(p), np.zeros_like(bright)).any()
+
+
+def test_decide_mask_snaps_a_crack_drawn_too_wide():
+    p = np.zeros((80, 80), np.float32)
+    bright = np.zeros((80, 80), bool)
+    p[10:70, 30:46] = 0.99         # 16 px wide where the crack is 6 px: bright fraction 0.375
+    bright[10:70, 35:41] = True
+    snapped = decide_mask(p, bright)  # default snap_fraction 0.5: the 6 px margin decides
+    assert snapped[10:70, 34:42].all() and not snapped[:, 30:33].any()
+    assert not snapped[:, 43:46].any()
+    assert decide_mask(p, bright, snap_margin=0)[10:70, 30:46].all()  # margin off: as drawn
+    assert decide_mask(p, bright, snap_margin=3)[10:70, 30:46].all()  # rim wider than 3 px
+
+
+@pytest.mark.parametrize("seed,thin", [(2, True), (3, True), (6, False)])
+def test_bright_blank_finds_thin_cracks(sample, seed, thin):
+    """Cracks 5-7 px wide have no flat pixel (their edges are everywhere): they are found
+    by lying far above the brightest tissue; the flatness rule alone finds wider ones."""
+    neighbours, scale = (sample[5], sample[7]), stack_scale(sample)
+    damaged, truth = simulate_damage(sample[6], "crack", seed)
+    assert _f1(bright_blank(damaged, neighbours, scale), truth) >= 0.8
+    flat_only = bright_blank(damaged, neighbours, scale, far=9.0)
+    assert flat_only.any() != thin
+    assert not bright_blank(sample[6], neighbours, scale).any()
 
 
 # ------------------------------------------------------------------------- the detector

@@ -131,14 +131,17 @@ def is_blank(section, scale: tuple[float, float]) -> bool:
     return float(g.std()) < 0.02
 
 
-def bright_blank(section, neighbours, scale: tuple[float, float]) -> np.ndarray:
+def bright_blank(section, neighbours, scale: tuple[float, float], *,
+                 far: float = 0.1) -> np.ndarray:
     """Regions brighter than any tissue and mostly flat: blank film holes, cracks, tears.
 
     Where the electron beam meets no tissue the image saturates and holds only detector
     noise. A region qualifies when its lightly smoothed grey levels exceed the brightest
     tissue of the neighbours (their 99.9th percentile; without neighbours, the stack's white
-    point) and at least 30 % of its pixels are flat (local standard deviation under 0.6 times
-    the section's median). Without neighbours the brightest tissue is the 99.9th percentile
+    point) and either at least 30 % of its pixels are flat (local standard deviation under
+    0.6 times the section's median) or it lies far above that tissue (by ``far`` on average,
+    in units of the stack's grey range): a thin crack has no flat pixel, its edges are
+    everywhere. Without neighbours the brightest tissue is the 99.9th percentile
     of the section's own textured (not flat) pixels. This full-resolution cue finds thin
     cracks that the half-resolution network can miss: the detector adds the regions that
     touch what the network found (all of them for a section without neighbours).
@@ -156,15 +159,30 @@ def bright_blank(section, neighbours, scale: tuple[float, float]) -> np.ndarray:
     flat = sd < 0.6 * float(np.median(sd[::2, ::2]))
     if not tops and (~flat).any():  # alone: the brightest textured pixels are tissue
         tops.append(float(np.percentile(g[~flat], 99.9)))
-    bright = g > (max(tops) if tops else 1.0) + 0.02
+    top = max(tops) if tops else 1.0
+    bright = g > top + 0.02
     if not bright.any():
         return bright
-    n, labels = cv2.connectedComponents(bright.astype(np.uint8), connectivity=8)
-    area = np.bincount(labels.ravel(), minlength=n)
-    flat_count = np.bincount(labels.ravel(), weights=flat.ravel(), minlength=n)
-    keep = (flat_count >= 0.3 * area) & (area >= 16)
+    n, labels, area = _regions(bright)
+    inside = labels[bright]
+    flat_count = np.bincount(inside, weights=flat[bright], minlength=n)
+    excess = np.bincount(inside, weights=g[bright] - top, minlength=n) / np.maximum(area, 1)
+    keep = ((flat_count >= 0.3 * area) | (excess >= far)) & (area >= 16)
     keep[0] = False
     return keep[labels]
+
+
+def _regions(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+    """8-connected regions of ``mask``: their number (background 0 included), the label
+    image and each label's pixel count."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8),
+                                                           connectivity=8)
+    return n, labels, stats[:, cv2.CC_STAT_AREA]
+
+
+def _count_in(labels: np.ndarray, n: int, where: np.ndarray) -> np.ndarray:
+    """Per-label number of pixels where ``where`` is True."""
+    return np.bincount(labels[where], minlength=n)
 
 
 def _extend(mask: np.ndarray, extra: np.ndarray) -> np.ndarray:
@@ -181,7 +199,7 @@ def _extend(mask: np.ndarray, extra: np.ndarray) -> np.ndarray:
 
 def decide_mask(p, bright, *, threshold: float = 0.5, alone: bool = False,
                 seed_threshold: float = 0.95, snap_bright: bool = True,
-                snap_fraction: float = 0.5) -> np.ndarray:
+                snap_fraction: float = 0.5, snap_margin: int = 6) -> np.ndarray:
     """Turn the network's probability map and the bright-blank cue into a damage mask.
 
     Parameters
@@ -205,6 +223,10 @@ def decide_mask(p, bright, *, threshold: float = 0.5, alone: bool = False,
         (a hole, crack or tear) is replaced by those pixels, grown by one: the
         full-resolution cue draws thin bands more exactly than the half-resolution network.
     snap_fraction : float, keyword-only
+    snap_margin : int, keyword-only
+        A region is also snapped when at least 95 % of it lies within this many pixels of
+        its bright-blank pixels: a crack the network outlines a few pixels too wide (0 turns
+        this off).
 
     Returns
     -------
@@ -214,10 +236,8 @@ def decide_mask(p, bright, *, threshold: float = 0.5, alone: bool = False,
     cand = (cand | bright) if alone else _extend(cand, bright)
     if not cand.any():
         return cand
-    n, labels = cv2.connectedComponents(cand.astype(np.uint8), connectivity=8)
-    area = np.bincount(labels.ravel(), minlength=n)
-    bright_frac = np.bincount(labels.ravel(), weights=bright.ravel(), minlength=n) / np.maximum(
-        area, 1)
+    n, labels, area = _regions(cand)
+    bright_frac = _count_in(labels, n, bright) / np.maximum(area, 1)
     keep = np.ones(n, bool)
     if seed_threshold > 0:
         sure = np.zeros(n, bool)
@@ -227,6 +247,12 @@ def decide_mask(p, bright, *, threshold: float = 0.5, alone: bool = False,
     out = keep[labels]
     if snap_bright:
         snap = keep & (bright_frac >= snap_fraction)
+        if snap_margin > 0 and bright.any():
+            # a region that is a bright band plus a rim the network drew too wide
+            k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * snap_margin + 1,) * 2)
+            near = cv2.dilate((bright & out).astype(np.uint8), k).astype(bool)
+            near_frac = _count_in(labels, n, near & out) / np.maximum(area, 1)
+            snap |= keep & (bright_frac > 0) & (near_frac >= 0.95)
         snap[0] = False
         if snap.any():
             region = snap[labels]
@@ -238,8 +264,8 @@ def decide_mask(p, bright, *, threshold: float = 0.5, alone: bool = False,
 def _drop_small(mask: np.ndarray, min_pixels: int) -> np.ndarray:
     if min_pixels <= 1 or not mask.any():
         return mask
-    _, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
-    keep = stats[:, cv2.CC_STAT_AREA] >= min_pixels
+    _, labels, area = _regions(mask)
+    keep = area >= min_pixels
     keep[0] = False
     return keep[labels]
 
