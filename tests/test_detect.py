@@ -16,8 +16,8 @@ from napari_flowinpaint.engine.weights import (
 from napari_flowinpaint.tasks.cli import main
 from napari_flowinpaint.tasks.damage import DAMAGE_KINDS, noise_level, simulate_damage
 from napari_flowinpaint.tasks.detect import (
-    damage_scores,
     bright_blank,
+    damage_scores,
     damaged_slices,
     decide_mask,
     detect_damage,
