@@ -91,19 +91,28 @@ def score(items, stack=None, **opts) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--samples", type=int, default=12)
+    ap.add_argument("--cache", default=None,
+                    help="keep the network's outputs in this .npz (reused when it exists)")
     args = ap.parse_args()
-    items = collect(args.samples)
+    cache = Path(args.cache) if args.cache else None
+    if cache is not None and cache.exists():
+        with np.load(cache, allow_pickle=True) as f:  # our own file, written below
+            items = list(f["items"])
+    else:
+        items = collect(args.samples)
+        if cache is not None:
+            np.savez(cache, items=np.array(items, dtype=object))
     kinds = list(DAMAGE_KINDS)
     print("stack threshold seed snap-fraction snap-margin | "
           + " ".join(f"{k[:6]:>6}" for k in kinds) + " | dmg-flag clean-flag")
     grid = itertools.product((0.4, 0.5, 0.6), (0.0, 0.9, 0.95, 0.98), (None, 0.35, 0.5),
-                             (0, 4, 6, 8))
+                             (0, 6))
     for thr, seed, frac, margin in grid:
         for stack in (None, *STACKS):
             r = score(items, stack, threshold=thr, seed_threshold=seed,
                       snap_bright=frac is not None, snap_fraction=frac or 0.5,
                       snap_margin=margin, min_area=100)
-            print(f"{(stack or 'both')[:6]:6} {thr:.2f} {seed:.2f} {frac!s:5} {margin} | "
+            print(f"{(stack or 'both')[:6]:6} {thr:.2f} {seed:.2f} {frac!s:4} {margin} | "
                   + " ".join(f"{r[k][0]:6.3f}" for k in kinds)
                   + f" | {r['damaged_flagged']:.3f} {r['none'][1]:.3f}", flush=True)
 

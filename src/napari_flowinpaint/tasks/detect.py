@@ -240,8 +240,7 @@ def decide_mask(p, bright, *, threshold: float = 0.5, alone: bool = False,
     bright_frac = _count_in(labels, n, bright) / np.maximum(area, 1)
     keep = np.ones(n, bool)
     if seed_threshold > 0:
-        sure = np.zeros(n, bool)
-        sure[np.unique(labels[p >= seed_threshold])] = True  # regions holding a sure pixel
+        sure = _count_in(labels, n, p >= seed_threshold) > 0  # regions holding a sure pixel
         keep = sure | (bright_frac >= 0.3)
     keep[0] = False
     out = keep[labels]

@@ -127,7 +127,7 @@ def detector_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 def train_detector(out_dir, *, sources=None, iterations: int = 3000, batch: int = 8,
                    crop: int = 192, width: int = 12, lr: float = 1e-3, seed: int = 0,
                    checkpoint_every: int = 250, init=None, p_clean: float = 0.25,
-                   kind_weights: dict | None = None,
+                   p_one_sided: float = 0.1, kind_weights: dict | None = None,
                    callback: Callable[[dict], None] | None = None,
                    should_stop: Callable[[], bool] | None = None) -> Path:
     """Train (or resume) a damage detector; returns the path of its weights file.
@@ -135,6 +135,7 @@ def train_detector(out_dir, *, sources=None, iterations: int = 3000, batch: int 
     ``init`` (a weights file, or ``"bundled"``) starts from trained weights instead of a
     random initialisation (fine-tuning; ``width`` is then the file's). ``p_clean`` is the
     share of undamaged samples (what teaches the network to stay quiet on real sections);
+    ``p_one_sided`` the share of samples with a neighbour on one side only (stack ends);
     ``kind_weights`` (e.g. ``{"crack": 2}``) draws some damage kinds more often.
     """
     import tifffile
@@ -156,7 +157,7 @@ def train_detector(out_dir, *, sources=None, iterations: int = 3000, batch: int 
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=iterations,
                                                 pct_start=0.05)
     sampler = DetectorSampler(stacks, crop=crop, rng=seed, p_clean=p_clean,
-                              kind_weights=kind_weights)
+                              p_one_sided=p_one_sided, kind_weights=kind_weights)
     step, seconds = 0, 0.0
     ckpt = out / "checkpoint.pt"
     if ckpt.is_file():
@@ -190,7 +191,7 @@ def train_detector(out_dir, *, sources=None, iterations: int = 3000, batch: int 
             "iterations": step, "batch": batch, "crop_half_res": crop, "lr": lr, "seed": seed,
             "wall_time_s": round(seconds), "kinds": list(DAMAGE_KINDS),
             "init": str(init) if init else None, "p_clean": p_clean,
-            "kind_weights": dict(kind_weights or {}),
+            "p_one_sided": p_one_sided, "kind_weights": dict(kind_weights or {}),
             "command": "napari-flowinpaint train-detector"}})
         fh.flush()
 
@@ -238,6 +239,8 @@ def add_arguments(parser) -> None:
                         help="start from these detector weights ('bundled' for the shipped ones)")
     parser.add_argument("--p-clean", type=float, default=0.25,
                         help="share of undamaged samples (default 0.25)")
+    parser.add_argument("--p-one-sided", type=float, default=0.1,
+                        help="share of samples with a neighbour on one side only (default 0.1)")
     parser.add_argument("--kind-weights", nargs="+", default=[], metavar="KIND=W",
                         help="draw some damage kinds more often, e.g. crack=2 fold=2")
 
@@ -265,7 +268,8 @@ def run(args) -> int:
     path = train_detector(args.out, sources=sources, iterations=args.iterations,
                           batch=args.batch, crop=args.crop, width=args.width, lr=args.lr,
                           seed=args.seed, checkpoint_every=args.checkpoint_every,
-                          init=args.init, p_clean=args.p_clean, kind_weights=weights,
+                          init=args.init, p_clean=args.p_clean,
+                          p_one_sided=args.p_one_sided, kind_weights=weights,
                           callback=show)
     print(f"detector weights: {path}")
     return 0
