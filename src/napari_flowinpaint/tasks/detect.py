@@ -71,11 +71,12 @@ def _pool2(f: np.ndarray, how) -> np.ndarray:
     return how(f.reshape(f.shape[0] // 2, 2, f.shape[1] // 2, 2), axis=(1, 3))
 
 
-def _band_energy(f: np.ndarray) -> np.ndarray:
+def _band_energy_half(f: np.ndarray) -> np.ndarray:
     """Log local energy of the band of spatial frequencies that blur removes first
-    (difference of Gaussians of sigma 1 and 2.5, squared and smoothed), roughly in [-1, 1]."""
+    (difference of Gaussians of sigma 1 and 2.5 at full resolution, squared), smoothed and
+    returned at half resolution (the size :func:`_half` gives), roughly in [-1, 1]."""
     band = cv2.GaussianBlur(f, (0, 0), 1.0) - cv2.GaussianBlur(f, (0, 0), 2.5)
-    e = cv2.GaussianBlur(band * band, (0, 0), 3.0)
+    e = cv2.GaussianBlur(_half(band * band), (0, 0), 1.5)  # sigma 3 at full resolution
     return (np.log10(e + 1e-5) + 2.5) / 1.5
 
 
@@ -108,7 +109,7 @@ def detector_input(prev, section, next, scale: tuple[float, float], *,
             return hit[2]
         if u is None:
             u = (np.asarray(s, np.float32) - lo) / (hi - lo)
-        out = (_half(u), _half(_band_energy(u)))
+        out = (_half(u), _band_energy_half(u))
         if cache is not None:
             cache[id(s)] = (s, (lo, hi), out)
         return out
