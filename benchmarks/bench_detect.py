@@ -27,7 +27,7 @@ def main() -> None:
     sample = tifffile.imread(SAMPLE)
     for side in (1024, 2048):
         stack = np.stack([cv2.resize(s, (side, side), interpolation=cv2.INTER_CUBIC)
-                          for s in sample[:3]])
+                          for s in sample[:8]])
         stack[1], _ = simulate_damage(stack[1], "hole", 0)
         detect_damage(stack, 1)  # warm-up: loads the network
         times = []

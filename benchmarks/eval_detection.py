@@ -8,7 +8,7 @@ The same as the command line, once per stack::
 
 Run from the repository root::
 
-    .venv/bin/python benchmarks/eval_detection.py --samples 20
+    .venv/bin/python benchmarks/eval_detection.py --samples 50
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ STACKS = {
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--samples", type=int, default=20)
+    ap.add_argument("--samples", type=int, default=50)
     args = ap.parse_args()
     out_dir = ROOT / "benchmarks" / "results"
     reports, parts = {}, []

@@ -3,6 +3,7 @@ crops, the mask options, the command line and bad input."""
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import tifffile
@@ -23,6 +24,7 @@ from napari_flowinpaint.tasks.detect import (
     detect_damage,
     refine_mask,
     stack_scale,
+    without_holes,
 )
 
 SAMPLE = Path(__file__).parents[1] / "src" / "napari_flowinpaint" / "data" / \
@@ -136,13 +138,28 @@ def test_decide_mask_hysteresis_and_bright_snapping():
 def test_decide_mask_snaps_a_crack_drawn_too_wide():
     p = np.zeros((80, 80), np.float32)
     bright = np.zeros((80, 80), bool)
-    p[10:70, 30:46] = 0.99         # 16 px wide where the crack is 6 px: bright fraction 0.375
-    bright[10:70, 35:41] = True
-    snapped = decide_mask(p, bright)  # default snap_fraction 0.5: the 6 px margin decides
-    assert snapped[10:70, 34:42].all() and not snapped[:, 30:33].any()
-    assert not snapped[:, 43:46].any()
+    p[10:70, 30:46] = 0.99         # 16 px wide where the crack is 5 px: bright fraction 0.31
+    bright[10:70, 35:40] = True
+    snapped = decide_mask(p, bright)  # under snap_fraction 0.35: the 6 px margin decides
+    assert snapped[10:70, 34:41].all() and not snapped[:, 30:33].any()
+    assert not snapped[:, 42:46].any()
     assert decide_mask(p, bright, snap_margin=0)[10:70, 30:46].all()  # margin off: as drawn
     assert decide_mask(p, bright, snap_margin=3)[10:70, 30:46].all()  # rim wider than 3 px
+
+
+def test_without_holes_fills_a_neighbours_hole_from_the_other_one(sample):
+    scale = stack_scale(sample)
+    holed, truth = simulate_damage(sample[7], "hole", 0)
+    filled = without_holes(holed, sample[6], sample[8], scale)
+    assert filled is not holed and filled.dtype == holed.dtype
+    np.testing.assert_array_equal(filled[truth], sample[8][truth])  # the hole, from the other
+    far = ~cv2.dilate(truth.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
+    assert np.mean(filled[far] != holed[far]) < 0.005               # the rest kept
+    clean = without_holes(sample[7], sample[6], sample[8], scale)        # no hole: kept
+    assert np.mean(clean != sample[7]) < 0.005
+    alone = without_holes(holed, sample[6], None, scale)                # no other: section
+    np.testing.assert_array_equal(alone[truth], sample[6][truth])
+    assert without_holes(None, sample[6], sample[8], scale) is None
 
 
 @pytest.mark.parametrize("seed,thin", [(2, True), (3, True), (6, False)])
@@ -159,8 +176,11 @@ def test_bright_blank_finds_thin_cracks(sample, seed, thin):
 
 # ------------------------------------------------------------------------- the detector
 @needs_detector
-@pytest.mark.parametrize("kind,least", [("hole", 0.8), ("missing", 0.95), ("crack", 0.45),
-                                        ("fold", 0.45), ("stain", 0.6), ("sediment", 0.6),
+# stains on these 192 px crops are small (radius 7-21 px): the detector, tuned for fewer
+# false alarms on real sections, finds 3 of 4 here (F1 0.80-0.85 on the 250-512 px
+# validation sections, benchmarks/eval_detection.py)
+@pytest.mark.parametrize("kind,least", [("hole", 0.8), ("missing", 0.95), ("crack", 0.6),
+                                        ("fold", 0.5), ("stain", 0.4), ("sediment", 0.6),
                                         ("blur", 0.6)])
 def test_detects_each_kind_on_a_real_crop(sample, kind, least):
     f1s = []
@@ -340,6 +360,22 @@ def test_detector_sampler_draws_the_kinds_asked_for(sample):
         assert t.all()  # a missing section is damaged everywhere
     clean = DetectorSampler([(sample, src)], crop=48, rng=0, p_clean=1.0)
     assert not any(clean.sample()[1].any() for _ in range(4))
+    # a damaged neighbour changes the input, never the target: on a stack of one section
+    # repeated, only the damage makes a neighbour differ locally from the section
+    same = np.repeat(sample[6:7], 16, axis=0)
+
+    def differing(p_damaged_neighbour):
+        s = DetectorSampler([(same, src)], crop=96, rng=1, p_clean=1.0, p_one_sided=0.0,
+                            p_alone=0.0, p_damaged_neighbour=p_damaged_neighbour)
+        count = 0
+        for _ in range(8):
+            x, t = s.sample()
+            assert not t.any()
+            d = np.maximum(np.abs(x[0] - x[1]), np.abs(x[2] - x[1]))
+            count += np.percentile(d, 99) > 0.25
+        return count
+
+    assert differing(0.0) == 0 and differing(1.0) >= 4
     with pytest.raises(ValueError, match="unknown damage kinds"):
         DetectorSampler([(sample, src)], kind_weights={"scratch": 1})
     with pytest.raises(ValueError, match="not all 0"):

@@ -27,7 +27,7 @@ from ..engine.weights import load_detector
 
 __all__ = ["detect_damage", "iter_detect_damage", "damage_scores", "damaged_slices",
            "refine_mask", "stack_scale", "detector_input", "is_blank", "bright_blank",
-           "damage_probability", "decide_mask"]
+           "damage_probability", "decide_mask", "without_holes"]
 
 _NETS: dict = {}
 
@@ -173,6 +173,23 @@ def bright_blank(section, neighbours, scale: tuple[float, float], *,
     return keep[labels]
 
 
+def without_holes(neighbour, section, other, scale: tuple[float, float]):
+    """``neighbour`` with its own bright blank regions (holes, cracks: see
+    :func:`bright_blank`, judged against ``section``) filled from the ``other`` neighbour, or
+    from ``section`` when there is none; ``neighbour`` itself when it has none (None stays
+    None). A hole in a neighbour is not damage of the section, but it disagrees with it
+    strongly and raises the neighbours' brightest tissue level."""
+    if neighbour is None:
+        return None
+    holes = bright_blank(neighbour, (section,), scale)
+    if not holes.any():
+        return neighbour
+    holes = cv2.dilate(holes.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)  # rims
+    out = np.array(neighbour, copy=True)
+    out[holes] = np.asarray(other if other is not None else section)[holes]
+    return out
+
+
 def _regions(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
     """8-connected regions of ``mask``: their number (background 0 included), the label
     image and each label's pixel count."""
@@ -200,7 +217,8 @@ def _extend(mask: np.ndarray, extra: np.ndarray) -> np.ndarray:
 
 def decide_mask(p, bright, *, threshold: float = 0.5, alone: bool = False,
                 seed_threshold: float = 0.95, snap_bright: bool = True,
-                snap_fraction: float = 0.5, snap_margin: int = 6) -> np.ndarray:
+                snap_fraction: float = 0.35, snap_margin: int = 6,
+                bright_seed: float = 0.7) -> np.ndarray:
     """Turn the network's probability map and the bright-blank cue into a damage mask.
 
     Parameters
@@ -224,6 +242,9 @@ def decide_mask(p, bright, *, threshold: float = 0.5, alone: bool = False,
         (a hole, crack or tear) is replaced by those pixels, grown by one: the
         full-resolution cue draws thin bands more exactly than the half-resolution network.
     snap_fraction : float, keyword-only
+    bright_seed : float, keyword-only
+        A largely bright region kept without a sure pixel still needs a probability of at
+        least this somewhere (a bright cell profile is scored low; a thin crack lukewarm).
     snap_margin : int, keyword-only
         A region is also snapped when at least 95 % of it lies within this many pixels of
         its bright-blank pixels: a crack the network outlines a few pixels too wide (0 turns
@@ -242,7 +263,10 @@ def decide_mask(p, bright, *, threshold: float = 0.5, alone: bool = False,
     keep = np.ones(n, bool)
     if seed_threshold > 0:
         sure = _count_in(labels, n, p >= seed_threshold) > 0  # regions holding a sure pixel
-        keep = sure | (bright_frac >= 0.3)
+        bright_ok = bright_frac >= 0.3
+        if not alone:  # alone, the network knows less: every bright region counts
+            bright_ok &= _count_in(labels, n, p >= bright_seed) > 0
+        keep = sure | bright_ok
     keep[0] = False
     out = keep[labels]
     if snap_bright:
@@ -390,6 +414,8 @@ def iter_detect_damage(stack, zs=None, *, sensitivity: float = 0.5, grow: int = 
             mask = np.ones(sec.shape, bool)
         else:
             prev, nxt = neighbour(z, -1), neighbour(z, 1)
+            prev, nxt = (without_holes(prev, sec, nxt, scale),
+                         without_holes(nxt, sec, prev, scale))
             p = damage_probability(prev, sec, nxt, scale=scale, weights=weights, cache=cues)
             bright = bright_blank(sec, (prev, nxt), scale)
             mask = decide_mask(p, bright, threshold=threshold,

@@ -39,7 +39,8 @@ class DetectorSampler:
     """Random (input, target) pairs for the detector; see the module docstring."""
 
     def __init__(self, stacks, *, crop: int = 192, rng=None, p_clean: float = 0.25,
-                 p_one_sided: float = 0.1, p_alone: float = 0.05, kind_weights=None):
+                 p_one_sided: float = 0.1, p_alone: float = 0.05, kind_weights=None,
+                 p_damaged_neighbour: float = 0.0):
         self.stacks = []
         for arr, src in stacks:
             z0, z1 = max(0, src.z_range[0]), min(arr.shape[0], src.z_range[1])
@@ -49,6 +50,7 @@ class DetectorSampler:
         self.crop = int(crop)
         self.rng = np.random.default_rng(rng)
         self.p_clean, self.p_one_sided, self.p_alone = p_clean, p_one_sided, p_alone
+        self.p_damaged_neighbour = p_damaged_neighbour
         kw = dict(kind_weights or {})
         unknown = set(kw) - set(DAMAGE_KINDS)
         if unknown:
@@ -70,6 +72,15 @@ class DetectorSampler:
         else:
             kind = DAMAGE_KINDS[int(rng.choice(len(DAMAGE_KINDS), p=self.kind_p))]
             sec, mask = simulate_damage(sec, kind, rng)
+        # damage in a neighbour is not damage of this section: in a real stack the sections
+        # around a damaged one are judged against it
+        if rng.random() < self.p_damaged_neighbour:
+            kind = DAMAGE_KINDS[int(rng.choice(len(DAMAGE_KINDS)))]
+            if kind != "missing":  # a blank neighbour is skipped by the detection
+                if rng.random() < 0.5:
+                    prev = simulate_damage(prev, kind, rng)[0]
+                else:
+                    nxt = simulate_damage(nxt, kind, rng)[0]
         r = rng.random()
         if r < self.p_alone:
             prev = nxt = None
@@ -127,7 +138,8 @@ def detector_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 def train_detector(out_dir, *, sources=None, iterations: int = 3000, batch: int = 8,
                    crop: int = 192, width: int = 12, lr: float = 1e-3, seed: int = 0,
                    checkpoint_every: int = 250, init=None, p_clean: float = 0.25,
-                   p_one_sided: float = 0.1, kind_weights: dict | None = None,
+                   p_one_sided: float = 0.1, p_damaged_neighbour: float = 0.0,
+                   kind_weights: dict | None = None,
                    callback: Callable[[dict], None] | None = None,
                    should_stop: Callable[[], bool] | None = None) -> Path:
     """Train (or resume) a damage detector; returns the path of its weights file.
@@ -136,6 +148,8 @@ def train_detector(out_dir, *, sources=None, iterations: int = 3000, batch: int 
     random initialisation (fine-tuning; ``width`` is then the file's). ``p_clean`` is the
     share of undamaged samples (what teaches the network to stay quiet on real sections);
     ``p_one_sided`` the share of samples with a neighbour on one side only (stack ends);
+    ``p_damaged_neighbour`` the share whose neighbour is damaged (its damage is not the
+    section's: the target stays the section's own);
     ``kind_weights`` (e.g. ``{"crack": 2}``) draws some damage kinds more often.
     """
     import tifffile
@@ -157,7 +171,8 @@ def train_detector(out_dir, *, sources=None, iterations: int = 3000, batch: int 
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=iterations,
                                                 pct_start=0.05)
     sampler = DetectorSampler(stacks, crop=crop, rng=seed, p_clean=p_clean,
-                              p_one_sided=p_one_sided, kind_weights=kind_weights)
+                              p_one_sided=p_one_sided, kind_weights=kind_weights,
+                              p_damaged_neighbour=p_damaged_neighbour)
     step, seconds = 0, 0.0
     ckpt = out / "checkpoint.pt"
     if ckpt.is_file():
@@ -191,7 +206,8 @@ def train_detector(out_dir, *, sources=None, iterations: int = 3000, batch: int 
             "iterations": step, "batch": batch, "crop_half_res": crop, "lr": lr, "seed": seed,
             "wall_time_s": round(seconds), "kinds": list(DAMAGE_KINDS),
             "init": str(init) if init else None, "p_clean": p_clean,
-            "p_one_sided": p_one_sided, "kind_weights": dict(kind_weights or {}),
+            "p_one_sided": p_one_sided, "p_damaged_neighbour": p_damaged_neighbour,
+            "kind_weights": dict(kind_weights or {}),
             "command": "napari-flowinpaint train-detector"}})
         fh.flush()
 
@@ -241,6 +257,9 @@ def add_arguments(parser) -> None:
                         help="share of undamaged samples (default 0.25)")
     parser.add_argument("--p-one-sided", type=float, default=0.1,
                         help="share of samples with a neighbour on one side only (default 0.1)")
+    parser.add_argument("--p-damaged-neighbour", type=float, default=0.0,
+                        help="share of samples with a damaged neighbour, to teach that its "
+                             "damage is not the section's (default 0)")
     parser.add_argument("--kind-weights", nargs="+", default=[], metavar="KIND=W",
                         help="draw some damage kinds more often, e.g. crack=2 fold=2")
 
@@ -269,7 +288,8 @@ def run(args) -> int:
                           batch=args.batch, crop=args.crop, width=args.width, lr=args.lr,
                           seed=args.seed, checkpoint_every=args.checkpoint_every,
                           init=args.init, p_clean=args.p_clean,
-                          p_one_sided=args.p_one_sided, kind_weights=weights,
+                          p_one_sided=args.p_one_sided,
+                          p_damaged_neighbour=args.p_damaged_neighbour, kind_weights=weights,
                           callback=show)
     print(f"detector weights: {path}")
     return 0
