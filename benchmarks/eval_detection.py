@@ -2,9 +2,9 @@
 
 The same as the command line, once per stack::
 
-    napari-flowinpaint evaluate-detection ../shared/data/isbi2012_test/raw.tif --samples 20
+    napari-flowinpaint evaluate-detection ../shared/data/isbi2012_test/raw.tif --samples 50
     napari-flowinpaint evaluate-detection ../shared/data/fibsem_medulla_ts1/raw.tif \\
-        --spacing 4 --z-range 200: --samples 20
+        --spacing 4 --z-range 200: --samples 50
 
 Run from the repository root::
 
