@@ -242,13 +242,14 @@ def decide_mask(p, bright, *, threshold: float = 0.5, alone: bool = False,
         (a hole, crack or tear) is replaced by those pixels, grown by one: the
         full-resolution cue draws thin bands more exactly than the half-resolution network.
     snap_fraction : float, keyword-only
-    bright_seed : float, keyword-only
-        A largely bright region kept without a sure pixel still needs a probability of at
-        least this somewhere (a bright cell profile is scored low; a thin crack lukewarm).
     snap_margin : int, keyword-only
         A region is also snapped when at least 95 % of it lies within this many pixels of
         its bright-blank pixels: a crack the network outlines a few pixels too wide (0 turns
         this off).
+    bright_seed : float, keyword-only
+        A largely bright region kept without a sure pixel still needs a probability of at
+        least this somewhere (a bright cell profile is scored low; a thin crack lukewarm).
+        Not applied to a section without neighbours.
 
     Returns
     -------
@@ -422,8 +423,10 @@ def iter_detect_damage(stack, zs=None, *, sensitivity: float = 0.5, grow: int = 
                                alone=prev is None and nxt is None)
         yield z, refine_mask(mask, grow=grow, rectangles=rectangles, min_area=min_area)
         for k in [k for k in sections if k < z - 2]:
-            cues.pop(id(sections[k]), None)
             del sections[k], blank[k]
+        live = {id(s) for s in sections.values()}  # drop the rest, hole-filled copies too
+        for key in [key for key in cues if key not in live]:
+            del cues[key]
 
 
 def detect_damage(stack, z: int | None = None, *, sensitivity: float = 0.5, grow: int = 0,
