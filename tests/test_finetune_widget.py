@@ -111,15 +111,31 @@ def test_finetune_reports_psnr_and_feeds_the_repair_widget(scene, qtbot, tmp_pat
     assert str(out) in repair.status
 
 
+def test_cancel_while_scoring_stops_before_training(scene, qtbot, tmp_path):
+    viewer, widget, image = scene
+    widget["iterations"].value = 50
+    widget["start_button"].native.click()
+    widget["cancel_button"].native.click()  # the starting weights are being scored
+    _wait(qtbot, widget)
+    res = widget.result
+    assert res.stopped and res.weights is None and res.iterations == 0
+    assert res.psnr_before is None and res.psnr_after is None
+    assert widget.status.startswith("Stopped while scoring the starting weights")
+    assert not (res.run_dir / "checkpoint.pt").exists()
+    assert not (tmp_path / "mine.safetensors").exists()
+    assert widget["start_button"].enabled and not widget["cancel_button"].enabled
+
+
 def test_cancel_stops_early_and_keeps_the_checkpoint(scene, qtbot, tmp_path):
     viewer, widget, image = scene
     original = image.data.copy()
     widget["iterations"].value = 50
+    # press Cancel at the first progress report, i.e. while training
+    widget._relay.info.connect(lambda info: widget.cancel())
     widget["start_button"].native.click()
-    widget["cancel_button"].native.click()  # honoured at the first iteration
     _wait(qtbot, widget)
     res = widget.result
-    assert res.stopped and res.weights is None and res.iterations == 1
+    assert res.stopped and res.weights is None and 1 <= res.iterations < 50
     assert math.isfinite(res.psnr_before)
     assert widget.status.startswith(f"stopped at iteration {res.iterations}; held-out PSNR "
                                     f"before {res.psnr_before:.2f} dB")

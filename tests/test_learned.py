@@ -221,10 +221,26 @@ def test_finetune_reports_before_after_and_stops_cleanly(tmp_path):
     assert res.psnr_after > res.psnr_before  # random start: training must help
     assert seen and seen[-1]["step"] == 30 and "g_l1" in seen[-1]["losses"]
     assert load_weights(res.weights).meta["finetuned_from"] == str(base)
+    # stopped while scoring the starting weights: nothing trained, nothing written
+    first = finetune(stack, tmp_path / "first", weights=base, iterations=30, batch=2,
+                     crop=64, score_samples=2, should_stop=lambda: True)
+    assert first.stopped and first.weights is None and first.iterations == 0
+    assert first.psnr_before is None and not (first.run_dir / "checkpoint.pt").exists()
+    # stopped while training (at the first progress report): a checkpoint to resume from
+    ticks = []
     stopped = finetune(stack, tmp_path / "stop", weights=base, iterations=30, batch=2,
-                       crop=64, score_samples=2, should_stop=lambda: True)
-    assert stopped.stopped and stopped.weights is None
+                       crop=64, score_samples=2, callback=ticks.append,
+                       should_stop=lambda: bool(ticks))
+    assert stopped.stopped and stopped.weights is None and 1 <= stopped.iterations < 30
+    assert stopped.psnr_before is not None and stopped.psnr_after is None
     assert (stopped.run_dir / "checkpoint.pt").is_file()
+    # stopped while scoring the fine-tuned weights: they are written, only the score is missing
+    ticks = []
+    late = finetune(stack, tmp_path / "late", weights=base, iterations=10, batch=2, crop=64,
+                    score_samples=2, callback=ticks.append,
+                    should_stop=lambda: bool(ticks) and ticks[-1]["step"] == 10)
+    assert late.stopped and late.weights.is_file() and late.iterations == 10
+    assert late.psnr_before is not None and late.psnr_after is None
     with pytest.raises(ValueError, match="too short"):
         finetune(stack[:5], tmp_path / "x", weights=base)
 

@@ -28,6 +28,7 @@ from napari_flowinpaint.engine.nets import (
     hinge_g_loss,
     local_correlation,
     masked_l1,
+    masked_l2,
     pyramid_loss,
     ssim,
     ssim_loss,
@@ -273,6 +274,34 @@ def test_masked_l1_values():
     torch.testing.assert_close(
         masked_l1(pred, target, m, hole_weight=0.0, valid_weight=2.0), torch.tensor(1.0)
     )
+
+
+def test_masked_l2_values_and_minimiser():
+    m = torch.zeros(1, 1, 4, 4)
+    m[..., :2, :] = 1
+    pred, target = 2 * torch.ones(1, 1, 4, 4), torch.zeros(1, 1, 4, 4)
+    # squared error 4 everywhere: (6 * 4 * 8 + 1 * 4 * 8) / 16
+    torch.testing.assert_close(masked_l2(pred, target, m, hole_weight=6.0), torch.tensor(14.0))
+    with pytest.raises(ValueError, match="one shape"):
+        masked_l2(pred, target[..., :2], m)
+    # a constant fitted to {0, 0, 1} by gradient descent: L2 goes to the mean, L1 to the median
+    x = torch.tensor([0.0, 0.0, 1.0]).view(1, 1, 1, 3)
+    for loss, expected in ((masked_l2, 1 / 3), (masked_l1, 0.0)):
+        c = torch.full((1, 1, 1, 1), 0.5, requires_grad=True)
+        opt = torch.optim.SGD([c], lr=0.02)
+        for _ in range(600):
+            opt.zero_grad()
+            loss(c.expand_as(x), x, torch.ones_like(x)).backward()
+            opt.step()
+        assert abs(c.item() - expected) < 0.02
+
+
+def test_loss_config_rejects_unknown_recon():
+    from napari_flowinpaint.engine.nets.config import LossConfig
+
+    assert LossConfig(recon="l2").recon == "l2"
+    with pytest.raises(ValueError, match="'l1' or 'l2'"):
+        LossConfig(recon="huber")
 
 
 def test_ssim_matches_scikit_image():

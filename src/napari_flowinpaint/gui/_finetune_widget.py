@@ -68,7 +68,8 @@ class FinetuneWidget(_StatusMixin, Container):
     weights file, then press **Start**. :func:`~napari_flowinpaint.tasks.finetune.finetune`
     damages clean sections synthetically and trains on repairing them; the last sections of
     the stack are held out and scored before and after. **Cancel** stops after the current
-    iteration with a checkpoint beside the output; **Start** with the same output resumes.
+    iteration (with a checkpoint beside the output; **Start** with the same output resumes)
+    or, while scoring, after the current repair.
     When done, :attr:`result` holds the
     :class:`~napari_flowinpaint.tasks.finetune.FinetuneResult` and **Use in Repair widget**
     (:meth:`use_weights`) makes the docked *Repair section* widget repair with the new
@@ -212,11 +213,12 @@ class FinetuneWidget(_StatusMixin, Container):
         )
 
     def cancel(self) -> None:
-        """Stop after the current iteration; the checkpoint is kept and :meth:`start` with
-        the same output resumes."""
+        """Stop after the current iteration or scored repair; a training checkpoint is kept
+        and :meth:`start` with the same output resumes."""
         if self.worker is not None:
             self._stop.set()
-            self._set_status("Stopping after the current iteration (the checkpoint is kept)...")
+            self._set_status("Stopping after the current step (a training checkpoint is "
+                             "kept)...")
 
     def use_weights(self) -> list[RepairWidget]:
         """Make every *Repair section* widget docked in this viewer repair with the fine-tuned
@@ -291,8 +293,18 @@ class FinetuneWidget(_StatusMixin, Container):
             (show_warning if isinstance(exc, _INPUT_ERRORS) else show_error)(text)
             return
         self.result = result
+        if result.psnr_before is None:
+            text = ("Stopped while scoring the starting weights; nothing was trained. Press "
+                    "Start to begin again.")
+            self._set_status(text)
+            show_info(text)
+            return
         before = f"held-out PSNR before {result.psnr_before:.2f} dB"
-        if result.stopped or result.weights is None:
+        if result.weights is not None and result.psnr_after is None:
+            text = (f"Fine-tuned weights written to {result.weights} after "
+                    f"{result.iterations} iterations ({before}; scoring them was stopped). "
+                    "Press Use in Repair widget to repair with them.")
+        elif result.stopped or result.weights is None:
             text = (f"stopped at iteration {result.iterations}; {before}. The checkpoint is "
                     f"kept in {result.run_dir}: press Start with the same output file to "
                     "resume.")

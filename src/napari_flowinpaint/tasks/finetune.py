@@ -32,13 +32,15 @@ class FinetuneResult:
         The fine-tuned weights (``None`` if stopped before the end; run again to resume).
     psnr_before, psnr_after : float or None
         Mean PSNR (dB, over the hole) of the repairs of held-out sections with the starting
-        and the fine-tuned weights.
+        and the fine-tuned weights; ``None`` when stopped before that score was made.
     held_out : tuple of int
         The held-out sections (centres of the scored triplets).
     iterations : int
-        Iterations done.
+        Iterations done (0 when stopped while scoring the starting weights).
     stopped : bool
-        True when stopped early by ``should_stop``.
+        True when stopped early by ``should_stop``: while scoring the starting weights
+        (nothing trained), while training (a checkpoint is kept), or while scoring the
+        fine-tuned weights (``weights`` is then set, only ``psnr_after`` is missing).
     run_dir : Path
         Checkpoints, ``losses.csv`` and ``losses.png``.
     """
@@ -52,14 +54,23 @@ class FinetuneResult:
     run_dir: Path
 
 
-def _score(stack, weights, z_range, spacing, samples, seed) -> float:
+class _Stopped(Exception):
+    """Raised inside the scoring when ``should_stop`` says so."""
+
+
+def _score(stack, weights, z_range, spacing, samples, seed, should_stop=None) -> float:
     from .evaluate import evaluate
+
+    def check(done, total):
+        if should_stop is not None and should_stop():
+            raise _Stopped
 
     engine = FlowInpainter(weights=weights, device="cpu")
     h, w = stack.shape[1:]
     crop = min(256, h, w)
     rep = evaluate(stack, spacing=spacing, z_range=z_range, crop=crop, samples=samples,
-                   ratios=(0.1, 0.3, 0.5), seed=seed, methods={"engine": engine.inpaint})
+                   ratios=(0.1, 0.3, 0.5), seed=seed, methods={"engine": engine.inpaint},
+                   progress=check)
     vals = [r["psnr_hole"] for r in rep["results"]["engine"].values()]
     return float(np.mean(vals))
 
@@ -93,7 +104,8 @@ def finetune(stack, out, *, damaged=None, weights=None, iterations: int = 300,
     callback : callable, keyword-only
         ``callback(info)`` with the iteration, total, losses and wall time as it trains.
     should_stop : callable, keyword-only
-        Polled every iteration; True stops cleanly after writing a checkpoint.
+        Polled after every scored repair and every iteration; True stops cleanly (a
+        checkpoint is written when training had started).
 
     Returns
     -------
@@ -135,7 +147,12 @@ def finetune(stack, out, *, damaged=None, weights=None, iterations: int = 300,
     run_dir = out.with_name(out.stem + ".run")
     hold_range = (split, nz)
     score_seed = seed + 1
-    before = _score(stack, weights, hold_range, spacing, score_samples, score_seed)
+    held = tuple(range(split, nz))
+    try:
+        before = _score(stack, weights, hold_range, spacing, score_samples, score_seed,
+                        should_stop)
+    except _Stopped:  # stopped while scoring the starting weights: nothing trained yet
+        return FinetuneResult(None, None, None, held, 0, True, run_dir)
     src = TrainSource("<user stack>", (0, split), (spacing,), 1.0, skip)
     # keep the loss weights the starting weights were trained with (a stronger adversarial
     # term than theirs degrades the repairs within a few hundred iterations)
@@ -150,13 +167,14 @@ def finetune(stack, out, *, damaged=None, weights=None, iterations: int = 300,
                 init_weights=weights or "bundled", callback=callback,
                 should_stop=should_stop, meta={"finetuned_from": str(weights or "bundled")})
     if res.stopped:
-        return FinetuneResult(None, before, None, tuple(range(split, nz)), res.step, True,
-                              run_dir)
+        return FinetuneResult(None, before, None, held, res.step, True, run_dir)
     for suffix in (".safetensors", ".json"):
         shutil.copyfile(res.weights.with_suffix(suffix), out.with_suffix(suffix))
-    after = _score(stack, out, hold_range, spacing, score_samples, score_seed)
-    return FinetuneResult(out, before, after, tuple(range(split, nz)), res.step, res.stopped,
-                          run_dir)
+    try:
+        after = _score(stack, out, hold_range, spacing, score_samples, score_seed, should_stop)
+    except _Stopped:  # training is complete and the weights are written; only the score is
+        return FinetuneResult(out, before, None, held, res.step, True, run_dir)
+    return FinetuneResult(out, before, after, held, res.step, res.stopped, run_dir)
 
 
 # ---------------------------------------------------------------------------- command line

@@ -33,6 +33,7 @@ from ..engine.nets import (
     get_config,
     gradient_pyramid_loss,
     masked_l1,
+    masked_l2,
     pyramid_loss,
     ssim_loss,
 )
@@ -201,6 +202,7 @@ class TrainSettings:
     adv_weight: float | None = None
     gen_perceptual_weight: float | None = 1.0
     gen_ssim_weight: float | None = 0.5
+    recon: str | None = None
     residual: bool | None = None
     extra: dict = field(default_factory=dict)
 
@@ -211,7 +213,8 @@ class TrainSettings:
             gen = replace(gen, residual=self.residual)
         loss = cfg.loss
         upd = {}
-        for name in ("hole_weight", "adv_weight", "gen_perceptual_weight", "gen_ssim_weight"):
+        for name in ("hole_weight", "adv_weight", "gen_perceptual_weight", "gen_ssim_weight",
+                     "recon"):
             v = getattr(self, name)
             if v is not None:
                 upd[name] = v
@@ -481,7 +484,8 @@ def train(out_dir, *, sources: Sequence[TrainSource] | None = None,
                 d_loss.backward()
                 opt_d.step()
                 row["d_loss"] = d_loss.item()
-            l1 = masked_l1(out.raw, x, m, hole_weight=lc.hole_weight)
+            recon = masked_l2 if lc.recon == "l2" else masked_l1
+            l1 = recon(out.raw, x, m, hole_weight=lc.hole_weight)
             g_total = l1
             row["g_l1"] = l1.item()
             if lc.gen_ssim_weight:
@@ -588,6 +592,13 @@ def add_arguments(parser) -> None:
                              "(switches --init weights to it, starting from the reference)")
     parser.add_argument("--adv-weight", type=float, default=None,
                         help="lambda_adv of Eq. 18-19 (default: the configuration's, 0.1)")
+    parser.add_argument("--recon", choices=("l1", "l2"), default=None,
+                        help="distance of the reconstruction term of Eq. 18 (default: l1)")
+    parser.add_argument("--gen-ssim-weight", type=float, default=d.gen_ssim_weight,
+                        help="weight of the SSIM term on the generator's output")
+    parser.add_argument("--gen-grad-weight", type=float, default=d.gen_perceptual_weight,
+                        help="weight of the gradient-pyramid term (the perceptual "
+                             "substitute) on the generator's output")
     parser.add_argument("--init", default=None, help="start from these weights ('bundled')")
     parser.add_argument("--init-flow", default=None,
                         help="take only the refined-reference network from these weights")
@@ -610,7 +621,9 @@ def run(args) -> int:
                       checkpoint_every=args.checkpoint_every, lr_flow=args.lr_flow,
                       lr_gen=args.lr_gen, lr_disc=args.lr_disc, use_fal=not args.no_fal,
                       use_refined=not args.no_refined, use_gan=not args.no_gan,
-                      adv_weight=args.adv_weight, residual=args.residual)
+                      adv_weight=args.adv_weight, residual=args.residual, recon=args.recon,
+                      gen_ssim_weight=args.gen_ssim_weight,
+                      gen_perceptual_weight=args.gen_grad_weight)
     sources = [parse_source(t) for t in args.data] if args.data else None
 
     def show(info):

@@ -175,6 +175,9 @@ class LossConfig:
         (:func:`~.losses.gradient_pyramid_loss`, standing in for VGG16's Eq. 17) in Eq. 14.
         Our addition: the paper uses them (weight 1) in the flow stage only;
         ``gen_ssim_weight`` / ``gen_perceptual_weight`` optionally add them to Eq. 18.
+    recon : {"l1", "l2"}
+        Distance of Eq. 18's reconstruction term: the paper's L1, or our squared-error
+        option (:func:`~.losses.masked_l2`), whose minimiser is the conditional mean.
     """
 
     level_weights: tuple[float, ...] = (1.0, 0.64, 0.32, 0.16, 0.08, 0.04)
@@ -185,6 +188,11 @@ class LossConfig:
     perceptual_weight: float = 1.0
     gen_ssim_weight: float = 0.0
     gen_perceptual_weight: float = 0.0
+    recon: str = "l1"
+
+    def __post_init__(self):
+        if self.recon not in ("l1", "l2"):
+            raise ValueError(f"LossConfig.recon must be 'l1' or 'l2', got {self.recon!r}.")
 
 
 @dataclass(frozen=True)

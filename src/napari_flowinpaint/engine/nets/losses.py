@@ -20,6 +20,7 @@ __all__ = [
     "hinge_d_loss",
     "hinge_g_loss",
     "masked_l1",
+    "masked_l2",
     "pyramid_loss",
     "ssim",
     "ssim_loss",
@@ -42,10 +43,24 @@ def masked_l1(pred, target, mask, *, hole_weight: float = 1.0, valid_weight: flo
     Eq. 18 is ``masked_l1(raw, x, mask, hole_weight=lambda_r)``; Eq. 14's first two terms are
     ``masked_l1(warped, x, mask, hole_weight=lambda_c)``.
     """
+    return _masked_mean(pred, target, mask, hole_weight, valid_weight, squared=False)
+
+
+def masked_l2(pred, target, mask, *, hole_weight: float = 1.0, valid_weight: float = 1.0):
+    """Weighted squared error: :func:`masked_l1` with ``(pred - target) ** 2``.
+
+    Our option for Eq. 18 (``LossConfig.recon = "l2"``): the minimiser of a squared error is
+    the conditional mean, which is what PSNR rewards; L1's is the conditional median.
+    """
+    return _masked_mean(pred, target, mask, hole_weight, valid_weight, squared=True)
+
+
+def _masked_mean(pred, target, mask, hole_weight, valid_weight, *, squared):
     _check_pair(pred, target)
+    err = (pred - target) ** 2 if squared else (pred - target).abs()
     mask = mask.to(pred.dtype)
     weight = hole_weight * mask + valid_weight * (1.0 - mask)
-    return ((pred - target).abs() * weight).mean()
+    return (err * weight).mean()
 
 
 def _gaussian_window(size: int, sigma: float, device, dtype):
