@@ -9,6 +9,10 @@ The same as the command line, once per stack::
 Run from the repository root::
 
     .venv/bin/python benchmarks/eval_detection.py --samples 50
+    .venv/bin/python benchmarks/eval_detection.py --samples 50 --neighbour-damage 0.5
+
+With ``--neighbour-damage P`` each neighbour of a judged section is damaged too with
+probability P; the results go to ``detection_neighbours.md/.json`` instead.
 """
 
 from __future__ import annotations
@@ -34,21 +38,25 @@ STACKS = {
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--samples", type=int, default=50)
+    ap.add_argument("--neighbour-damage", type=float, default=0.0, metavar="P")
     args = ap.parse_args()
+    p = args.neighbour_damage
+    stem = "detection_neighbours" if p else "detection"
+    flag = f" --neighbour-damage {p:g}" if p else ""
     out_dir = ROOT / "benchmarks" / "results"
     reports, parts = {}, []
     for name, (path, spacing, zr) in STACKS.items():
         rep = evaluate_detection(tifffile.imread(path), spacing=spacing, z_range=zr,
-                                 samples=args.samples, seed=0)
+                                 samples=args.samples, seed=0, neighbour_damage=p)
         reports[name] = rep
         parts.append(f"**{name}**, {args.samples} samples per kind, seed 0, median "
                      f"{1000 * rep['seconds_per_slice']:.0f} ms per slice:\n\n"
                      + format_detection_table(rep))
         print(parts[-1] + "\n", flush=True)
-    (out_dir / "detection.md").write_text(
-        f"<!-- benchmarks/eval_detection.py --samples {args.samples} -->\n\n"
+    (out_dir / f"{stem}.md").write_text(
+        f"<!-- benchmarks/eval_detection.py --samples {args.samples}{flag} -->\n\n"
         + "\n\n".join(parts) + "\n")
-    (out_dir / "detection.json").write_text(json.dumps(reports, indent=2) + "\n")
+    (out_dir / f"{stem}.json").write_text(json.dumps(reports, indent=2) + "\n")
 
 
 if __name__ == "__main__":

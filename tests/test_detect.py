@@ -405,3 +405,41 @@ def test_stack_pass_reuses_cues_and_matches_slice_by_slice(sample):
     for z in range(len(stack)):
         np.testing.assert_array_equal(whole[z], detect_damage(stack, z))
     assert whole[3].any()
+
+
+def test_evaluate_detection_can_damage_the_neighbours(sample, monkeypatch):
+    import napari_flowinpaint.tasks.evaluate_detection as ed
+
+    seen = []
+
+    def fake(part, i, **kw):  # records what the detector is shown
+        seen.append((part.copy(), i))
+        return np.zeros(part.shape[1:], bool)
+
+    monkeypatch.setattr(ed, "detect_damage", fake)
+    stack = sample[:6].copy()
+
+    def changed(neighbour_damage):
+        seen.clear()
+        rep = ed.evaluate_detection(stack, samples=3, kinds=("hole",),
+                                    neighbour_damage=neighbour_damage)
+        centres = [part[i].copy() for part, i in seen]
+        moved = [sum(not any(np.array_equal(row, real) for real in stack) for row in part)
+                 for part, _ in seen]
+        return rep, centres, moved
+
+    rep0, centres0, moved0 = changed(0.0)
+    rep1, centres1, moved1 = changed(1.0)
+    # judged sections are the same (clean ones real, damaged ones identical), only the
+    # neighbours differ: none damaged at 0, all of them at 1
+    for a, b in zip(centres0, centres1, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert moved0 == [0] * 6 + [1] * 3
+    assert moved1 == [len(part) - 1 for part, _ in seen[:6]] + \
+        [len(part) for part, _ in seen[6:]]
+    assert rep1["settings"]["neighbour_damage"] == 1.0
+    assert "neighbours damaged at p = 1" in ed.format_detection_table(rep1)
+    np.testing.assert_array_equal(stack, sample[:6])  # the stack itself is never touched
+    with pytest.raises(ValueError, match="probability"):
+        ed.evaluate_detection(stack, neighbour_damage=1.5)
+
