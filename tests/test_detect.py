@@ -443,3 +443,31 @@ def test_evaluate_detection_can_damage_the_neighbours(sample, monkeypatch):
     with pytest.raises(ValueError, match="probability"):
         ed.evaluate_detection(stack, neighbour_damage=1.5)
 
+
+
+def test_a_damaged_section_does_not_stretch_the_scale_of_the_others(sample):
+    part = sample[4:9].copy()
+    base = stack_scale(part)
+    for value in (255, 0):  # a white film hole / a black blob in one section
+        hurt = part.copy()
+        hurt[1, 20:140, 30:150] = value
+        assert stack_scale(hurt) == base
+    blank = part.copy()  # a missing section: one grey level with noise
+    blank[3] = np.clip(np.random.default_rng(0).normal(250, 2, blank[3].shape), 0, 255)
+    assert stack_scale(blank) == base
+    # sections that simply differ a little are all used (ISBI sections vary by ~15 %)
+    varied = part.astype(np.float32)
+    varied[0] = varied[0] * 1.1
+    lo, hi = stack_scale(varied)
+    assert hi > base[1] + 2
+
+
+@needs_detector
+def test_a_clean_section_beside_a_damaged_one_stays_clean(sample):
+    rng = np.random.default_rng(3)
+    part = sample[4:9].copy()
+    assert not detect_damage(part, 2).any()
+    for kind in ("hole", "missing", "crack"):
+        hurt = part.copy()
+        hurt[1] = simulate_damage(hurt[1], kind, rng)[0]
+        assert not detect_damage(hurt, 2).any(), kind
