@@ -381,6 +381,7 @@ def train(out_dir, *, sources: Sequence[TrainSource] | None = None,
         _truncate_csv(loss_csv, step)
         _truncate_csv(val_csv, step)
     lc = cfg.loss
+    reconstruction = masked_l2 if lc.recon == "l2" else masked_l1  # Eq. 18's first term
     t_start = time.perf_counter()
     stopped = False
     acc: dict[str, list[float]] = {}
@@ -484,10 +485,9 @@ def train(out_dir, *, sources: Sequence[TrainSource] | None = None,
                 d_loss.backward()
                 opt_d.step()
                 row["d_loss"] = d_loss.item()
-            recon = masked_l2 if lc.recon == "l2" else masked_l1
-            l1 = recon(out.raw, x, m, hole_weight=lc.hole_weight)
-            g_total = l1
-            row["g_l1"] = l1.item()
+            rec = reconstruction(out.raw, x, m, hole_weight=lc.hole_weight)
+            g_total = rec
+            row["g_l1"] = rec.item()  # the column keeps its name for either distance
             if lc.gen_ssim_weight:
                 t = ssim_loss(out.inpainted, x)
                 g_total = g_total + lc.gen_ssim_weight * t
