@@ -15,7 +15,12 @@ from napari_flowinpaint.engine.weights import (
     load_weights,
 )
 from napari_flowinpaint.tasks.cli import main
-from napari_flowinpaint.tasks.damage import DAMAGE_KINDS, noise_level, simulate_damage
+from napari_flowinpaint.tasks.damage import (
+    DAMAGE_KINDS,
+    continuing_structure,
+    noise_level,
+    simulate_damage,
+)
 from napari_flowinpaint.tasks.detect import (
     bright_blank,
     damage_scores,
@@ -92,6 +97,29 @@ def test_simulate_damage_rejects_bad_input():
         simulate_damage(np.zeros((16, 64), np.uint8), "hole", 0)
     with pytest.raises(ValueError, match="RGB"):
         simulate_damage(np.zeros((64, 64, 3), np.uint8), "hole", 0)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+def test_continuing_structure_darkens_both_sections_at_nearly_the_same_place(sample, dtype):
+    scale = 257 if dtype == np.uint16 else (1 / 255 if dtype == np.float32 else 1)
+    a, b = ((sample[k].astype(np.float64) * scale).astype(dtype) for k in (5, 6))
+    before = a.copy(), b.copy()
+    a2, b2 = continuing_structure(a, b, 4)
+    np.testing.assert_array_equal(a, before[0])  # the inputs are not modified
+    np.testing.assert_array_equal(b, before[1])
+    assert a2.dtype == dtype and b2.shape == b.shape
+    da = a.astype(float) - a2.astype(float)  # how much darker each pixel became
+    db = b.astype(float) - b2.astype(float)
+    assert (da >= -1e-6).all() and (db >= -1e-6).all()  # only darker
+    core_a = da > 0.5 * da.max()
+    core_b = db > 0.5 * db.max()
+    assert 0.002 < core_a.mean() < 0.3 and core_b.mean() > 0.5 * core_a.mean()
+    # the neighbour's dark body lies within a few pixels of the section's
+    near = cv2.dilate(core_a.astype(np.uint8), np.ones((15, 15), np.uint8)).astype(bool)
+    assert (core_b & near).sum() > 0.8 * core_b.sum()
+    np.testing.assert_array_equal(continuing_structure(a, b, 4)[0], a2)  # seeded
+    with pytest.raises(ValueError, match="same shape"):
+        continuing_structure(a, b[:50], 0)
 
 
 # ------------------------------------------------------------------------- mask options
@@ -376,6 +404,19 @@ def test_detector_sampler_draws_the_kinds_asked_for(sample):
         return count
 
     assert differing(0.0) == 0 and differing(1.0) >= 4
+    # a dark body drawn in the section and a neighbour alike changes the input, not the
+    # target: the two neighbours (the same section here) then differ where it lies
+    def neighbours_differ(p_continuing):
+        s = DetectorSampler([(same, src)], crop=96, rng=2, p_clean=1.0, p_one_sided=0.0,
+                            p_alone=0.0, p_continuing=p_continuing)
+        count = 0
+        for _ in range(4):
+            x, t = s.sample()
+            assert not t.any()
+            count += np.abs(x[0] - x[2]).max() > 0.05
+        return count
+
+    assert neighbours_differ(0.0) == 0 and neighbours_differ(1.0) == 4
     with pytest.raises(ValueError, match="unknown damage kinds"):
         DetectorSampler([(sample, src)], kind_weights={"scratch": 1})
     with pytest.raises(ValueError, match="not all 0"):
@@ -434,9 +475,9 @@ def test_evaluate_detection_can_damage_the_neighbours(sample, monkeypatch):
     # neighbours differ: none damaged at 0, all of them at 1
     for a, b in zip(centres0, centres1, strict=True):
         np.testing.assert_array_equal(a, b)
-    assert moved0 == [0] * 6 + [1] * 3
+    assert moved0 == [0] * 6 + [1] * 3 + [2] * 6  # the last 6: a continuing dark body
     assert moved1 == [len(part) - 1 for part, _ in seen[:6]] + \
-        [len(part) for part, _ in seen[6:]]
+        [len(part) for part, _ in seen[6:9]] + [len(part) for part, _ in seen[9:]]
     assert rep1["settings"]["neighbour_damage"] == 1.0
     assert "neighbours damaged at p = 1" in ed.format_detection_table(rep1)
     np.testing.assert_array_equal(stack, sample[:6])  # the stack itself is never touched

@@ -13,6 +13,11 @@ In real stacks damage often sits next to damage. With ``neighbour_damage=p``, ea
 of the judged section (clean or damaged) is itself damaged with probability ``p``, by a kind
 and at a place of its own, so the scores also say how the detector copes with damaged
 neighbours.
+
+A dark body that runs through a section and its neighbour is tissue, not damage; the last
+row scores every real section again with such a structure drawn in it and in one neighbour
+(:func:`~napari_flowinpaint.tasks.damage.continuing_structure`, a random stream of its own):
+the share of these sections flagged is a false-alarm rate too.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .damage import DAMAGE_KINDS, simulate_damage
+from .damage import DAMAGE_KINDS, continuing_structure, simulate_damage
 from .detect import detect_damage
 from .evaluate import parse_z_range
 
@@ -41,6 +46,7 @@ def _f1(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
 def evaluate_detection(stack, *, spacing: int = 1, z_range=None, samples: int = 20,
                        kinds=DAMAGE_KINDS, seed: int = 0, sensitivity: float = 0.5,
                        min_area: int = 100, neighbour_damage: float = 0.0,
+                       continuing: bool = True, weights=None,
                        progress: Callable[[int, int], None] | None = None) -> dict:
     """Detection scores on simulated damage of ``stack``.
 
@@ -67,13 +73,19 @@ def evaluate_detection(stack, *, spacing: int = 1, z_range=None, samples: int = 
         random kind of :data:`~napari_flowinpaint.tasks.damage.DAMAGE_KINDS`). 0 (default):
         the neighbours are the real sections. Drawn from a random stream of its own, so the
         damaged sections and their defects are the same whatever this is.
+    continuing : bool, keyword-only
+        Also judge every real section with a dark body drawn in it and in one neighbour
+        alike (tissue running through both: no section should be flagged for it).
+    weights : path, optional, keyword-only
+        Detector weights to score (default: the bundled ones).
 
     Returns
     -------
     dict
         ``{"kinds": {kind: {"f1", "f1_pooled", "precision", "recall", "flagged",
         "samples"}}, "damaged_flagged", "clean": {"slices", "flagged", "false_pixel_fraction"},
-        "seconds_per_slice", "settings"}``.
+        "continuing": {same keys as clean} (when ``continuing``), "seconds_per_slice",
+        "settings"}``.
     """
     stack = np.asarray(stack)
     if stack.ndim != 3:
@@ -110,14 +122,15 @@ def evaluate_detection(stack, *, spacing: int = 1, z_range=None, samples: int = 
         return part, i
 
     rng = np.random.default_rng(seed)
-    total = len(kinds) * samples + (stop - start)
+    total = len(kinds) * samples + (stop - start) * (2 if continuing else 1)
     done = 0
     seconds = []
     clean_flags, clean_frac = [], []
     for z in range(start, stop):  # every real section, judged as it is
         part, i = around(z)
         t0 = time.perf_counter()
-        m = detect_damage(part, i, sensitivity=sensitivity, min_area=min_area)
+        m = detect_damage(part, i, sensitivity=sensitivity, min_area=min_area,
+                          weights=weights)
         seconds.append(time.perf_counter() - t0)
         clean_flags.append(bool(m.any()))
         clean_frac.append(float(m.mean()))
@@ -134,7 +147,8 @@ def evaluate_detection(stack, *, spacing: int = 1, z_range=None, samples: int = 
             damaged, truth = simulate_damage(stack[z], kind, rng)
             part, i = around(z, damaged)
             t0 = time.perf_counter()
-            found = detect_damage(part, i, sensitivity=sensitivity, min_area=min_area)
+            found = detect_damage(part, i, sensitivity=sensitivity, min_area=min_area,
+                                  weights=weights)
             seconds.append(time.perf_counter() - t0)
             a = int(np.count_nonzero(found & truth))
             b = int(np.count_nonzero(found & ~truth))
@@ -152,15 +166,34 @@ def evaluate_detection(stack, *, spacing: int = 1, z_range=None, samples: int = 
                      "precision": float(np.mean([p for p, _ in prs])),
                      "recall": float(np.mean([r for _, r in prs])),
                      "flagged": float(np.mean(flagged)), "samples": samples}
+    extra = {}
+    if continuing:  # after the rest, from a stream of its own: the numbers above stay
+        crng = np.random.default_rng([seed, 2])
+        flags, fracs = [], []
+        for z in range(start, stop):
+            part, i = around(z)
+            j = i + (1 if i + 1 < len(part) and (i == 0 or crng.random() < 0.5) else -1)
+            part[i], part[j] = continuing_structure(part[i], part[j], crng)
+            m = detect_damage(part, i, sensitivity=sensitivity, min_area=min_area,
+                              weights=weights)
+            flags.append(bool(m.any()))
+            fracs.append(float(m.mean()))
+            done += 1
+            if progress:
+                progress(done, total)
+        extra["continuing"] = {"slices": stop - start, "flagged": float(np.mean(flags)),
+                               "false_pixel_fraction": float(np.mean(fracs))}
     return {
         "kinds": out,
         "damaged_flagged": float(np.mean([r["flagged"] for r in out.values()])),
         "clean": {"slices": stop - start, "flagged": float(np.mean(clean_flags)),
                   "false_pixel_fraction": float(np.mean(clean_frac))},
+        **extra,
         "seconds_per_slice": float(np.median(seconds)),
         "settings": {"spacing": spacing, "z_range": [start, stop], "samples": samples,
                      "seed": seed, "sensitivity": sensitivity, "min_area": min_area,
-                     "neighbour_damage": neighbour_damage, "shape": list(stack.shape[1:])},
+                     "neighbour_damage": neighbour_damage, "shape": list(stack.shape[1:]),
+                     "weights": None if weights is None else str(weights)},
     }
 
 
@@ -178,6 +211,11 @@ def format_detection_table(report: dict) -> str:
     lines.append(f"| none ({what}, {c['slices']} slices) | | | | "
                  f"false pixels {100 * c['false_pixel_fraction']:.2f} % | "
                  f"{100 * c['flagged']:.0f} % |")
+    if "continuing" in report:
+        c = report["continuing"]
+        lines.append(f"| none (real, a dark body continuing into a neighbour, {c['slices']} "
+                     f"slices) | | | | false pixels {100 * c['false_pixel_fraction']:.2f} % | "
+                     f"{100 * c['flagged']:.0f} % |")
     return "\n".join(lines)
 
 
@@ -196,6 +234,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--neighbour-damage", type=float, default=0.0, metavar="P",
                         help="damage each neighbour of a judged section too, with "
                              "probability P (default 0: real neighbours)")
+    parser.add_argument("--no-continuing", action="store_true",
+                        help="skip the row of real sections with a dark body continuing "
+                             "into a neighbour")
+    parser.add_argument("--weights", type=Path, default=None,
+                        help="detector weights to score (default: bundled)")
     parser.add_argument("--json", type=Path, default=None, help="also write the report here")
 
 
@@ -210,7 +253,9 @@ def run(args) -> int:
     rep = evaluate_detection(stack, spacing=args.spacing, z_range=args.z_range,
                              samples=args.samples, kinds=args.kinds, seed=args.seed,
                              sensitivity=args.sensitivity, min_area=args.min_area,
-                             neighbour_damage=args.neighbour_damage, progress=show)
+                             neighbour_damage=args.neighbour_damage,
+                             continuing=not args.no_continuing, weights=args.weights,
+                             progress=show)
     print(file=sys.stderr)
     print(format_detection_table(rep))
     print(f"median {1000 * rep['seconds_per_slice']:.0f} ms per slice of "

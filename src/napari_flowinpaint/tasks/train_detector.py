@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from ..engine.nets.detector import DamageDetectorNet
 from ..engine.weights import load_detector, save_detector
-from .damage import DAMAGE_KINDS, simulate_damage
+from .damage import DAMAGE_KINDS, continuing_structure, simulate_damage
 from .detect import detector_input, stack_scale
 from .train import _restore_state, _save_state, default_sources
 
@@ -40,7 +40,7 @@ class DetectorSampler:
 
     def __init__(self, stacks, *, crop: int = 192, rng=None, p_clean: float = 0.25,
                  p_one_sided: float = 0.1, p_alone: float = 0.05, kind_weights=None,
-                 p_damaged_neighbour: float = 0.0):
+                 p_damaged_neighbour: float = 0.0, p_continuing: float = 0.0):
         self.stacks = []
         for arr, src in stacks:
             z0, z1 = max(0, src.z_range[0]), min(arr.shape[0], src.z_range[1])
@@ -51,6 +51,7 @@ class DetectorSampler:
         self.rng = np.random.default_rng(rng)
         self.p_clean, self.p_one_sided, self.p_alone = p_clean, p_one_sided, p_alone
         self.p_damaged_neighbour = p_damaged_neighbour
+        self.p_continuing = p_continuing
         kw = dict(kind_weights or {})
         unknown = set(kw) - set(DAMAGE_KINDS)
         if unknown:
@@ -89,6 +90,12 @@ class DetectorSampler:
                 prev = None
             else:
                 nxt = None
+        # a dark body in the section that a neighbour shows too is tissue: the target stays
+        if rng.random() < self.p_continuing and (prev is not None or nxt is not None):
+            if nxt is None or (prev is not None and rng.random() < 0.5):
+                sec, prev = continuing_structure(sec, prev, rng)
+            else:
+                sec, nxt = continuing_structure(sec, nxt, rng)
         # intensity augmentation through the grey-level scale, so that the cues computed
         # from the grey levels stay consistent; the section may be imaged a little apart
         lo, hi = scale
@@ -139,7 +146,7 @@ def train_detector(out_dir, *, sources=None, iterations: int = 3000, batch: int 
                    crop: int = 192, width: int = 12, lr: float = 1e-3, seed: int = 0,
                    checkpoint_every: int = 250, init=None, p_clean: float = 0.25,
                    p_one_sided: float = 0.1, p_damaged_neighbour: float = 0.0,
-                   kind_weights: dict | None = None,
+                   p_continuing: float = 0.0, kind_weights: dict | None = None,
                    callback: Callable[[dict], None] | None = None,
                    should_stop: Callable[[], bool] | None = None) -> Path:
     """Train (or resume) a damage detector; returns the path of its weights file.
@@ -149,7 +156,9 @@ def train_detector(out_dir, *, sources=None, iterations: int = 3000, batch: int 
     share of undamaged samples (what teaches the network to stay quiet on real sections);
     ``p_one_sided`` the share of samples with a neighbour on one side only (stack ends);
     ``p_damaged_neighbour`` the share whose neighbour is damaged (its damage is not the
-    section's: the target stays the section's own);
+    section's: the target stays the section's own); ``p_continuing`` the share in which a
+    dark body is drawn in the section and a neighbour alike
+    (:func:`~napari_flowinpaint.tasks.damage.continuing_structure`: tissue, not damage);
     ``kind_weights`` (e.g. ``{"crack": 2}``) draws some damage kinds more often.
     """
     import tifffile
@@ -172,7 +181,8 @@ def train_detector(out_dir, *, sources=None, iterations: int = 3000, batch: int 
                                                 pct_start=0.05)
     sampler = DetectorSampler(stacks, crop=crop, rng=seed, p_clean=p_clean,
                               p_one_sided=p_one_sided, kind_weights=kind_weights,
-                              p_damaged_neighbour=p_damaged_neighbour)
+                              p_damaged_neighbour=p_damaged_neighbour,
+                              p_continuing=p_continuing)
     step, seconds = 0, 0.0
     ckpt = out / "checkpoint.pt"
     if ckpt.is_file():
@@ -207,6 +217,7 @@ def train_detector(out_dir, *, sources=None, iterations: int = 3000, batch: int 
             "wall_time_s": round(seconds), "kinds": list(DAMAGE_KINDS),
             "init": str(init) if init else None, "p_clean": p_clean,
             "p_one_sided": p_one_sided, "p_damaged_neighbour": p_damaged_neighbour,
+            "p_continuing": p_continuing,
             "kind_weights": dict(kind_weights or {}),
             "command": "napari-flowinpaint train-detector"}})
         fh.flush()
@@ -260,6 +271,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--p-damaged-neighbour", type=float, default=0.0,
                         help="share of samples with a damaged neighbour, to teach that its "
                              "damage is not the section's (default 0)")
+    parser.add_argument("--p-continuing", type=float, default=0.0,
+                        help="share of samples with a dark body drawn in the section and a "
+                             "neighbour alike, to teach that it is tissue (default 0)")
     parser.add_argument("--kind-weights", nargs="+", default=[], metavar="KIND=W",
                         help="draw some damage kinds more often, e.g. crack=2 fold=2")
 
@@ -289,7 +303,8 @@ def run(args) -> int:
                           seed=args.seed, checkpoint_every=args.checkpoint_every,
                           init=args.init, p_clean=args.p_clean,
                           p_one_sided=args.p_one_sided,
-                          p_damaged_neighbour=args.p_damaged_neighbour, kind_weights=weights,
+                          p_damaged_neighbour=args.p_damaged_neighbour,
+                          p_continuing=args.p_continuing, kind_weights=weights,
                           callback=show)
     print(f"detector weights: {path}")
     return 0
