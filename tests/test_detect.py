@@ -342,6 +342,32 @@ def test_evaluate_detection_command(sample, tmp_path, capsys):
     assert rep["clean"]["slices"] == 8
 
 
+@needs_detector
+def test_evaluate_detection_leaves_known_damaged_real_sections_out(sample):
+    from napari_flowinpaint.tasks.evaluate_detection import (
+        evaluate_detection,
+        format_detection_table,
+    )
+
+    stack = sample[:8].copy()
+    stack[3] = simulate_damage(sample[3], "hole", 2)[0]  # a real defect of the stack
+    opts = dict(samples=1, kinds=("missing",), continuing=False)
+    plain = evaluate_detection(stack, **opts)
+    known = evaluate_detection(stack, known_damaged=[3], **opts)
+    assert plain["clean"]["slices"] == 8 and known["clean"]["slices"] == 7
+    assert known["known_damaged"] == {3: True}  # judged, flagged, reported apart
+    assert plain["clean"]["flagged"] == pytest.approx(1 / 8)
+    assert known["clean"]["flagged"] == 0.0
+    assert known["kinds"] == plain["kinds"]  # the simulated samples are the same
+    table = format_detection_table(known)
+    assert "known damaged left out, 7 slices" in table
+    assert "| real section 3, known damaged | | | | | flagged |" in table
+    with pytest.raises(ValueError, match="outside the range"):
+        evaluate_detection(stack, known_damaged=[9], **opts)
+    with pytest.raises(ValueError, match="every section"):
+        evaluate_detection(stack, known_damaged=range(8), **opts)
+
+
 def test_detector_training_lowers_the_loss_and_resumes(sample, tmp_path):
     from napari_flowinpaint.tasks.train import TrainSource
     from napari_flowinpaint.tasks.train_detector import train_detector

@@ -46,7 +46,7 @@ def _f1(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
 def evaluate_detection(stack, *, spacing: int = 1, z_range=None, samples: int = 20,
                        kinds=DAMAGE_KINDS, seed: int = 0, sensitivity: float = 0.5,
                        min_area: int = 100, neighbour_damage: float = 0.0,
-                       continuing: bool = True, weights=None,
+                       continuing: bool = True, weights=None, known_damaged=(),
                        progress: Callable[[int, int], None] | None = None) -> dict:
     """Detection scores on simulated damage of ``stack``.
 
@@ -78,14 +78,19 @@ def evaluate_detection(stack, *, spacing: int = 1, z_range=None, samples: int = 
         alike (tissue running through both: no section should be flagged for it).
     weights : path, optional, keyword-only
         Detector weights to score (default: the bundled ones).
+    known_damaged : sequence of int, keyword-only
+        Real sections (indices into ``stack``) that carry real damage, found by inspection:
+        they are judged like the others but left out of the clean (undamaged) count and
+        reported under ``"known_damaged"`` with whether each was flagged. They may still be
+        drawn for simulated damage.
 
     Returns
     -------
     dict
         ``{"kinds": {kind: {"f1", "f1_pooled", "precision", "recall", "flagged",
         "samples"}}, "damaged_flagged", "clean": {"slices", "flagged", "false_pixel_fraction"},
-        "continuing": {same keys as clean} (when ``continuing``), "seconds_per_slice",
-        "settings"}``.
+        "continuing": {same keys as clean} (when ``continuing``), "known_damaged":
+        {z: flagged}, "seconds_per_slice", "settings"}``.
     """
     stack = np.asarray(stack)
     if stack.ndim != 3:
@@ -101,6 +106,14 @@ def evaluate_detection(stack, *, spacing: int = 1, z_range=None, samples: int = 
         if k not in DAMAGE_KINDS:
             raise ValueError(f"unknown damage kind {k!r}; expected some of {DAMAGE_KINDS}.")
 
+    known = sorted({int(z) for z in known_damaged})
+    outside = [z for z in known if not start <= z < stop]
+    if outside:
+        raise ValueError(f"known_damaged sections {outside} lie outside the range "
+                         f"{start}:{stop} being scored.")
+    if len(known) >= stop - start:
+        raise ValueError("known_damaged lists every section of the range: none is left to "
+                         "judge as undamaged.")
     neighbour_damage = float(neighbour_damage)
     if not 0.0 <= neighbour_damage <= 1.0:
         raise ValueError(f"neighbour_damage is a probability in [0, 1], got {neighbour_damage}.")
@@ -122,18 +135,21 @@ def evaluate_detection(stack, *, spacing: int = 1, z_range=None, samples: int = 
         return part, i
 
     rng = np.random.default_rng(seed)
-    total = len(kinds) * samples + (stop - start) * (2 if continuing else 1)
+    total = len(kinds) * samples + (stop - start) + (stop - start - len(known)) * continuing
     done = 0
     seconds = []
-    clean_flags, clean_frac = [], []
+    clean_flags, clean_frac, known_flags = [], [], {}
     for z in range(start, stop):  # every real section, judged as it is
         part, i = around(z)
         t0 = time.perf_counter()
         m = detect_damage(part, i, sensitivity=sensitivity, min_area=min_area,
                           weights=weights)
         seconds.append(time.perf_counter() - t0)
-        clean_flags.append(bool(m.any()))
-        clean_frac.append(float(m.mean()))
+        if z in known:
+            known_flags[z] = bool(m.any())
+        else:
+            clean_flags.append(bool(m.any()))
+            clean_frac.append(float(m.mean()))
         done += 1
         if progress:
             progress(done, total)
@@ -170,7 +186,7 @@ def evaluate_detection(stack, *, spacing: int = 1, z_range=None, samples: int = 
     if continuing:  # after the rest, from a stream of its own: the numbers above stay
         crng = np.random.default_rng([seed, 2])
         flags, fracs = [], []
-        for z in range(start, stop):
+        for z in (z for z in range(start, stop) if z not in known):
             part, i = around(z)
             j = i + (1 if i + 1 < len(part) and (i == 0 or crng.random() < 0.5) else -1)
             part[i], part[j] = continuing_structure(part[i], part[j], crng)
@@ -181,19 +197,21 @@ def evaluate_detection(stack, *, spacing: int = 1, z_range=None, samples: int = 
             done += 1
             if progress:
                 progress(done, total)
-        extra["continuing"] = {"slices": stop - start, "flagged": float(np.mean(flags)),
+        extra["continuing"] = {"slices": len(flags), "flagged": float(np.mean(flags)),
                                "false_pixel_fraction": float(np.mean(fracs))}
     return {
         "kinds": out,
         "damaged_flagged": float(np.mean([r["flagged"] for r in out.values()])),
-        "clean": {"slices": stop - start, "flagged": float(np.mean(clean_flags)),
+        "clean": {"slices": len(clean_flags), "flagged": float(np.mean(clean_flags)),
                   "false_pixel_fraction": float(np.mean(clean_frac))},
         **extra,
+        "known_damaged": known_flags,
         "seconds_per_slice": float(np.median(seconds)),
         "settings": {"spacing": spacing, "z_range": [start, stop], "samples": samples,
                      "seed": seed, "sensitivity": sensitivity, "min_area": min_area,
                      "neighbour_damage": neighbour_damage, "shape": list(stack.shape[1:]),
-                     "weights": None if weights is None else str(weights)},
+                     "weights": None if weights is None else str(weights),
+                     "known_damaged": known},
     }
 
 
@@ -208,9 +226,15 @@ def format_detection_table(report: dict) -> str:
     lines.append(f"| all damaged slices | | | | | {100 * report['damaged_flagged']:.0f} % |")
     beside = report.get("settings", {}).get("neighbour_damage", 0.0)
     what = "real" + (f", neighbours damaged at p = {beside:g}" if beside else "")
+    known = report.get("known_damaged") or {}
+    if known:
+        what += ", known damaged left out"
     lines.append(f"| none ({what}, {c['slices']} slices) | | | | "
                  f"false pixels {100 * c['false_pixel_fraction']:.2f} % | "
                  f"{100 * c['flagged']:.0f} % |")
+    for z, flagged in known.items():
+        lines.append(f"| real section {z}, known damaged | | | | | "
+                     f"{'flagged' if flagged else 'not flagged'} |")
     if "continuing" in report:
         c = report["continuing"]
         lines.append(f"| none (real, a dark body continuing into a neighbour, {c['slices']} "
@@ -239,6 +263,9 @@ def add_arguments(parser) -> None:
                              "into a neighbour")
     parser.add_argument("--weights", type=Path, default=None,
                         help="detector weights to score (default: bundled)")
+    parser.add_argument("--known-damaged", type=int, nargs="+", default=[], metavar="Z",
+                        help="real sections known to carry damage: left out of the "
+                             "undamaged count and reported apart")
     parser.add_argument("--json", type=Path, default=None, help="also write the report here")
 
 
@@ -255,7 +282,7 @@ def run(args) -> int:
                              sensitivity=args.sensitivity, min_area=args.min_area,
                              neighbour_damage=args.neighbour_damage,
                              continuing=not args.no_continuing, weights=args.weights,
-                             progress=show)
+                             known_damaged=args.known_damaged, progress=show)
     print(file=sys.stderr)
     print(format_detection_table(rep))
     print(f"median {1000 * rep['seconds_per_slice']:.0f} ms per slice of "
