@@ -394,11 +394,12 @@ def test_detector_training_lowers_the_loss_and_resumes(sample, tmp_path):
     assert len((run / "losses.csv").read_text().splitlines()) == 1 + 45
     # fine-tuning starts from trained weights (their width), with chosen kinds and clean share
     tuned = train_detector(tmp_path / "tuned", sources=src, iterations=3, batch=2, crop=48,
-                           width=9, init=w, p_clean=0.0, kind_weights={k: 0 for k in
-                                                                      DAMAGE_KINDS[1:]})
+                           width=9, init=w, p_clean=0.0, p_continuing=0.5,
+                           kind_weights={k: 0 for k in DAMAGE_KINDS[1:]})
     net2 = load_detector(tuned)
     assert net2.width == 4 and net2.meta["training"]["init"] == str(w)
     assert net2.meta["training"]["kind_weights"]["missing"] == 0
+    assert net2.meta["training"]["p_continuing"] == 0.5
 
 
 def test_detector_sampler_draws_the_kinds_asked_for(sample):
