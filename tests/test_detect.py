@@ -419,29 +419,29 @@ def test_detector_sampler_draws_the_kinds_asked_for(sample):
     # repeated, only the damage makes a neighbour differ locally from the section
     same = np.repeat(sample[6:7], 16, axis=0)
 
-    def differing(p_damaged_neighbour):
-        s = DetectorSampler([(same, src)], crop=96, rng=1, p_clean=1.0, p_one_sided=0.0,
-                            p_alone=0.0, p_damaged_neighbour=p_damaged_neighbour)
-        count = 0
-        for _ in range(8):
+    def count(samples, differ, rng, **p):
+        """How many of ``samples`` draws of clean samples differ by ``differ(x)``; the
+        targets must stay empty."""
+        s = DetectorSampler([(same, src)], crop=96, rng=rng, p_clean=1.0, p_one_sided=0.0,
+                            p_alone=0.0, **p)
+        n = 0
+        for _ in range(samples):
             x, t = s.sample()
             assert not t.any()
-            d = np.maximum(np.abs(x[0] - x[1]), np.abs(x[2] - x[1]))
-            count += np.percentile(d, 99) > 0.25
-        return count
+            n += differ(x)
+        return n
+
+    def differing(p_damaged_neighbour):
+        return count(8, lambda x: np.percentile(
+            np.maximum(np.abs(x[0] - x[1]), np.abs(x[2] - x[1])), 99) > 0.25, 1,
+            p_damaged_neighbour=p_damaged_neighbour)
 
     assert differing(0.0) == 0 and differing(1.0) >= 4
     # a dark body drawn in the section and a neighbour alike changes the input, not the
     # target: the two neighbours (the same section here) then differ where it lies
     def neighbours_differ(p_continuing):
-        s = DetectorSampler([(same, src)], crop=96, rng=2, p_clean=1.0, p_one_sided=0.0,
-                            p_alone=0.0, p_continuing=p_continuing)
-        count = 0
-        for _ in range(4):
-            x, t = s.sample()
-            assert not t.any()
-            count += np.abs(x[0] - x[2]).max() > 0.05
-        return count
+        return count(4, lambda x: np.abs(x[0] - x[2]).max() > 0.05, 2,
+                     p_continuing=p_continuing)
 
     assert neighbours_differ(0.0) == 0 and neighbours_differ(1.0) == 4
     with pytest.raises(ValueError, match="unknown damage kinds"):

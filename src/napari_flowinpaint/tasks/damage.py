@@ -44,6 +44,14 @@ def _range(image: np.ndarray) -> tuple[float, float]:
     return black, white
 
 
+def _as_dtype_of(f: np.ndarray, img: np.ndarray, black: float, white: float) -> np.ndarray:
+    """``f`` clipped to [black, white] and cast to ``img``'s dtype (rounded for integers)."""
+    f = np.clip(f, black, white)
+    if img.dtype.kind in "ui":
+        f = np.round(f)
+    return f.astype(img.dtype)
+
+
 def _band(shape, rng, width: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A long slightly wavy band crossing the image: its signed distance field (pixels from
     the band's centre line, along its normal), the unit normal and the band mask."""
@@ -212,10 +220,7 @@ def simulate_damage(image, kind: str, rng=None) -> tuple[np.ndarray, np.ndarray]
         # the blur removes the noise too; a microscope keeps its detector noise
         out = f + alpha * (blurred + noise() - f)
         mask = alpha >= 0.5
-    out = np.clip(out, black, white)
-    if img.dtype.kind in "ui":
-        out = np.round(out)
-    return out.astype(img.dtype), mask
+    return _as_dtype_of(out, img, black, white), mask
 
 
 def continuing_structure(section, neighbour, rng=None) -> tuple[np.ndarray, np.ndarray]:
@@ -255,8 +260,5 @@ def continuing_structure(section, neighbour, rng=None) -> tuple[np.ndarray, np.n
     for img, a, d in ((sec, alpha, depth), (nbr, moved, depth * rng.uniform(0.7, 1.3))):
         black, white = _range(img)
         f = black + (img.astype(np.float32) - black) * (1 - min(d, 0.9) * a)
-        f = np.clip(f, black, white)
-        if img.dtype.kind in "ui":
-            f = np.round(f)
-        out.append(f.astype(img.dtype))
+        out.append(_as_dtype_of(f, img, black, white))
     return out[0], out[1]

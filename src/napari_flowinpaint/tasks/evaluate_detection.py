@@ -137,22 +137,29 @@ def evaluate_detection(stack, *, spacing: int = 1, z_range=None, samples: int = 
     rng = np.random.default_rng(seed)
     total = len(kinds) * samples + (stop - start) + (stop - start - len(known)) * continuing
     done = 0
-    seconds = []
-    clean_flags, clean_frac, known_flags = [], [], {}
-    for z in range(start, stop):  # every real section, judged as it is
-        part, i = around(z)
+
+    def judge(part, i) -> tuple[np.ndarray, float]:
+        """The detector's mask of part[i] and the seconds it took; advances the progress."""
+        nonlocal done
         t0 = time.perf_counter()
         m = detect_damage(part, i, sensitivity=sensitivity, min_area=min_area,
                           weights=weights)
-        seconds.append(time.perf_counter() - t0)
+        dt = time.perf_counter() - t0
+        done += 1
+        if progress:
+            progress(done, total)
+        return m, dt
+
+    seconds = []
+    clean_flags, clean_frac, known_flags = [], [], {}
+    for z in range(start, stop):  # every real section, judged as it is
+        m, dt = judge(*around(z))
+        seconds.append(dt)
         if z in known:
             known_flags[z] = bool(m.any())
         else:
             clean_flags.append(bool(m.any()))
             clean_frac.append(float(m.mean()))
-        done += 1
-        if progress:
-            progress(done, total)
     out = {}
     for kind in kinds:
         f1s, flagged = [], []
@@ -161,11 +168,8 @@ def evaluate_detection(stack, *, spacing: int = 1, z_range=None, samples: int = 
         for _ in range(samples):
             z = int(rng.integers(start, stop))
             damaged, truth = simulate_damage(stack[z], kind, rng)
-            part, i = around(z, damaged)
-            t0 = time.perf_counter()
-            found = detect_damage(part, i, sensitivity=sensitivity, min_area=min_area,
-                                  weights=weights)
-            seconds.append(time.perf_counter() - t0)
+            found, dt = judge(*around(z, damaged))
+            seconds.append(dt)
             a = int(np.count_nonzero(found & truth))
             b = int(np.count_nonzero(found & ~truth))
             c = int(np.count_nonzero(~found & truth))
@@ -174,9 +178,6 @@ def evaluate_detection(stack, *, spacing: int = 1, z_range=None, samples: int = 
             f1s.append(f)
             prs.append((p, r))
             flagged.append(bool(found.any()))
-            done += 1
-            if progress:
-                progress(done, total)
         p_all, r_all, f_all = _f1(tp, fp, fn)
         out[kind] = {"f1": float(np.mean(f1s)), "f1_pooled": f_all,
                      "precision": float(np.mean([p for p, _ in prs])),
@@ -190,13 +191,9 @@ def evaluate_detection(stack, *, spacing: int = 1, z_range=None, samples: int = 
             part, i = around(z)
             j = i + (1 if i + 1 < len(part) and (i == 0 or crng.random() < 0.5) else -1)
             part[i], part[j] = continuing_structure(part[i], part[j], crng)
-            m = detect_damage(part, i, sensitivity=sensitivity, min_area=min_area,
-                              weights=weights)
+            m, _ = judge(part, i)
             flags.append(bool(m.any()))
             fracs.append(float(m.mean()))
-            done += 1
-            if progress:
-                progress(done, total)
         extra["continuing"] = {"slices": len(flags), "flagged": float(np.mean(flags)),
                                "false_pixel_fraction": float(np.mean(fracs))}
     return {
