@@ -31,7 +31,7 @@ import numpy as np
 import tifffile
 
 from napari_flowinpaint.engine import FlowInpainter, load_weights
-from napari_flowinpaint.tasks.evaluate import evaluate
+from napari_flowinpaint.tasks.evaluation import evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"

@@ -15,8 +15,8 @@ import numpy as np
 import tifffile
 import torch
 
-from napari_flowinpaint.tasks.damage import simulate_damage
-from napari_flowinpaint.tasks.detect import detect_damage
+from napari_flowinpaint.tasks.detection import detect_damage
+from napari_flowinpaint.tasks.simulation import simulate_damage
 
 SAMPLE = Path(__file__).resolve().parents[1] / "src" / "napari_flowinpaint" / "data" / \
     "fibsem_medulla_sample.tif"

@@ -1,7 +1,7 @@
 """Speed and memory of ``FlowInpainter().inpaint`` on big sections.
 
 For each section size (1024^2 and 4096^2 by default) and damaged fraction (2, 10 and 30 %,
-irregular blobs from :func:`napari_flowinpaint.tasks.masks.random_mask`) it prints the median
+irregular blobs from :func:`napari_flowinpaint.tasks.simulation.random_mask`) it prints the median
 wall time of 5 calls (after one warm-up call) and the peak memory of one call:
 
 * ``numpy peak``: the peak of Python/numpy allocations traced by :mod:`tracemalloc`;
@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from napari_flowinpaint import FlowInpainter
-from napari_flowinpaint.tasks.masks import apply_damage, random_mask
+from napari_flowinpaint.tasks.simulation import apply_damage, random_mask
 
 ROOT = Path(__file__).resolve().parents[1]
 ISBI = ROOT.parent / "shared" / "data" / "isbi2012_train" / "raw.tif"

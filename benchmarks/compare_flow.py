@@ -30,7 +30,7 @@ from napari_flowinpaint.engine import (
     initial_reference_unit,
     optical_flow,
 )
-from napari_flowinpaint.tasks.metrics import psnr, ssim
+from napari_flowinpaint.tasks.evaluation.metrics import psnr, ssim
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 #: name -> (file, spacing K, first z that may be sampled)

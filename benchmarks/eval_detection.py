@@ -30,7 +30,7 @@ from pathlib import Path
 
 import tifffile
 
-from napari_flowinpaint.tasks.evaluate_detection import evaluate_detection, format_detection_table
+from napari_flowinpaint.tasks.evaluation import evaluate_detection, format_detection_table
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"

@@ -21,8 +21,8 @@ import numpy as np
 import tifffile
 
 from napari_flowinpaint.engine import FlowInpainter
-from napari_flowinpaint.tasks.evaluate import evaluate
-from napari_flowinpaint.tasks.finetune import finetune
+from napari_flowinpaint.tasks.evaluation import evaluate
+from napari_flowinpaint.tasks.training import finetune
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"

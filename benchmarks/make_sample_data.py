@@ -21,8 +21,7 @@ import numpy as np
 import tifffile
 from scipy import ndimage as ndi
 
-from napari_flowinpaint.tasks.io import write_stack
-from napari_flowinpaint.tasks.sample import SAMPLE_INFO, sample_path
+from napari_flowinpaint.tasks.io import SAMPLE_INFO, sample_path, write_stack
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = ROOT.parent / "shared" / "data" / "fibsem_medulla_ts1" / "raw.tif"

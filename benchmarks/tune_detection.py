@@ -3,7 +3,7 @@
 The network's probability map and the bright-blank cue are computed once per sample
 (simulated damage of every kind, and every real section as it is) on isbi2012_train and
 fibsem_medulla_ts1 z < 200 (spacing 4); then the post-processing of
-:func:`napari_flowinpaint.tasks.detect.decide_mask` is scored for a grid of settings:
+:func:`napari_flowinpaint.tasks.detection.decide_mask` is scored for a grid of settings:
 mean pixel F1 per kind, share of damaged slices flagged, share of real sections flagged.
 
 Run from the repository root::
@@ -20,8 +20,7 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
-from napari_flowinpaint.tasks.damage import DAMAGE_KINDS, simulate_damage
-from napari_flowinpaint.tasks.detect import (
+from napari_flowinpaint.tasks.detection import (
     bright_blank,
     damage_probability,
     decide_mask,
@@ -29,6 +28,7 @@ from napari_flowinpaint.tasks.detect import (
     refine_mask,
     stack_scale,
 )
+from napari_flowinpaint.tasks.simulation import DAMAGE_KINDS, simulate_damage
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"

@@ -9,7 +9,7 @@ from _synth import moving_stack
 from napari_flowinpaint.engine import FlowInpainter
 from napari_flowinpaint.tasks import cli
 from napari_flowinpaint.tasks.io import read_stack, read_voxel_size, write_stack
-from napari_flowinpaint.tasks.repair_cmd import format_slices, parse_slices
+from napari_flowinpaint.tasks.repair import format_slices, parse_slices
 
 DAMAGED_Z = (1, 3)
 

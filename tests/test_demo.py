@@ -2,9 +2,15 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_flowinpaint.tasks import cli, demo
-from napari_flowinpaint.tasks.io import read_stack, read_voxel_size
-from napari_flowinpaint.tasks.sample import SAMPLE_INFO, load_sample, sample_path
+from napari_flowinpaint.tasks import cli
+from napari_flowinpaint.tasks.evaluation import demo
+from napari_flowinpaint.tasks.io import (
+    SAMPLE_INFO,
+    load_sample,
+    read_stack,
+    read_voxel_size,
+    sample_path,
+)
 
 FLOW_ROW = "**FlowInpaint (guided_inpainting)**"
 

@@ -15,13 +15,7 @@ from napari_flowinpaint.engine.weights import (
     load_weights,
 )
 from napari_flowinpaint.tasks.cli import main
-from napari_flowinpaint.tasks.damage import (
-    DAMAGE_KINDS,
-    continuing_structure,
-    noise_level,
-    simulate_damage,
-)
-from napari_flowinpaint.tasks.detect import (
+from napari_flowinpaint.tasks.detection import (
     bright_blank,
     damage_scores,
     damaged_slices,
@@ -30,6 +24,12 @@ from napari_flowinpaint.tasks.detect import (
     refine_mask,
     stack_scale,
     without_holes,
+)
+from napari_flowinpaint.tasks.simulation import (
+    DAMAGE_KINDS,
+    continuing_structure,
+    noise_level,
+    simulate_damage,
 )
 
 SAMPLE = Path(__file__).parents[1] / "src" / "napari_flowinpaint" / "data" / \
@@ -344,7 +344,7 @@ def test_evaluate_detection_command(sample, tmp_path, capsys):
 
 @needs_detector
 def test_evaluate_detection_leaves_known_damaged_real_sections_out(sample):
-    from napari_flowinpaint.tasks.evaluate_detection import (
+    from napari_flowinpaint.tasks.evaluation import (
         evaluate_detection,
         format_detection_table,
     )
@@ -369,8 +369,7 @@ def test_evaluate_detection_leaves_known_damaged_real_sections_out(sample):
 
 
 def test_detector_training_lowers_the_loss_and_resumes(sample, tmp_path):
-    from napari_flowinpaint.tasks.train import TrainSource
-    from napari_flowinpaint.tasks.train_detector import train_detector
+    from napari_flowinpaint.tasks.training import TrainSource, train_detector
 
     path = tmp_path / "tiny.tif"
     tifffile.imwrite(path, sample[:6, :96, :96])
@@ -403,8 +402,7 @@ def test_detector_training_lowers_the_loss_and_resumes(sample, tmp_path):
 
 
 def test_detector_sampler_draws_the_kinds_asked_for(sample):
-    from napari_flowinpaint.tasks.train import TrainSource
-    from napari_flowinpaint.tasks.train_detector import DetectorSampler
+    from napari_flowinpaint.tasks.training import DetectorSampler, TrainSource
 
     src = TrainSource("<sample>", (0, 16), (1,))
     only_missing = DetectorSampler([(sample, src)], crop=48, rng=0, p_clean=0.0,
@@ -452,7 +450,7 @@ def test_detector_sampler_draws_the_kinds_asked_for(sample):
 
 @needs_detector
 def test_stack_pass_reuses_cues_and_matches_slice_by_slice(sample):
-    from napari_flowinpaint.tasks.detect import detector_input, stack_scale
+    from napari_flowinpaint.tasks.detection import detector_input, stack_scale
 
     stack = sample[:6].copy()
     stack[3], _ = simulate_damage(sample[3], "crack", 1)
@@ -476,7 +474,7 @@ def test_stack_pass_reuses_cues_and_matches_slice_by_slice(sample):
 
 
 def test_evaluate_detection_can_damage_the_neighbours(sample, monkeypatch):
-    import napari_flowinpaint.tasks.evaluate_detection as ed
+    import napari_flowinpaint.tasks.evaluation.detection as ed
 
     seen = []
 

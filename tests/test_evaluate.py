@@ -6,7 +6,7 @@ import pytest
 import tifffile
 from _synth import moving_stack
 
-from napari_flowinpaint.tasks import evaluate as ev
+from napari_flowinpaint.tasks import evaluation as ev
 from napari_flowinpaint.tasks.cli import main
 
 ROW_KEYS = {"psnr", "psnr_hole", "ssim", "fsim", "sharpness", "seconds", "n"}

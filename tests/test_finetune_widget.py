@@ -1,4 +1,4 @@
-"""The "Fine-tune weights" dock widget, driving tasks.finetune on a small real stack.
+"""The "Fine-tune weights" dock widget, driving tasks.training.finetune on a small real stack.
 
 Run under an X server (pytest-xvfb starts Xvfb); each test builds a hidden viewer.
 """

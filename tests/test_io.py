@@ -7,7 +7,6 @@ import tifffile
 import zarr
 from _synth import moving_stack
 
-from napari_flowinpaint.tasks import io
 from napari_flowinpaint.tasks.io import (
     StackWriter,
     check_output_path,
@@ -125,7 +124,7 @@ def test_failed_rename_restores_the_old_zarr(tmp_path, monkeypatch):
             raise OSError("simulated failure")
         return real_rename(src, dst)
 
-    monkeypatch.setattr(io.os, "rename", rename)
+    monkeypatch.setattr(os, "rename", rename)
     with pytest.raises(OSError, match="simulated"):
         write_stack(tmp_path / "out.zarr", old[::-1], overwrite=True)
     assert _listing(tmp_path) == ["out.zarr"]

@@ -19,7 +19,7 @@ from napari_flowinpaint.engine import (
     save_weights,
 )
 from napari_flowinpaint.engine.nets import build_networks, get_config
-from napari_flowinpaint.tasks.train import TrainSettings, TrainSource, TripletSampler, train
+from napari_flowinpaint.tasks.training import TrainSettings, TrainSource, TripletSampler, train
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -144,7 +144,7 @@ def test_bundled_weights_run_all_stages_by_default():
 def test_bundled_weights_beat_flow_on_real_validation_crops():
     import tifffile
 
-    from napari_flowinpaint.tasks.evaluate import evaluate
+    from napari_flowinpaint.tasks.evaluation import evaluate
 
     stack = tifffile.imread(SHARED / "isbi2012_test" / "raw.tif")
     rep = evaluate(stack, spacing=1, crop=128, samples=8, ratios=(0.3,), seed=0,
@@ -207,7 +207,7 @@ def test_training_lowers_the_loss_and_resumes_exactly(tmp_path):
 
 
 def test_finetune_reports_before_after_and_stops_cleanly(tmp_path):
-    from napari_flowinpaint.tasks.finetune import finetune
+    from napari_flowinpaint.tasks.training import finetune
 
     f, g, d = _nets()
     base = save_weights(tmp_path / "base", get_config("cpu"), f, g, d)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from napari_flowinpaint.tasks.masks import MASK_KINDS, apply_damage, random_mask
+from napari_flowinpaint.tasks.simulation import MASK_KINDS, apply_damage, random_mask
 
 
 @pytest.mark.parametrize("kind", MASK_KINDS)

@@ -9,7 +9,7 @@ import pytest
 from _synth import texture
 from scipy import ndimage as ndi
 
-from napari_flowinpaint.tasks.metrics import (
+from napari_flowinpaint.tasks.evaluation.metrics import (
     fsim,
     phase_congruency,
     psnr,
@@ -163,7 +163,7 @@ def test_fsim_matches_piq_on_real_em():
     import tifffile
     import torch
 
-    from napari_flowinpaint.tasks.masks import random_mask
+    from napari_flowinpaint.tasks.simulation import random_mask
 
     stack = tifffile.imread(path)
     truth = stack[5, 100:356, 50:306].astype(np.float64)

@@ -73,9 +73,9 @@ def test_repair_stack_progress_stop_and_lazy_inputs():
         stack[z][masks[z]] = 65535
     calls = []
     out = repair_stack(da.from_array(stack, chunks=(1, 48, 48)), masks,
-                       progress=lambda i, n, z: calls.append((i, n, z)),
+                       progress=lambda i, n: calls.append((i, n)),
                        should_stop=lambda: len(calls) == 2)
-    assert calls == [(1, 3, 1), (2, 3, 3)]  # stopped after two, kept both
+    assert calls == [(1, 3), (2, 3)]  # stopped after two, kept both
     assert out[4].max() == 65535 and out[1].max() < 65535 and out[3].max() < 65535
     assert [z for z, _ in iter_repair_stack(stack, masks, inpainter=FlowInpainter())] == [1, 3, 4]
 

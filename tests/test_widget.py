@@ -350,7 +350,7 @@ def damaged_sample(make_napari_viewer):
     """The real FIB-SEM sample with a white hole on slice 4 and a missing slice 6."""
     import tifffile
 
-    from napari_flowinpaint.tasks.damage import simulate_damage
+    from napari_flowinpaint.tasks.simulation import simulate_damage
 
     stack = tifffile.imread(SAMPLE)[:8].copy()
     stack[4], truth = simulate_damage(stack[4], "hole", 5)

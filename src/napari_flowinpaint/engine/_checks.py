@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["as_slice", "as_mask", "check_same_shape", "SUPPORTED_DTYPES"]
+__all__ = ["as_slice", "as_mask", "cast_to", "check_same_shape", "SUPPORTED_DTYPES"]
 
 #: Slice dtypes the engine accepts; the result always comes back in the input's dtype.
 SUPPORTED_DTYPES = (np.uint8, np.uint16, np.float32, np.float64)
@@ -111,3 +111,30 @@ def check_same_shape(**arrays: np.ndarray) -> tuple[int, ...]:
             "Register/crop the stack so that the slices align."
         )
     return first
+
+
+def cast_to(values, dtype, *, clip: tuple[float, float] | None = None) -> np.ndarray:
+    """Values computed in floating point, back in ``dtype`` (a new array).
+
+    Values are first clipped to ``clip`` (``(low, high)``) when given. For an integer
+    ``dtype`` they are then rounded to the nearest integer (halves to even) and clipped to
+    the dtype's range, so nothing wraps around; a float ``dtype`` is a plain cast.
+
+    Parameters
+    ----------
+    values : array_like
+    dtype : dtype
+    clip : (float, float), optional, keyword-only
+
+    Returns
+    -------
+    ndarray of ``dtype``
+    """
+    dtype = np.dtype(dtype)
+    out = np.asarray(values)
+    if clip is not None:
+        out = np.clip(out, *clip)
+    if dtype.kind in "ui":
+        info = np.iinfo(dtype)
+        out = np.clip(np.rint(out), info.min, info.max)
+    return out.astype(dtype)

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._checks import cast_to
+
 __all__ = ["IntensityScale", "match_intensity"]
 
 
@@ -53,12 +55,7 @@ class IntensityScale:
         """float32 [0, 1] back to the image's dtype; integers are rounded and clipped to
         their dtype's range, floats to ``clip_to`` when given."""
         out = unit.astype(np.float64) * (self.hi - self.lo) + self.lo
-        if self.dtype.kind in "ui":
-            info = np.iinfo(self.dtype)
-            out = np.clip(np.rint(out), info.min, info.max)
-        elif clip_to is not None:
-            out = np.clip(out, *clip_to)
-        return out.astype(self.dtype)
+        return cast_to(out, self.dtype, clip=None if self.dtype.kind in "ui" else clip_to)
 
 
 def match_intensity(reference: np.ndarray, target: np.ndarray, known: np.ndarray) -> np.ndarray:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from .files import atomic_output
 from .nets import NetsConfig, build_networks
 
 __all__ = ["LearnedWeights", "bundled_weights_path", "load_weights", "save_weights",
@@ -164,17 +165,10 @@ def _write_file(path, tensors: dict, info: dict) -> Path:
 
     st_path, json_path = _paths(path)
     st_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_st = st_path.with_name(st_path.name + ".part")
-    tmp_js = json_path.with_name(json_path.name + ".part")
-    try:
+    with atomic_output(st_path, what="weights file") as tmp_st, \
+            atomic_output(json_path, what="weights side-car") as tmp_js:
         save_file(tensors, str(tmp_st), metadata={"flowinpaint": json.dumps(info)})
         tmp_js.write_text(json.dumps(info, indent=2) + "\n")
-        os.replace(tmp_st, st_path)
-        os.replace(tmp_js, json_path)
-    finally:
-        for t in (tmp_st, tmp_js):
-            if t.exists():
-                t.unlink()
     return st_path
 
 

@@ -1,7 +1,7 @@
 """The "Fine-tune weights" dock widget: train the learned stages further on the user's stack.
 
 The widget only gathers inputs, checks them and shows progress and results; the work is
-:func:`napari_flowinpaint.tasks.finetune.finetune`, run in a worker thread so the viewer stays
+:func:`napari_flowinpaint.tasks.training.finetune`, run in a worker thread so the viewer stays
 responsive. Its ``callback`` reaches the widget through a Qt signal (queued to the main
 thread) and **Cancel** makes its ``should_stop`` return True.
 """
@@ -19,8 +19,9 @@ from napari.utils import progress
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QObject, Signal
 
-from ..tasks.finetune import FinetuneResult, finetune
-from ._widget import _INPUT_ERRORS, RepairWidget, _reason, _StatusMixin
+from ..tasks.training import FinetuneResult, finetune
+from ._common import INPUT_ERRORS, StatusMixin, reason
+from ._widget import RepairWidget
 
 __all__ = ["FinetuneWidget"]
 
@@ -60,18 +61,18 @@ def _output_problem(path: Path) -> str | None:
     return None
 
 
-class FinetuneWidget(_StatusMixin, Container):
+class FinetuneWidget(StatusMixin, Container):
     """Dock widget fine-tuning the learned stages on a 3-D image layer (self-supervised).
 
     Pick the stack, optionally a Labels layer of known damage (sections with paint on them
     are not trained on), the number of iterations, the neighbour spacing and the output
-    weights file, then press **Start**. :func:`~napari_flowinpaint.tasks.finetune.finetune`
+    weights file, then press **Start**. :func:`~napari_flowinpaint.tasks.training.finetune`
     damages clean sections synthetically and trains on repairing them; the last sections of
     the stack are held out and scored before and after. **Cancel** stops after the current
     iteration (with a checkpoint beside the output; **Start** with the same output resumes)
     or, while scoring, after the current repair.
     When done, :attr:`result` holds the
-    :class:`~napari_flowinpaint.tasks.finetune.FinetuneResult` and **Use in Repair widget**
+    :class:`~napari_flowinpaint.tasks.training.FinetuneResult` and **Use in Repair widget**
     (:meth:`use_weights`) makes the docked *Repair section* widget repair with the new
     weights. The layers are never modified.
 
@@ -84,6 +85,8 @@ class FinetuneWidget(_StatusMixin, Container):
         ``score_samples``); fewer is faster and noisier.
     """
 
+    job_name = "Fine-tuning"
+
     def __init__(self, napari_viewer, *, score_samples: int = 8):
         self._viewer = napari_viewer
         self._score_samples = int(score_samples)
@@ -91,7 +94,7 @@ class FinetuneWidget(_StatusMixin, Container):
         self._relay = _Relay()
         self._relay.info.connect(self._on_progress)
         self._pbar = None
-        #: The last run's :class:`~napari_flowinpaint.tasks.finetune.FinetuneResult`, or None.
+        #: The last run's :class:`~napari_flowinpaint.tasks.training.FinetuneResult`, or None.
         self.result: FinetuneResult | None = None
         self.worker = None  # the running worker, if any (napari.qt.threading.FunctionWorker)
 
@@ -288,9 +291,9 @@ class FinetuneWidget(_StatusMixin, Container):
     def _on_returned(self, item) -> None:
         result, exc = item
         if exc is not None:
-            text = f"Fine-tuning failed: {_reason(exc)}"
+            text = f"Fine-tuning failed: {reason(exc)}"
             self._set_status(text)
-            (show_warning if isinstance(exc, _INPUT_ERRORS) else show_error)(text)
+            (show_warning if isinstance(exc, INPUT_ERRORS) else show_error)(text)
             return
         self.result = result
         if result.psnr_before is None:
@@ -317,16 +320,6 @@ class FinetuneWidget(_StatusMixin, Container):
                     "them.")
         self._set_status(text)
         show_info(text)
-
-    def _on_errored(self, exc: Exception) -> None:
-        # An unexpected exception in the plumbing (a bug): say so, the traceback is logged.
-        text = f"Fine-tuning failed ({type(exc).__name__}): {exc}"
-        self._set_status(text)
-        show_error(text)
-
-    def _on_warned(self, showwarning_args: tuple) -> None:
-        # Warnings raised in the worker thread arrive as warnings.showwarning arguments.
-        show_warning(str(showwarning_args[0]))
 
     def _on_finished(self) -> None:
         self.worker = None

@@ -9,7 +9,7 @@ def make_sample_data():
     """The bundled FIB-SEM medulla sample as a napari image layer.
 
     The stack and its description come from
-    :func:`napari_flowinpaint.tasks.sample.load_sample`; the layer's ``scale`` is the voxel
+    :func:`napari_flowinpaint.tasks.io.load_sample`; the layer's ``scale`` is the voxel
     size in nanometres, so sections and pixels are drawn at their true aspect ratio, and the
     source and licence are kept in the layer's metadata.
 
@@ -24,7 +24,7 @@ def make_sample_data():
            agglomeration framework for electron microscopy segmentation", PLoS ONE 10(5):
            e0125825. Data: Janelia FlyEM NeuroProof examples, CC BY 3.0.
     """
-    from ..tasks.sample import load_sample
+    from ..tasks.io import load_sample
 
     stack, info = load_sample()
     unit = info.get("voxel_unit", "nm")

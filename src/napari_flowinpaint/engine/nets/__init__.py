@@ -6,7 +6,7 @@
   layers and contextual attention; output composited with the known pixels (Eq. 7-12).
 * :class:`HybridDiscriminator` (``discriminator``): global + local spectral-norm PatchGAN.
 * :class:`DamageDetectorNet` (``detector``): small U-Net scoring damaged pixels of a section
-  between its neighbours (used by ``tasks.detect``).
+  between its neighbours (used by ``tasks.detection``).
 * ``losses``: masked L1, SSIM, pyramid loss, weight-free perceptual substitute, hinge losses.
 * ``config``: named configurations ``"cpu"`` (default) and ``"gpu"``.
 

@@ -31,7 +31,7 @@ class DamageDetectorNet(nn.Module):
     Shape
     -----
     - input: (B, in_channels, H, W) float, by default the 8 channels of
-      :func:`napari_flowinpaint.tasks.detect.detector_input` (previous, section, next and
+      :func:`napari_flowinpaint.tasks.detection.detector_input` (previous, section, next and
       cues computed at full resolution, all at half resolution).
     - output: (B, 1, H, W) logits; sigmoid > 0.5 marks a damaged pixel.
     """
@@ -58,7 +58,7 @@ class DamageDetectorNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"expected (B, {self.in_channels}, H, W) as made by "
-                             f"tasks.detect.detector_input, got {tuple(x.shape)}.")
+                             f"tasks.detection.detector_input, got {tuple(x.shape)}.")
         h, w = x.shape[-2:]
         p = self.PAD
         x = F.pad(x, (p, p, p, p), mode="reflect" if min(h, w) > p else "replicate")

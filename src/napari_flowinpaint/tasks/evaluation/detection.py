@@ -2,10 +2,10 @@
 
 Every real section of the range is first judged as it is, between its neighbours
 ``spacing`` sections away (as serial sections): these are the clean sections. Then, for each
-kind of :data:`~napari_flowinpaint.tasks.damage.DAMAGE_KINDS` and each sample, a random
-section is damaged by :func:`~napari_flowinpaint.tasks.damage.simulate_damage`, its
+kind of :data:`~napari_flowinpaint.tasks.simulation.DAMAGE_KINDS` and each sample, a random
+section is damaged by :func:`~napari_flowinpaint.tasks.simulation.simulate_damage`, its
 neighbours are left as they are and
-:func:`~napari_flowinpaint.tasks.detect.detect_damage` judges it. Reported per kind: the
+:func:`~napari_flowinpaint.tasks.detection.detect_damage` judges it. Reported per kind: the
 pixel F1 (mean over samples, and pooled over all pixels), precision, recall, the share of
 damaged slices flagged; and over the real, undamaged slices the share flagged.
 
@@ -16,23 +16,20 @@ neighbours.
 
 A dark body that runs through a section and its neighbour is tissue, not damage; the last
 row scores every real section again with such a structure drawn in it and in one neighbour
-(:func:`~napari_flowinpaint.tasks.damage.continuing_structure`, a random stream of its own):
+(:func:`~napari_flowinpaint.tasks.simulation.continuing_structure`, a random stream of its own):
 the share of these sections flagged is a false-alarm rate too.
 """
 
 from __future__ import annotations
 
-import json
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 
-from .damage import DAMAGE_KINDS, continuing_structure, simulate_damage
-from .detect import detect_damage
-from .evaluate import parse_z_range
+from ..detection import detect_damage
+from ..simulation import DAMAGE_KINDS, continuing_structure, simulate_damage
+from .repair import parse_z_range
 
 __all__ = ["evaluate_detection", "format_detection_table"]
 
@@ -70,7 +67,7 @@ def evaluate_detection(stack, *, spacing: int = 1, z_range=None, samples: int = 
         ``min_area`` pixels is found.
     neighbour_damage : float, keyword-only
         Probability in [0, 1] that each neighbour of a judged section is damaged too (a
-        random kind of :data:`~napari_flowinpaint.tasks.damage.DAMAGE_KINDS`). 0 (default):
+        random kind of :data:`~napari_flowinpaint.tasks.simulation.DAMAGE_KINDS`). 0 (default):
         the neighbours are the real sections. Drawn from a random stream of its own, so the
         damaged sections and their defects are the same whatever this is.
     continuing : bool, keyword-only
@@ -238,52 +235,3 @@ def format_detection_table(report: dict) -> str:
                      f"slices) | | | | false pixels {100 * c['false_pixel_fraction']:.2f} % | "
                      f"{100 * c['flagged']:.0f} % |")
     return "\n".join(lines)
-
-
-# ---------------------------------------------------------------------------- command line
-def add_arguments(parser) -> None:
-    parser.add_argument("input", type=Path, help="a real stack (TIFF, Zarr, ...), taken as clean")
-    parser.add_argument("--spacing", type=int, default=1,
-                        help="use every N-th section (3-5 for isotropic FIB-SEM)")
-    parser.add_argument("--z-range", default=None, help="sections to use, e.g. 200: or 0:100")
-    parser.add_argument("--samples", type=int, default=20, help="damaged sections per kind")
-    parser.add_argument("--kinds", nargs="+", default=list(DAMAGE_KINDS), choices=DAMAGE_KINDS)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--sensitivity", type=float, default=0.5)
-    parser.add_argument("--min-area", type=int, default=100,
-                        help="smallest region in pixels (default 100)")
-    parser.add_argument("--neighbour-damage", type=float, default=0.0, metavar="P",
-                        help="damage each neighbour of a judged section too, with "
-                             "probability P (default 0: real neighbours)")
-    parser.add_argument("--no-continuing", action="store_true",
-                        help="skip the row of real sections with a dark body continuing "
-                             "into a neighbour")
-    parser.add_argument("--weights", type=Path, default=None,
-                        help="detector weights to score (default: bundled)")
-    parser.add_argument("--known-damaged", type=int, nargs="+", default=[], metavar="Z",
-                        help="real sections known to carry damage: left out of the "
-                             "undamaged count and reported apart")
-    parser.add_argument("--json", type=Path, default=None, help="also write the report here")
-
-
-def run(args) -> int:
-    from .io import read_stack
-
-    stack = np.asarray(read_stack(args.input))
-
-    def show(done, total):
-        print(f"\r{done}/{total}", end="", file=sys.stderr, flush=True)
-
-    rep = evaluate_detection(stack, spacing=args.spacing, z_range=args.z_range,
-                             samples=args.samples, kinds=args.kinds, seed=args.seed,
-                             sensitivity=args.sensitivity, min_area=args.min_area,
-                             neighbour_damage=args.neighbour_damage,
-                             continuing=not args.no_continuing, weights=args.weights,
-                             known_damaged=args.known_damaged, progress=show)
-    print(file=sys.stderr)
-    print(format_detection_table(rep))
-    print(f"median {1000 * rep['seconds_per_slice']:.0f} ms per slice of "
-          f"{rep['settings']['shape'][0]}x{rep['settings']['shape'][1]}")
-    if args.json:
-        args.json.write_text(json.dumps(rep, indent=2))
-    return 0

@@ -3,121 +3,37 @@
 The protocol follows FlowInpaint's section 4.1: a section ``z`` whose neighbours ``z - K`` and
 ``z + K`` lie in the chosen z range is picked at random, a random crop is cut at the same
 position in the three sections, an irregular mask at the target damaged fraction
-(:func:`~napari_flowinpaint.tasks.masks.random_mask`, within 2 %) marks the damage and the
+(:func:`~napari_flowinpaint.tasks.simulation.random_mask`, within 2 %) marks the damage and the
 damaged pixels are set to white (Eq. 22). Every method repairs the same samples; its result
 is composited (known pixels kept from the damaged crop) and compared with the true crop.
 
 Each sample's randomness is derived from ``(seed, ratio index, sample index)`` only, so the
 samples are the same whatever methods are chosen and the same command gives the same numbers.
 
-Methods are looked up in :data:`METHODS`, a dict ``name -> callable(prev, damaged, next,
-mask) -> repaired`` that other modules may extend (:func:`register_method`).
+Methods are looked up in :data:`~napari_flowinpaint.tasks.evaluation.baselines.METHODS`.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import math
-import os
-import sys
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
-import cv2
 import numpy as np
 
-from .. import __version__
-from ..engine import FlowInpainter, as_slice
+from ... import __version__
+from ...engine import as_slice, cast_to
+from ...engine.files import write_text
+from ..simulation import MASK_KINDS, apply_damage, random_mask
 from . import metrics
-from .masks import MASK_KINDS, apply_damage, random_mask
+from .baselines import DEFAULT_METHODS, METHODS
 
-__all__ = ["METHODS", "METRICS", "register_method", "evaluate", "format_table",
-           "parse_z_range", "add_arguments", "run"]
+__all__ = ["METRICS", "evaluate", "format_table", "parse_z_range", "write_report"]
 
 #: Metric names of a result row, in table order.
 METRICS = ("psnr", "psnr_hole", "ssim", "fsim", "sharpness", "seconds", "n")
-
-_DEFAULT_METHODS = ("average", "telea", "biharmonic", "flow")
-
-
-def _as_dtype(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """Float values back to ``dtype`` (integers rounded and clipped to the dtype's range)."""
-    dtype = np.dtype(dtype)
-    if dtype.kind in "ui":
-        info = np.iinfo(dtype)
-        return np.clip(np.rint(values), info.min, info.max).astype(dtype)
-    return values.astype(dtype)
-
-
-def method_average(prev, damaged, next, mask) -> np.ndarray:
-    """The mean of the two neighbours (no motion compensation)."""
-    mean = (prev.astype(np.float64) + next.astype(np.float64)) / 2
-    return _as_dtype(mean, damaged.dtype)
-
-
-def method_telea(prev, damaged, next, mask) -> np.ndarray:
-    """Single-image inpainting by OpenCV's fast marching method (Telea 2004), radius 5."""
-    img = damaged if damaged.dtype in (np.uint8, np.uint16, np.float32) else \
-        damaged.astype(np.float32)
-    out = cv2.inpaint(np.ascontiguousarray(img), mask.astype(np.uint8), 5, cv2.INPAINT_TELEA)
-    return _as_dtype(out, damaged.dtype) if out.dtype != damaged.dtype else out
-
-
-def method_biharmonic(prev, damaged, next, mask) -> np.ndarray:
-    """Single-image inpainting by the biharmonic equation
-    (:func:`skimage.restoration.inpaint_biharmonic`)."""
-    from skimage.restoration import inpaint_biharmonic
-
-    out = inpaint_biharmonic(damaged.astype(np.float64), mask)
-    return _as_dtype(out, damaged.dtype)
-
-
-@functools.lru_cache(maxsize=4)
-def _engine(stages: str) -> FlowInpainter:
-    return FlowInpainter(stages=stages, device="cpu")
-
-
-def method_flow(prev, damaged, next, mask) -> np.ndarray:
-    """The optical-flow initial reference between the neighbours (section 3.1), matched in
-    intensity to the damaged section."""
-    return _engine("initial_reference").inpaint(prev, damaged, next, mask)
-
-
-def method_refined(prev, damaged, next, mask) -> np.ndarray:
-    """The refined reference (section 3.2) of the bundled weights, composited."""
-    return _engine("refined_reference").inpaint(prev, damaged, next, mask)
-
-
-def method_flowinpaint(prev, damaged, next, mask) -> np.ndarray:
-    """All three stages with the bundled weights (:class:`FlowInpainter` defaults)."""
-    return _engine("guided_inpainting").inpaint(prev, damaged, next, mask)
-
-
-#: Repair methods by name: ``callable(prev, damaged, next, mask) -> repaired`` on one crop
-#: (same shape and dtype as ``damaged``; only the pixels where ``mask`` is True are used).
-METHODS: dict[str, Callable[..., np.ndarray]] = {
-    "average": method_average,
-    "telea": method_telea,
-    "biharmonic": method_biharmonic,
-    "flow": method_flow,
-    "refined": method_refined,
-    "flowinpaint": method_flowinpaint,
-}
-
-
-def register_method(name: str, function: Callable[..., np.ndarray], *,
-                    overwrite: bool = False) -> None:
-    """Add a repair method to :data:`METHODS` (``function(prev, damaged, next, mask)``)."""
-    if not callable(function):
-        raise TypeError(f"method {name!r} must be callable, got {type(function).__name__}.")
-    if name in METHODS and not overwrite:
-        raise ValueError(f"a method called {name!r} is already registered; pass "
-                         "overwrite=True to replace it.")
-    METHODS[str(name)] = function
-
 
 def parse_z_range(z_range, n_sections: int) -> tuple[int, int]:
     """``(start, stop)`` of the sections to sample from, like Python's ``range``.
@@ -179,7 +95,7 @@ def _finite_or_none(value: float):
 
 def evaluate(stack, *, spacing: int, z_range=None, crop: int | None = 256,
              samples: int = 100, ratios: Sequence[float] = (0.1, 0.3, 0.5), seed: int = 0,
-             methods: Sequence[str] = _DEFAULT_METHODS, mask_kind: str = "mixed",
+             methods: Sequence[str] = DEFAULT_METHODS, mask_kind: str = "mixed",
              progress: Callable[[int, int], None] | None = None) -> dict:
     """Score repair methods on simulated damage of ``stack``.
 
@@ -207,7 +123,8 @@ def evaluate(stack, *, spacing: int, z_range=None, crop: int | None = 256,
         Names in :data:`METHODS`, or a dict ``name -> callable(prev, damaged, next, mask)``
         to score functions that are not registered (e.g. an engine with other weights).
     mask_kind : {"strokes", "blobs", "bands", "mixed"}, keyword-only
-        Shape of the simulated damage (see :func:`~napari_flowinpaint.tasks.masks.random_mask`).
+        Shape of the simulated damage (see
+        :func:`~napari_flowinpaint.tasks.simulation.random_mask`).
     progress : callable, optional, keyword-only
         ``progress(done, total)`` after each sample.
 
@@ -322,7 +239,7 @@ def evaluate(stack, *, spacing: int, z_range=None, crop: int | None = 256,
                     raise ValueError(f"method {m!r} returned shape {result.shape}; expected "
                                      f"{truth.shape}.")
                 out = damaged.copy()
-                out[mask] = _as_dtype(result[mask], truth.dtype) \
+                out[mask] = cast_to(result[mask], truth.dtype) \
                     if result.dtype != truth.dtype else result[mask]
                 row = per[m][keys[ri]]
                 row["psnr"].append(metrics.psnr(truth, out, data_range=data_range))
@@ -368,87 +285,7 @@ def format_table(report: dict) -> str:
     return "\n".join(lines)
 
 
-# -- command line -----------------------------------------------------------------------
-
-def add_arguments(parser) -> None:
-    """Options of ``napari-flowinpaint evaluate``."""
-    parser.add_argument("--data", required=True, metavar="STACK",
-                        help="image stack: .tif/.tiff or .zarr, axes (z, y, x)")
-    parser.add_argument("--spacing", type=int, required=True, metavar="K",
-                        help="distance in sections from the damaged section to each "
-                             "neighbour (1 for ssTEM, 3-5 for isotropic FIB-SEM)")
-    parser.add_argument("--z-range", default=None, metavar="A:B",
-                        help="sections to sample from, Python slice syntax (e.g. 200: "
-                             "for z >= 200; write --z-range=-50: when it starts with a "
-                             "minus); default: all")
-    parser.add_argument("--crop", type=int, default=256,
-                        help="side of the square crops in pixels, 0 for whole sections "
-                             "(default 256)")
-    parser.add_argument("--samples", type=int, default=100,
-                        help="samples per damage ratio (default 100)")
-    parser.add_argument("--ratios", type=float, nargs="+", default=[0.1, 0.3, 0.5],
-                        help="damaged fractions (default 0.1 0.3 0.5)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--methods", nargs="+", default=list(_DEFAULT_METHODS),
-                        metavar="METHOD",
-                        help=f"repair methods to score, from: {', '.join(METHODS)} "
-                             f"(default: {' '.join(_DEFAULT_METHODS)})")
-    parser.add_argument("--mask-kind", choices=MASK_KINDS, default="mixed",
-                        help="shape of the simulated damage (default mixed)")
-    parser.add_argument("--json", default=None, metavar="OUT.json",
-                        help="also write the configuration and results as JSON")
-    parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
-
-
-def _stderr_progress(done: int, total: int) -> None:
-    if sys.stderr.isatty():
-        end = "\n" if done == total else ""
-        print(f"\revaluate: {done}/{total} samples", end=end, file=sys.stderr, flush=True)
-    elif done == total or done % max(1, total // 20) == 0:
-        print(f"evaluate: {done}/{total} samples", file=sys.stderr, flush=True)
-
-
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    print(f"napari-flowinpaint evaluate: warning: {message}", file=sys.stderr)
-
-
-def _write_json(path: Path, report: dict) -> None:
-    tmp = path.with_name(f".{path.name}.partial")
-    try:
-        tmp.write_text(json.dumps(report, indent=2, allow_nan=False) + "\n")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def run(args) -> int:
-    """Run ``napari-flowinpaint evaluate``: print a markdown table, optionally write JSON."""
-    from .io import read_stack
-
-    out = None
-    if args.json:
-        out = Path(args.json)
-        if not out.parent.is_dir():
-            raise FileNotFoundError(f"the folder of --json {out} does not exist.")
-        if out.is_dir():
-            raise ValueError(f"--json {out} is a folder; give a file name, e.g. results.json.")
-    stack = read_stack(args.data)
-    with warnings.catch_warnings():
-        warnings.showwarning = _show_warning
-        report = evaluate(
-            stack, spacing=args.spacing, z_range=args.z_range, crop=args.crop,
-            samples=args.samples, ratios=args.ratios, seed=args.seed, methods=args.methods,
-            mask_kind=args.mask_kind, progress=None if args.quiet else _stderr_progress,
-        )
-    config = {"data": str(args.data), "spacing": args.spacing, "z_range": args.z_range,
-              "crop": args.crop, "samples": args.samples, "ratios": list(args.ratios),
-              "seed": args.seed, "methods": list(args.methods), "mask_kind": args.mask_kind,
-              "json": args.json}
-    # the resolved values (z range as start:stop, stack shape, data range...) win
-    report = {"config": {**config, **report["config"]}, "results": report["results"]}
-    print(format_table(report))
-    if out is not None:
-        _write_json(out, report)
-        print(f"wrote {out}", file=sys.stderr)
-    return 0
+def write_report(path, report: dict, *, overwrite: bool = True, protect=()) -> None:
+    """Write an :func:`evaluate` report as JSON (non-finite numbers refused), atomically."""
+    write_text(path, json.dumps(report, indent=2, allow_nan=False) + "\n",
+               overwrite=overwrite, protect=protect, what="JSON report")

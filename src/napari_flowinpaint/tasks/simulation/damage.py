@@ -14,8 +14,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ..engine import as_slice
-from .masks import _white, random_mask
+from ...engine import as_slice, cast_to
+from .masks import random_mask, white_level
 
 __all__ = ["DAMAGE_KINDS", "simulate_damage", "continuing_structure", "noise_level"]
 
@@ -39,17 +39,9 @@ def noise_level(image) -> float:
 
 def _range(image: np.ndarray) -> tuple[float, float]:
     """Black and white of the image's grey scale."""
-    white = float(_white(image))
+    white = float(white_level(image))
     black = 0.0 if image.dtype.kind in "ui" else min(0.0, float(image.min()))
     return black, white
-
-
-def _as_dtype_of(f: np.ndarray, img: np.ndarray, black: float, white: float) -> np.ndarray:
-    """``f`` clipped to [black, white] and cast to ``img``'s dtype (rounded for integers)."""
-    f = np.clip(f, black, white)
-    if img.dtype.kind in "ui":
-        f = np.round(f)
-    return f.astype(img.dtype)
 
 
 def _band(shape, rng, width: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -220,7 +212,7 @@ def simulate_damage(image, kind: str, rng=None) -> tuple[np.ndarray, np.ndarray]
         # the blur removes the noise too; a microscope keeps its detector noise
         out = f + alpha * (blurred + noise() - f)
         mask = alpha >= 0.5
-    return _as_dtype_of(out, img, black, white), mask
+    return cast_to(out, img.dtype, clip=(black, white)), mask
 
 
 def continuing_structure(section, neighbour, rng=None) -> tuple[np.ndarray, np.ndarray]:
@@ -260,5 +252,5 @@ def continuing_structure(section, neighbour, rng=None) -> tuple[np.ndarray, np.n
     for img, a, d in ((sec, alpha, depth), (nbr, moved, depth * rng.uniform(0.7, 1.3))):
         black, white = _range(img)
         f = black + (img.astype(np.float32) - black) * (1 - min(d, 0.9) * a)
-        out.append(_as_dtype_of(f, img, black, white))
+        out.append(cast_to(f, img.dtype, clip=(black, white)))
     return out[0], out[1]

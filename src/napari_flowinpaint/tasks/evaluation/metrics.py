@@ -14,10 +14,10 @@ from scipy import fft as sfft
 from scipy import ndimage as ndi
 from skimage.metrics import structural_similarity
 
-from ..engine import as_mask, as_slice, check_same_shape
+from ...engine import as_mask, as_slice, check_same_shape
 
-__all__ = ["psnr", "psnr_hole", "ssim", "fsim", "phase_congruency", "gradient_magnitude",
-           "sharpness_ratio"]
+__all__ = ["psnr", "psnr_from_mse", "psnr_hole", "ssim", "fsim", "phase_congruency",
+           "gradient_magnitude", "sharpness_ratio"]
 
 
 def _pair(truth, result) -> tuple[np.ndarray, np.ndarray]:
@@ -39,7 +39,8 @@ def _check_range(data_range) -> float:
     return value
 
 
-def _psnr_from_mse(mse: float, data_range: float) -> float:
+def psnr_from_mse(mse: float, data_range: float) -> float:
+    """PSNR in dB from a mean squared error, ``10 log10(data_range^2 / mse)``; ``inf`` for 0."""
     if mse == 0:
         return float("inf")
     return float(10.0 * np.log10(data_range**2 / mse))
@@ -62,7 +63,7 @@ def psnr(truth, result, *, data_range: float) -> float:
     """
     t, r = _pair(truth, result)
     data_range = _check_range(data_range)
-    return _psnr_from_mse(float(np.mean((t - r) ** 2)), data_range)
+    return psnr_from_mse(float(np.mean((t - r) ** 2)), data_range)
 
 
 def psnr_hole(truth, result, mask, *, data_range: float) -> float:
@@ -81,7 +82,7 @@ def psnr_hole(truth, result, mask, *, data_range: float) -> float:
     m = as_mask(mask, t.shape)
     if not m.any():
         raise ValueError("mask marks no damaged pixel: the PSNR of an empty hole is undefined.")
-    return _psnr_from_mse(float(np.mean((t[m] - r[m]) ** 2)), data_range)
+    return psnr_from_mse(float(np.mean((t[m] - r[m]) ** 2)), data_range)
 
 
 def ssim(truth, result, *, data_range: float) -> float:

@@ -17,9 +17,9 @@ import cv2
 import numpy as np
 from scipy import ndimage as ndi
 
-from ..engine import as_mask
+from ...engine import as_mask
 
-__all__ = ["MASK_KINDS", "random_mask", "apply_damage"]
+__all__ = ["MASK_KINDS", "random_mask", "apply_damage", "white_level"]
 
 #: Kinds of damage :func:`random_mask` can draw.
 MASK_KINDS = ("strokes", "blobs", "bands", "mixed")
@@ -242,7 +242,9 @@ def random_mask(shape, ratio: float, rng=None, *, kind: str = "mixed",
     return mask
 
 
-def _white(image: np.ndarray):
+def white_level(image: np.ndarray):
+    """The brightest value of ``image``'s grey scale: the dtype's maximum for integers,
+    True for booleans, 1.0 for float images in [0, 1], else the image's own maximum."""
     if image.dtype.kind in "ui":
         return np.iinfo(image.dtype).max
     if image.dtype.kind == "b":
@@ -275,5 +277,5 @@ def apply_damage(image, mask) -> np.ndarray:
         raise TypeError(f"image has dtype {image.dtype}; expected a real-valued array.")
     mask = as_mask(mask, image.shape)
     out = image.copy()
-    out[mask] = _white(image)
+    out[mask] = white_level(image)
     return out

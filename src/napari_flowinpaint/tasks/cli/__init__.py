@@ -1,7 +1,9 @@
 """The ``napari-flowinpaint`` command line (also ``python -m napari_flowinpaint``).
 
-Each subcommand lives in its own tasks module exposing ``add_arguments(parser)`` and
-``run(args) -> int``; this file only wires them together.
+Each subcommand lives in its own module of this package, holding only its argument parsing
+(``add_arguments(parser)``) and its printing (``run(args) -> int``); the work is a library
+function that the Python API and the napari widgets use too. Only the module of the command
+being run is imported, so ``napari-flowinpaint --help`` imports neither torch nor OpenCV.
 """
 
 from __future__ import annotations
@@ -10,11 +12,13 @@ import argparse
 import importlib
 import sys
 
-from .. import __version__
+from ... import __version__
 
-#: subcommand -> (module in napari_flowinpaint.tasks, one-line help)
+__all__ = ["SUBCOMMANDS", "build_parser", "main"]
+
+#: subcommand -> (module in napari_flowinpaint.tasks.cli, one-line help)
 SUBCOMMANDS = {
-    "repair": ("repair_cmd", "repair the damaged slices of a stack given a mask stack"),
+    "repair": ("repair", "repair the damaged slices of a stack given a mask stack"),
     "evaluate": ("evaluate", "score repair methods on simulated damage of a real stack"),
     "demo": ("demo", "damage and repair a bundled sample stack, write a figure and metrics"),
     "train": ("train", "train the learned stages (refined reference, guided inpainting)"),
@@ -26,7 +30,9 @@ SUBCOMMANDS = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser; with ``only``, just that subcommand's options are built (and
+    its module imported), the others are listed by name and help line."""
     parser = argparse.ArgumentParser(
         prog="napari-flowinpaint",
         description="Repair damaged sections of volume EM stacks guided by their neighbours "
@@ -36,7 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name, (module, help_text) in SUBCOMMANDS.items():
-        mod = importlib.import_module(f"napari_flowinpaint.tasks.{module}")
+        if only is not None and name != only:
+            sub.add_parser(name, help=help_text)
+            continue
+        mod = importlib.import_module(f"{__name__}.{module}")
         p = sub.add_parser(name, help=help_text, description=mod.__doc__.strip().splitlines()[0])
         mod.add_arguments(p)
         p.set_defaults(_run=mod.run)
@@ -44,7 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    parser = build_parser()
+    """Run the command line; returns the exit code (0 done, 2 bad input, 130 interrupted)."""
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    chosen = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(only=chosen if chosen in SUBCOMMANDS else "")
     args = parser.parse_args(argv)
     try:
         return int(args._run(args) or 0)

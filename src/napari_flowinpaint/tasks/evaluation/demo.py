@@ -3,7 +3,7 @@
 ``napari-flowinpaint demo [-o DIR] [--seed 0]`` loads the bundled FIB-SEM sample, damages its
 middle section with a realistic mask (a fold/crack band across the section plus an
 irregular blob, filled white as in FlowInpaint's simulated damage), repairs it with
-:func:`~napari_flowinpaint.tasks.repair_slice` and writes, into DIR:
+:func:`~napari_flowinpaint.tasks.repair.repair_slice` and writes, into DIR:
 
 * ``damaged.tif``, ``mask.tif``, ``repaired.tif``: the stacks (ImageJ TIFF, voxel size kept);
 * ``demo.png``: neighbour above, damaged, repaired, ground truth, neighbour below;
@@ -14,25 +14,24 @@ irregular blob, filled white as in FlowInpaint's simulated damage), repairs it w
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
 import numpy as np
 
+from ...engine.files import atomic_output, write_text
+from ..io import load_sample, write_stack
+from ..repair import repair_slice
+from ..simulation import apply_damage, random_mask
 from . import metrics
-from .evaluate import method_average, method_telea
-from .io import write_stack
-from .masks import apply_damage, random_mask
-from .sample import load_sample
-from .stack import repair_slice
+from .baselines import method_average, method_telea
 
-__all__ = ["add_arguments", "run", "run_demo", "demo_mask"]
+__all__ = ["run_demo", "demo_mask"]
 
 
 def demo_mask(shape: tuple[int, int], *, seed: int = 0) -> np.ndarray:
     """The demo's damage: a fold/crack band across the section (8 % of it) and an irregular
-    blob (5 %), drawn with :func:`~napari_flowinpaint.tasks.masks.random_mask`.
+    blob (5 %), drawn with :func:`~napari_flowinpaint.tasks.simulation.random_mask`.
 
     Parameters
     ----------
@@ -73,9 +72,6 @@ def _table(rows: dict[str, dict[str, float]], caption: str) -> str:
 
 
 def _figure(path: Path, panels: list[tuple[str, np.ndarray]], footer: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
     from matplotlib.figure import Figure  # no pyplot: no global state, no GUI backend
 
     n = len(panels)
@@ -87,7 +83,8 @@ def _figure(path: Path, panels: list[tuple[str, np.ndarray]], footer: str) -> No
         ax.set_axis_off()
     fig.text(0.5, 0.02, footer, ha="center", va="bottom", fontsize=6.5, color="#444444")
     fig.subplots_adjust(left=0.005, right=0.995, top=0.88, bottom=0.09, wspace=0.03)
-    fig.savefig(path, format="png")
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, format="png")
 
 
 def run_demo(out_dir, *, seed: int = 0, verbose: bool = True) -> dict:
@@ -119,7 +116,7 @@ def run_demo(out_dir, *, seed: int = 0, verbose: bool = True) -> dict:
     masks = np.zeros(truth.shape, np.uint8)
     masks[z] = mask
 
-    from ..engine import FlowInpainter
+    from ...engine import FlowInpainter
 
     engine = FlowInpainter()
     section, report = repair_slice(damaged, z, mask, masks=masks, inpainter=engine,
@@ -154,28 +151,11 @@ def run_demo(out_dir, *, seed: int = 0, verbose: bool = True) -> dict:
     ], footer="Sample: Janelia FlyEM NeuroProof examples, CC BY 3.0 (Parag et al. 2015), "
                     "cropped and subsampled.")
     files["metrics"] = out / "metrics.md"
-    files["metrics"].write_text(
-        "# napari-flowinpaint demo\n\n" + table + f"\nData: {info['attribution']}\n",
-        encoding="utf-8")
+    write_text(files["metrics"], "# napari-flowinpaint demo\n\n" + table
+               + f"\nData: {info['attribution']}\n")
     seconds = time.perf_counter() - t0
     if verbose:
         print(table)
         print(f"wrote {', '.join(str(p) for p in files.values())} in {seconds:.1f} s")
     return {"z": z, "damaged_fraction": float(mask.mean()), "method": report.method,
             "scores": rows, "files": files, "seconds": seconds}
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-o", "--output", default="flowinpaint-demo", metavar="DIR",
-                        help="folder for the outputs (default ./flowinpaint-demo; created if "
-                             "needed; the demo's own files in it are replaced)")
-    parser.add_argument("--seed", type=int, default=0,
-                        help="seed of the simulated damage (default 0)")
-
-
-def run(args: argparse.Namespace) -> int:
-    out = Path(args.output)
-    if out.exists() and not out.is_dir():
-        raise FileExistsError(f"{str(out)!r} exists and is not a folder; choose another -o.")
-    run_demo(out, seed=args.seed)
-    return 0

@@ -16,10 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..engine import FlowInpainter, load_weights
-from .train import TrainSettings, TrainSource, train
+from ...engine import FlowInpainter, load_weights
+from ...engine.files import atomic_output
+from ..evaluation.repair import evaluate
+from .common import TrainSource
+from .inpainting import TrainSettings, train
 
-__all__ = ["FinetuneResult", "finetune", "add_arguments", "run"]
+__all__ = ["FinetuneResult", "finetune"]
 
 
 @dataclass
@@ -59,8 +62,6 @@ class _Stopped(Exception):
 
 
 def _score(stack, weights, z_range, spacing, samples, seed, should_stop=None) -> float:
-    from .evaluate import evaluate
-
     def check(done, total):
         if should_stop is not None and should_stop():
             raise _Stopped
@@ -79,6 +80,7 @@ def finetune(stack, out, *, damaged=None, weights=None, iterations: int = 300,
              spacing: int = 1, held_out: float = 0.2, batch: int = 4, crop: int = 128,
              lr: float = 5e-5, seed: int = 0, score_samples: int = 8,
              callback: Callable[[dict], None] | None = None,
+             progress: Callable[[int, int], None] | None = None,
              should_stop: Callable[[], bool] | None = None) -> FinetuneResult:
     """Fine-tune weights on ``stack`` with synthetic damage, self-supervised.
 
@@ -103,6 +105,8 @@ def finetune(stack, out, *, damaged=None, weights=None, iterations: int = 300,
         Fraction of the sections, at the end of the stack, kept aside for scoring.
     callback : callable, keyword-only
         ``callback(info)`` with the iteration, total, losses and wall time as it trains.
+    progress : callable(done, total), keyword-only
+        Called after every training iteration.
     should_stop : callable, keyword-only
         Polled after every scored repair and every iteration; True stops cleanly (a
         checkpoint is written when training had started).
@@ -164,54 +168,15 @@ def finetune(stack, out, *, damaged=None, weights=None, iterations: int = 300,
                              checkpoint_every=max(10, iterations // 5), log_every=5,
                              val_samples=8)
     res = train(run_dir, stacks=[(stack, src)], settings=settings,
-                init_weights=weights or "bundled", callback=callback,
+                init_weights=weights or "bundled", callback=callback, progress=progress,
                 should_stop=should_stop, meta={"finetuned_from": str(weights or "bundled")})
     if res.stopped:
         return FinetuneResult(None, before, None, held, res.step, True, run_dir)
     for suffix in (".safetensors", ".json"):
-        shutil.copyfile(res.weights.with_suffix(suffix), out.with_suffix(suffix))
+        with atomic_output(out.with_suffix(suffix), what="weights file") as tmp:
+            shutil.copyfile(res.weights.with_suffix(suffix), tmp)
     try:
         after = _score(stack, out, hold_range, spacing, score_samples, score_seed, should_stop)
     except _Stopped:  # training is complete and the weights are written; only the score is
         return FinetuneResult(out, before, None, held, res.step, True, run_dir)
     return FinetuneResult(out, before, after, held, res.step, res.stopped, run_dir)
-
-
-# ---------------------------------------------------------------------------- command line
-def add_arguments(parser) -> None:
-    parser.description = ("Fine-tune the learned stages on your own stack (self-supervised), "
-                          "starting from the bundled weights.")
-    parser.add_argument("stack", type=Path, help="TIFF or zarr stack (z, y, x)")
-    parser.add_argument("-o", "--out", required=True, type=Path,
-                        help="fine-tuned weights file (.safetensors)")
-    parser.add_argument("-m", "--mask", type=Path, default=None,
-                        help="mask stack of known damage: those sections are not trained on")
-    parser.add_argument("--weights", default=None, help="starting weights (default: bundled)")
-    parser.add_argument("--iterations", type=int, default=300)
-    parser.add_argument("--spacing", type=int, default=1,
-                        help="neighbour distance (1 for serial sections, 3-5 for FIB-SEM)")
-    parser.add_argument("--held-out", type=float, default=0.2,
-                        help="fraction of sections kept aside to score before/after")
-    parser.add_argument("--seed", type=int, default=0)
-
-
-def run(args) -> int:
-    from .io import read_stack
-
-    stack = np.asarray(read_stack(args.stack))
-    damaged = np.asarray(read_stack(args.mask, name="mask")) if args.mask else None
-
-    def show(info):
-        lv = " ".join(f"{k}={v:.4f}" for k, v in info["losses"].items())
-        print(f"[{info['step']}/{info['total']}] {lv} ({info['seconds']:.0f} s)", flush=True)
-
-    res = finetune(stack, args.out, damaged=damaged, weights=args.weights,
-                   iterations=args.iterations, spacing=args.spacing, held_out=args.held_out,
-                   seed=args.seed, callback=show)
-    if res.weights is None:
-        print(f"stopped at iteration {res.iterations}; run again to resume.")
-        return 1
-    print(f"held-out sections {res.held_out[0]}-{res.held_out[-1]}: PSNR in the hole "
-          f"{res.psnr_before:.2f} dB before, {res.psnr_after:.2f} dB after.")
-    print(f"weights written to {res.weights}")
-    return 0

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .stacks import read_stack
+
 __all__ = ["SAMPLE_INFO", "sample_path", "load_sample"]
 
 _FILE = "fibsem_medulla_sample.tif"
@@ -58,7 +60,7 @@ def load_sample() -> tuple[np.ndarray, dict]:
 
     Examples
     --------
-    >>> from napari_flowinpaint.tasks.sample import load_sample
+    >>> from napari_flowinpaint.tasks.io import load_sample
     >>> stack, info = load_sample()
     >>> stack.shape, stack.dtype, info["voxel_size"]
     ((16, 192, 192), dtype('uint8'), (40.0, 10.0, 10.0))
@@ -69,8 +71,6 @@ def load_sample() -> tuple[np.ndarray, dict]:
        delayed agglomeration framework for electron microscopy segmentation. PLoS ONE
        10(5): e0125825. https://doi.org/10.1371/journal.pone.0125825
     """
-    from .io import read_stack
-
     ref = resources.files("napari_flowinpaint") / "data" / _FILE
     if not ref.is_file():
         raise FileNotFoundError(

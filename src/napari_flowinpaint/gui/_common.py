@@ -1,0 +1,77 @@
+"""What both dock widgets share: the status label, the background-worker state, the worker's
+error and warning handlers, and how failures and spatial properties are turned into text and
+layer arguments."""
+
+from __future__ import annotations
+
+import logging
+
+from napari.utils.notifications import show_error, show_warning
+
+__all__ = ["INPUT_ERRORS", "SPATIAL", "StatusMixin", "reason", "spatial_kwargs"]
+
+_log = logging.getLogger(__name__)
+
+#: What the tasks layer raises for inputs it cannot repair (shown as a notification).
+INPUT_ERRORS = (ValueError, TypeError, IndexError)
+
+#: Spatial properties a derived layer copies from its source so both overlay exactly.
+SPATIAL = ("scale", "translate", "rotate", "shear", "affine", "units")
+
+
+def spatial_kwargs(layer) -> dict:
+    """The :data:`SPATIAL` properties of ``layer``, as keyword arguments for a new layer."""
+    return {key: getattr(layer, key) for key in SPATIAL if hasattr(layer, key)}
+
+
+def reason(exc: Exception) -> str:
+    """The message for a failed section: the tasks layer's own words for bad input, the
+    exception type too (and the traceback in the log) for anything unexpected."""
+    if isinstance(exc, INPUT_ERRORS):
+        return str(exc)
+    _log.error("repair failed", exc_info=exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+class StatusMixin:
+    """What both dock widgets share: a status label (``self._status``), a background worker
+    (``self.worker``, None when idle) and the handlers for its ``errored`` and ``warned``
+    signals.
+
+    A widget sets :attr:`job_name`, the job an unexpected worker error is reported for.
+    """
+
+    #: Names the job in "<job_name> failed (<exception type>): <message>".
+    job_name = "Work"
+
+    @property
+    def status(self) -> str:
+        """The last status message shown in the widget."""
+        return self._status.value
+
+    @property
+    def running(self) -> bool:
+        """True while work runs in the background."""
+        return self.worker is not None
+
+    def _set_status(self, text: str) -> None:
+        try:
+            self._status.value = text
+        except RuntimeError:  # the widget was closed while a worker ran: nothing to show
+            pass
+
+    def _warn(self, text: str) -> None:
+        self._set_status(text)
+        show_warning(text)
+
+    def _on_errored(self, exc: Exception) -> None:
+        # An unexpected exception in the plumbing (a bug): say so, and leave the traceback
+        # to the log.
+        text = f"{self.job_name} failed ({type(exc).__name__}): {exc}"
+        self._set_status(text)
+        show_error(text)
+
+    def _on_warned(self, showwarning_args: tuple) -> None:
+        # Warnings raised in the worker thread (e.g. a section with one usable neighbour)
+        # arrive here as warnings.showwarning arguments; napari 0.9 does not relay them.
+        show_warning(str(showwarning_args[0]))

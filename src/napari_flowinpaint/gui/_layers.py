@@ -1,0 +1,162 @@
+"""The Repair widget's layer picking: the image and mask choices, the slice index that follows
+the viewer's slider (and moves it), the image checks, and **New mask**."""
+
+from __future__ import annotations
+
+import numpy as np
+from napari.layers import Image, Labels
+
+from ._common import spatial_kwargs
+
+__all__ = ["LayerPickingMixin"]
+
+
+class LayerPickingMixin:
+    """Picks the image and the damage mask and follows the viewer's z slider.
+
+    Expects the widget to hold the viewer (``self._viewer``), the image and mask combo boxes
+    (``self._image``, ``self._mask``), the slice spin box (``self._z``) and a ``_syncing``
+    flag (False), and to provide ``_set_status`` and ``_warn``
+    (:class:`~napari_flowinpaint.gui._common.StatusMixin`). The widget connects the viewer's
+    layer events to :meth:`_on_layers_changed`, its dims ``current_step`` event to
+    :meth:`_follow_viewer`, the image box to :meth:`_on_image_changed` and the spin box to
+    :meth:`_on_z_changed`.
+    """
+
+    # ------------------------------------------------------------------ public state
+    @property
+    def image_layer(self) -> Image | None:
+        """The image layer being repaired."""
+        return self._image.value
+
+    @image_layer.setter
+    def image_layer(self, layer: Image | None) -> None:
+        self._image.value = layer
+
+    @property
+    def mask_layer(self) -> Labels | None:
+        """The Labels layer marking damage (nonzero = damaged)."""
+        return self._mask.value
+
+    @mask_layer.setter
+    def mask_layer(self, layer: Labels | None) -> None:
+        self._mask.value = layer
+
+    @property
+    def z(self) -> int:
+        """Index (data coordinates) of the section that **Repair slice** repairs."""
+        return int(self._z.value)
+
+    @z.setter
+    def z(self, value: int) -> None:
+        self._z.value = int(value)
+
+    # ------------------------------------------------------------------ layer choices
+    def _image_choices(self, _widget=None):
+        return [(layer.name, layer) for layer in self._viewer.layers if isinstance(layer, Image)]
+
+    def _mask_choices(self, _widget=None):
+        return [(layer.name, layer) for layer in self._viewer.layers
+                if isinstance(layer, Labels)]
+
+    def _on_layers_changed(self, _event=None) -> None:
+        self.reset_choices()
+        if self._image.value is None:  # take the active image, else the top-most one
+            active = self._viewer.layers.selection.active
+            images = [layer for _, layer in self._image_choices()]
+            if images:
+                self._image.value = active if isinstance(active, Image) else images[-1]
+
+    def _on_image_changed(self, image) -> None:
+        shape = None if image is None else tuple(image.data.shape)
+        self._z.max = shape[0] - 1 if shape is not None and len(shape) == 3 else 0
+        mask = self._mask.value
+        if shape is not None and (mask is None or tuple(mask.data.shape) != shape):
+            fits = [layer for _, layer in self._mask_choices()
+                    if tuple(layer.data.shape) == shape]
+            named = [layer for layer in fits if layer.name.startswith(f"{image.name} damage")]
+            if named or fits:
+                self._mask.value = (named or fits)[-1]
+        self._follow_viewer()
+
+    def use_selection(self) -> None:
+        """Take the image and the mask from the viewer's active layer, when it is one."""
+        active = self._viewer.layers.selection.active
+        if isinstance(active, Image):
+            self._image.value = active
+        elif isinstance(active, Labels):
+            self._mask.value = active
+            image = self._image.value
+            if image is None or tuple(image.data.shape) != tuple(active.data.shape):
+                fits = [layer for _, layer in self._image_choices()
+                        if tuple(layer.data.shape) == tuple(active.data.shape)]
+                if fits:
+                    self._image.value = fits[0]
+
+    # ------------------------------------------------------------------ slice index sync
+    def _follow_viewer(self, _event=None) -> None:
+        image = self._image.value
+        if self._syncing or image is None or image.ndim != 3 or self._viewer.dims.ndim < 3:
+            return
+        z = int(np.round(image.world_to_data(self._viewer.dims.point)[0]))
+        self._syncing = True
+        try:
+            self._z.value = int(np.clip(z, self._z.min, self._z.max))
+        finally:
+            self._syncing = False
+
+    def _on_z_changed(self, z) -> None:
+        image = self._image.value
+        if self._syncing or image is None or image.ndim != 3:
+            return
+        axis = self._viewer.dims.ndim - 3
+        world = image.data_to_world([int(z), 0, 0])[0]
+        self._syncing = True
+        try:
+            self._viewer.dims.set_point(axis, world)
+        finally:
+            self._syncing = False
+
+    # ------------------------------------------------------------------ image check, new mask
+    def _checked_image(self) -> Image | None:
+        image = self._image.value
+        if image is None:
+            self._warn("No image layer: open a 3-D stack (or File > Open Sample > FlowInpaint) "
+                       "and pick it in the widget.")
+            return None
+        if image.rgb:
+            self._warn(f"'{image.name}' is an RGB image; EM sections must be grayscale. "
+                       "Convert it to one channel first.")
+            return None
+        if image.multiscale:
+            self._warn(f"'{image.name}' is multiscale; open its full-resolution level as a "
+                       "single-scale image to repair it.")
+            return None
+        if image.ndim != 3:
+            what = "a single 2-D section" if image.ndim == 2 else f"{image.ndim}-D"
+            self._warn(f"'{image.name}' is {what} (shape {tuple(image.data.shape)}); repair "
+                       "needs a 3-D stack (z, y, x) whose neighbouring sections guide it.")
+            return None
+        if image.data.shape[0] < 2:
+            self._warn(f"'{image.name}' has a single section; there is no neighbour to "
+                       "repair from.")
+            return None
+        return image
+
+    def new_mask(self) -> Labels | None:
+        """Add an empty damage mask for the image, select it and switch to painting."""
+        image = self._checked_image()
+        if image is None:
+            return None
+        shape = tuple(image.data.shape)
+        labels = Labels(np.zeros(shape, dtype=np.uint8), name=f"{image.name} damage mask",
+                        opacity=0.6, **spatial_kwargs(image))
+        labels = self._viewer.add_layer(labels)
+        self.reset_choices()
+        self._mask.value = labels
+        self._viewer.layers.selection.active = labels
+        labels.selected_label = 1
+        labels.brush_size = int(np.clip(min(shape[1:]) // 40, 5, 40))
+        labels.mode = "paint"
+        self._set_status(f"Paint the damage on '{labels.name}' (label 1), then press Repair.")
+        return labels

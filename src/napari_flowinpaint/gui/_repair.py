@@ -1,0 +1,230 @@
+"""The Repair widget's repair: the engine, **Repair slice** and **Repair all masked slices**,
+run in a worker thread, and the ``"<image> repaired"`` layer their results go into.
+
+The repair itself is :func:`napari_flowinpaint.tasks.repair.repair_slice` and
+:func:`~napari_flowinpaint.tasks.repair.iter_repair_stack`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from napari.layers import Image
+from napari.qt.threading import create_worker
+from napari.utils.notifications import show_error, show_info
+
+from ..engine import FlowInpainter
+from ..tasks.repair import damaged_z, find_neighbours, iter_repair_stack, repair_slice
+from ._common import reason, spatial_kwargs
+
+__all__ = ["BatchRun", "RepairMixin", "describe_repair", "snapshot"]
+
+
+@dataclass
+class BatchRun:
+    """A running **Repair all masked slices**: the sections to repair, those repaired so
+    far, when it began (``time.perf_counter()``) and the section it failed on, if any."""
+
+    todo: list[int]
+    done: list[int] = field(default_factory=list)
+    t0: float = field(default_factory=time.perf_counter)
+    failed: int | None = None
+
+
+def describe_repair(z: int, z_prev, z_next, method: str, seconds: float) -> str:
+    """The status text for section ``z`` repaired from its neighbours ``z_prev``/``z_next``."""
+    sources = [str(n) for n in (z_prev, z_next) if n is not None]
+    return (f"slice {z} repaired from {' and '.join(sources)} by {method} "
+            f"in {seconds:.2f} s")
+
+
+def snapshot(data):
+    """What a run reads of a mask: an in-memory mask is copied so that painting during the
+    run cannot change what the run sees; a lazy (dask/zarr) one is read as it is, slice by
+    slice."""
+    return np.array(data, copy=True) if isinstance(data, np.ndarray) else data
+
+
+class RepairMixin:
+    """Repairs the painted sections in the background.
+
+    Expects the widget to hold the viewer (``self._viewer``), the mask combo box
+    (``self._mask``), the engine state (``self._inpainter``, ``self._weights``,
+    ``self._engine_lock``), ``self._batch`` (None when no batch runs), ``self._target``
+    (the image being repaired) and ``self.worker``, and to provide ``_checked_image``,
+    ``_set_running``, ``_on_errored``, ``_on_warned`` and ``_on_finished``; the widget's
+    ``_on_finished`` hands a finished batch to :meth:`_finish_batch`.
+    """
+
+    @property
+    def inpainter(self) -> FlowInpainter:
+        """The engine, created on first use and then reused."""
+        with self._engine_lock:
+            if self._inpainter is None:
+                self._inpainter = FlowInpainter(weights=self._weights)
+            return self._inpainter
+
+    def set_weights(self, weights) -> None:
+        """Repair with these weights from now on (e.g. from the *Fine-tune weights* widget).
+
+        Parameters
+        ----------
+        weights : str or Path or None
+            A weights file (``.safetensors``); None for the bundled weights. The engine is
+            built with them on the next repair; a repair already running finishes as it began.
+        """
+        with self._engine_lock:
+            self._weights = weights
+            self._inpainter = None
+        self._set_status(f"Repairs will use the weights {weights or 'bundled with the plugin'}.")
+
+    # ------------------------------------------------------------------ input checks
+    def _checked_inputs(self):
+        image = self._checked_image()
+        if image is None:
+            return None
+        mask = self._mask.value
+        if mask is None:
+            self._warn("No damage mask: press New mask and paint the damaged pixels.")
+            return None
+        if tuple(mask.data.shape) != tuple(image.data.shape):
+            self._warn(f"The mask '{mask.name}' has shape {tuple(mask.data.shape)} but the "
+                       f"image '{image.name}' has shape {tuple(image.data.shape)}; pick a mask "
+                       "of the image's shape or press New mask.")
+            return None
+        if self.running:
+            self._warn("A repair is already running; wait for it or press Cancel.")
+            return None
+        return image, mask
+
+    # ------------------------------------------------------------------ actions
+    def repair_current_slice(self) -> None:
+        """Repair section :attr:`z` of the image where the mask is painted, in the background."""
+        checked = self._checked_inputs()
+        if checked is None:
+            return
+        image, mask = checked
+        z = self.z
+        damage = np.array(mask.data[z], dtype=bool)  # a snapshot: painting may go on
+        if not damage.any():
+            self._warn(f"No damage is painted on slice {z} of '{mask.name}': paint the damaged "
+                       "pixels there first, or move to a painted slice.")
+            return
+        masks = snapshot(mask.data)
+        self._start(self._repair_one, image, image.data, z, damage, masks, total=1,
+                    desc=f"Repairing slice {z}")
+
+    def repair_all(self) -> None:
+        """Repair every section whose mask has paint on it, one by one in the background.
+
+        Progress shows in napari's activity panel; **Cancel** stops after the current
+        section and keeps the sections finished so far.
+        """
+        checked = self._checked_inputs()
+        if checked is None:
+            return
+        image, mask = checked
+        masks = snapshot(mask.data)
+        todo = damaged_z(masks)
+        if not todo:
+            self._warn(f"No damage is painted anywhere in '{mask.name}': paint the damaged "
+                       "pixels first.")
+            return
+        self._batch = BatchRun(todo=todo)
+        self._start(self._repair_many, image, image.data, masks, todo, total=len(todo),
+                    desc=f"Repairing {len(todo)} slices")
+
+    # ------------------------------------------------------------------ worker plumbing
+    # The generators below run in the worker thread and yield (z, repaired, text) per
+    # section, or (z, None, reason) when a section fails. They catch every exception: the
+    # worker machinery (superqt) never reports a RuntimeError, which torch raises for many
+    # failures, and the widget would wait forever.
+    def _repair_one(self, stack, z, damage, masks):
+        t0 = time.perf_counter()
+        try:
+            engine = self.inpainter
+            z_prev, z_next = find_neighbours(stack, z, masks=masks)
+            repaired = repair_slice(stack, z, damage, masks=masks, inpainter=engine)
+        except Exception as exc:  # noqa: BLE001 - reported to the user, see above
+            yield z, None, reason(exc)
+            return
+        yield z, repaired, describe_repair(z, z_prev, z_next, engine.method,
+                                           time.perf_counter() - t0)
+
+    def _repair_many(self, stack, masks, todo):
+        done = 0
+        try:
+            engine = self.inpainter
+            for z, repaired in iter_repair_stack(stack, masks, inpainter=engine, slices=todo):
+                done += 1
+                yield z, repaired, None
+        except Exception as exc:  # noqa: BLE001 - reported to the user, see above
+            yield todo[done], None, reason(exc)
+
+    def _start(self, func, image, *args, total: int, desc: str) -> None:
+        self._target = image
+        self._set_running(True)
+        self._set_status(f"{desc}...")
+        self.worker = create_worker(
+            func, *args, _progress={"total": total, "desc": desc},
+            _connect={"yielded": self._on_yielded, "errored": self._on_errored,
+                      "warned": self._on_warned, "finished": self._on_finished},
+        )
+
+    def _on_yielded(self, item) -> None:
+        z, repaired, text = item
+        if repaired is None:
+            if self._batch is not None:
+                self._batch.failed = z
+            self._set_status(f"Repair of slice {z} failed: {text}")
+            show_error(f"Repair of slice {z} failed: {text}")
+            return
+        result = self._result_layer(self._target)
+        result.data[z] = repaired
+        result.refresh()
+        if text is not None:
+            self._set_status(text)
+        else:
+            self._batch.done.append(z)
+            self._set_status(f"repaired slice {z} ({len(self._batch.done)} of "
+                             f"{len(self._batch.todo)})")
+
+    def _finish_batch(self, batch: BatchRun) -> None:
+        """Report a finished (or stopped, or failed) batch in the status and a notification."""
+        done, todo = batch.done, batch.todo
+        seconds = time.perf_counter() - batch.t0
+        listed = ", ".join(map(str, done))
+        method = self._inpainter.method if self._inpainter is not None else "no method"
+        if batch.failed is not None:
+            text = (f"stopped at slice {batch.failed} (see the error); "
+                    f"{len(done)} of {len(todo)} slices repaired ({listed})")
+            self._set_status(text)
+            return
+        if len(done) == len(todo):
+            text = (f"{len(done)} slice{'s' if len(done) > 1 else ''} repaired ({listed}) "
+                    f"by {method} in {seconds:.2f} s")
+        else:
+            text = (f"stopped: {len(done)} of {len(todo)} slices repaired ({listed}) by "
+                    f"{method}; the rest are unchanged")
+        self._set_status(text)
+        show_info(text)
+
+    def _result_layer(self, image: Image) -> Image:
+        """The ``"<image> repaired"`` layer, created on first use as a copy of the image."""
+        name = f"{image.name} repaired"
+        for layer in self._viewer.layers:
+            if (layer.name == name and isinstance(layer, Image)
+                    and tuple(layer.data.shape) == tuple(image.data.shape)):
+                return layer
+        result = Image(np.array(image.data, copy=True), name=name,
+                       contrast_limits=image.contrast_limits, colormap=image.colormap,
+                       gamma=image.gamma, metadata={"repaired_from": image.name},
+                       **spatial_kwargs(image))
+        layers = self._viewer.layers
+        active = layers.selection.active
+        layers.insert(layers.index(image) + 1 if image in layers else len(layers), result)
+        if active is not None and active in layers:
+            layers.selection.active = active  # keep painting on the mask
+        return layers[result.name]

@@ -1,0 +1,71 @@
+"""What every command shares: the progress bar, on stderr.
+
+One helper for every command (:class:`ProgressBar`, a thin wrapper of tqdm): the library
+functions report progress through ``progress(done, total)`` callbacks, and a bar is such a
+callback. Messages printed while it runs go above it (:meth:`ProgressBar.write`).
+"""
+
+from __future__ import annotations
+
+import sys
+
+__all__ = ["ProgressBar"]
+
+_FORMAT = ("{desc}: {n_fmt}/{total_fmt} {unit} {percentage:3.0f}%|{bar}| "
+           "[{elapsed}<{remaining}{postfix}]")
+
+
+class ProgressBar:
+    """A progress bar on stderr, usable as a ``progress(done, total)`` callback.
+
+    The bar appears on the first call (so an empty job draws nothing) and learns its total
+    from it. Use it as a context manager so that it is closed on the way out.
+
+    Parameters
+    ----------
+    desc : str
+        What is being done, e.g. ``"repair"``.
+    unit : str
+        What is counted, plural, e.g. ``"slices"``.
+    disable : bool, keyword-only
+        Draw nothing (``--no-progress`` / ``--quiet``).
+    """
+
+    def __init__(self, desc: str, unit: str, *, disable: bool = False):
+        self.desc, self.unit, self.disable = desc, unit, disable
+        self._bar = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.disable:
+            return
+        if self._bar is None:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total, desc=self.desc, unit=self.unit, file=sys.stderr,
+                             bar_format=_FORMAT, dynamic_ncols=True)
+        elif self._bar.total != total:
+            self._bar.total = total
+        self._bar.update(done - self._bar.n)
+
+    def show(self, text: str) -> None:
+        """Show ``text`` after the bar (e.g. the current losses)."""
+        if self._bar is not None:
+            self._bar.set_postfix_str(text, refresh=False)
+
+    def write(self, text: str) -> None:
+        """Print a line on stderr without breaking the bar."""
+        if self._bar is not None:
+            self._bar.write(text, file=sys.stderr)
+        else:
+            print(text, file=sys.stderr)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    def __enter__(self) -> ProgressBar:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,51 @@
+"""Propose a damage mask stack for an image stack, with a per-slice report.
+
+``napari-flowinpaint detect INPUT -o MASK [--report CSV]`` judges every slice with its
+neighbours and writes a uint8 mask stack (1 = damaged; it feeds ``repair --mask``) and a CSV
+with one row per slice. The work is
+:func:`napari_flowinpaint.tasks.detection.detect_to_file`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .common import ProgressBar
+
+__all__ = ["add_arguments", "run"]
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("input", metavar="INPUT",
+                        help="image stack, .tif/.tiff or .zarr, axes (z, y, x); never modified")
+    parser.add_argument("-o", "--output", required=True, metavar="MASK",
+                        help="mask stack to write (.tif/.zarr, uint8, 1 = damaged)")
+    parser.add_argument("--report", type=Path, default=None, metavar="CSV",
+                        help="per-slice report: z, damaged fraction, regions, flagged")
+    parser.add_argument("--overwrite", action="store_true", help="replace MASK if it exists")
+    parser.add_argument("--sensitivity", type=float, default=0.5,
+                        help="0-1, higher finds more (default 0.5)")
+    parser.add_argument("--grow", type=int, default=0, help="grow regions by N pixels")
+    parser.add_argument("--rectangles", action="store_true",
+                        help="cover each region by its bounding rectangle")
+    parser.add_argument("--min-area", type=int, default=100,
+                        help="drop regions under N pixels (default 100)")
+    parser.add_argument("--weights", type=Path, default=None,
+                        help="detector weights (default: bundled)")
+    parser.add_argument("--no-progress", action="store_true")
+
+
+def run(args) -> int:
+    from ..detection import detect_to_file
+
+    with ProgressBar("detect", "slices", disable=args.no_progress) as bar:
+        rows = detect_to_file(args.input, args.output, report=args.report,
+                              overwrite=args.overwrite, sensitivity=args.sensitivity,
+                              grow=args.grow, rectangles=args.rectangles,
+                              min_area=args.min_area, weights=args.weights, progress=bar)
+    flagged = [r["z"] for r in rows if r["flagged"]]
+    listed = (f": {', '.join(map(str, flagged[:20]))}{' ...' if len(flagged) > 20 else ''}"
+              if flagged else "")
+    print(f"{len(flagged)} of {len(rows)} slice(s) show damage{listed}; wrote {args.output}"
+          + (f" and {args.report}" if args.report else ""))
+    return 0

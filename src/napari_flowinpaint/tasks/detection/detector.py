@@ -1,0 +1,266 @@
+"""The detection driver: the network's probability for a section, and detection over
+slices, stacks and stack files (see the package docstring)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import cv2
+import numpy as np
+import torch
+
+from ...engine import as_slice
+from ...engine.weights import load_detector
+from .cues import bright_blank, detector_input, is_blank, stack_scale, without_holes
+from .postprocess import check_options, decide_mask, refine_mask
+
+__all__ = ["detect_damage", "iter_detect_damage", "damage_scores", "damaged_slices",
+           "damage_probability", "as_section_or_stack", "slice_report", "detect_to_file"]
+
+_NETS: dict = {}
+
+
+def _detector(weights=None):
+    key = str(weights) if weights is not None else None
+    if key not in _NETS:
+        net = load_detector(weights)
+        _NETS[key] = net.to(memory_format=torch.channels_last)
+    return _NETS[key]
+
+
+def as_section_or_stack(stack):
+    shape = tuple(getattr(stack, "shape", np.shape(stack)))
+    if len(shape) == 2:
+        return None, shape
+    if len(shape) != 3:
+        raise ValueError(
+            f"expected one section (H, W) or a stack (Z, H, W), got shape {shape}. For "
+            "multichannel or time-lapse data pick one channel or time point first.")
+    if shape[0] < 1:
+        raise ValueError("the stack holds no sections.")
+    return stack, shape
+
+
+def damage_probability(prev, section, next, *, scale, weights=None,
+                       cache: dict | None = None) -> np.ndarray:
+    """Per-pixel damage probability of ``section`` (H, W) float32, from the detector network.
+
+    ``prev`` and ``next`` may be None (no neighbour on that side); ``scale`` maps grey levels
+    to [0, 1] (see :func:`stack_scale`); ``cache`` as in :func:`detector_input`.
+    """
+    net = _detector(weights)
+    x = torch.from_numpy(detector_input(prev, section, next, scale, cache=cache))[None]
+    with torch.no_grad():
+        p = torch.sigmoid(net(x.to(memory_format=torch.channels_last)))[0, 0].numpy()
+    h, w = np.shape(section)
+    if p.shape != (h, w):
+        p = cv2.resize(p, (w, h), interpolation=cv2.INTER_LINEAR)
+    return p
+
+
+def iter_detect_damage(stack, zs=None, *, sensitivity: float = 0.5, grow: int = 0,
+                       rectangles: bool = False, min_area: int = 100, weights=None,
+                       ) -> Iterator[tuple[int, np.ndarray]]:
+    """Detect damage slice by slice, yielding ``(z, mask)`` as each slice is done.
+
+    Stop iterating to cancel: what was yielded is kept. ``zs`` lists the slices (default
+    all); see :func:`detect_damage` for the other parameters.
+    """
+    sensitivity = check_options(sensitivity, grow, min_area)
+    arr, shape = as_section_or_stack(stack)
+    if arr is None:
+        raise ValueError("iter_detect_damage needs a stack (Z, H, W); for one section use "
+                         "detect_damage.")
+    n = shape[0]
+    zs = list(range(n)) if zs is None else [int(z) for z in zs]
+    for z in zs:
+        if not -n <= z < n:
+            raise IndexError(f"slice {z} is outside the stack of {n} sections (0..{n - 1}).")
+    zs = [z % n for z in zs]
+    scale = stack_scale(arr)
+    threshold = 1.0 - sensitivity
+    sections: dict[int, np.ndarray] = {}
+    blank: dict[int, bool] = {}
+    cues: dict = {}  # half-resolution channels of the cached sections
+
+    def get(k: int) -> np.ndarray:
+        if k not in sections:
+            sections[k] = as_slice(np.asarray(arr[k]), name=f"stack[{k}]")
+            blank[k] = is_blank(sections[k], scale)
+        return sections[k]
+
+    def neighbour(z: int, step: int) -> np.ndarray | None:
+        for k in (z + step, z + 2 * step):  # skip one missing section
+            if 0 <= k < n:
+                get(k)
+                if not blank[k]:
+                    return sections[k]
+        return None
+
+    for z in zs:
+        sec = get(z)
+        if blank[z]:
+            mask = np.ones(sec.shape, bool)
+        else:
+            prev, nxt = neighbour(z, -1), neighbour(z, 1)
+            prev, nxt = (without_holes(prev, sec, nxt, scale),
+                         without_holes(nxt, sec, prev, scale))
+            p = damage_probability(prev, sec, nxt, scale=scale, weights=weights, cache=cues)
+            bright = bright_blank(sec, (prev, nxt), scale)
+            mask = decide_mask(p, bright, threshold=threshold,
+                               alone=prev is None and nxt is None)
+        yield z, refine_mask(mask, grow=grow, rectangles=rectangles, min_area=min_area)
+        for k in [k for k in sections if k < z - 2]:
+            del sections[k], blank[k]
+        live = {id(s) for s in sections.values()}  # drop the rest, hole-filled copies too
+        for key in [key for key in cues if key not in live]:
+            del cues[key]
+
+
+def detect_damage(stack, z: int | None = None, *, sensitivity: float = 0.5, grow: int = 0,
+                  rectangles: bool = False, min_area: int = 100, weights=None,
+                  progress: Callable[[int, int], None] | None = None,
+                  should_stop: Callable[[], bool] | None = None) -> np.ndarray:
+    """Propose a damage mask for one section, one slice of a stack, or a whole stack.
+
+    Parameters
+    ----------
+    stack : array_like, shape (H, W) or (Z, H, W)
+        A single section (judged on its own) or a stack of sections, uint8, uint16, float32
+        or float64 (numpy, dask or zarr: slices are read one at a time). Not modified.
+    z : int or None
+        The slice to judge, with its neighbours ``z - 1`` and ``z + 1`` (the next ones out
+        when those are blank); None judges every slice.
+    sensitivity : float in [0, 1], keyword-only
+        Higher finds fainter damage and raises more false alarms: a pixel is damaged when
+        the network's probability exceeds ``1 - sensitivity``. 0.5 is the tuned default.
+    grow : int, keyword-only
+        Grow each detected region by this many pixels (a safety margin for the repair).
+    rectangles : bool, keyword-only
+        Cover each region by its bounding rectangle.
+    min_area : int, keyword-only
+        Drop regions of fewer pixels (default 100).
+    weights : path, optional, keyword-only
+        Detector weights (default: the bundled ``detector-cpu.safetensors``).
+    progress : callable(done, total), keyword-only
+        Called after each slice when ``z`` is None.
+    should_stop : callable() -> bool, keyword-only
+        Polled between slices when ``z`` is None; when it returns True, the slices judged so
+        far are kept and the others are left empty (False).
+
+    Returns
+    -------
+    mask : ndarray of bool, shape (H, W) or (Z, H, W)
+        True marks the damaged pixels found.
+
+    Examples
+    --------
+    >>> mask = detect_damage(stack, 12, grow=4)          # doctest: +SKIP
+    >>> worst = damaged_slices(stack)[:5]                # doctest: +SKIP
+    """
+    arr, shape = as_section_or_stack(stack)
+    opts = dict(sensitivity=sensitivity, grow=grow, rectangles=rectangles, min_area=min_area,
+                weights=weights)
+    if arr is None:
+        return next(iter_detect_damage(np.asarray(stack)[None], [0], **opts))[1]
+    if z is not None:
+        return next(iter_detect_damage(arr, [z], **opts))[1]
+    out = np.zeros(shape, bool)
+    for i, (k, m) in enumerate(iter_detect_damage(arr, None, **opts)):
+        out[k] = m
+        if progress is not None:
+            progress(i + 1, shape[0])
+        if should_stop is not None and should_stop():
+            break
+    return out
+
+
+def damage_scores(stack, **options) -> np.ndarray:
+    """Per-slice damage score: the fraction of each slice's pixels that
+    :func:`detect_damage` marks damaged (0 = clean, 1 = a missing section)."""
+    arr, _ = as_section_or_stack(stack)
+    if arr is None:
+        return np.array([float(detect_damage(stack, **options).mean())])
+    return np.array([float(m.mean()) for _, m in iter_detect_damage(arr, None, **options)])
+
+
+def damaged_slices(stack, *, min_fraction: float = 0.0, **options) -> list[int]:
+    """The slices with detected damage, most damaged first.
+
+    A slice counts when more than ``min_fraction`` of its pixels are detected as damaged.
+    Other options as :func:`detect_damage`.
+    """
+    scores = damage_scores(stack, **options)
+    order = np.argsort(-scores, kind="stable")
+    return [int(k) for k in order if scores[k] > min_fraction]
+
+
+def slice_report(mask) -> dict:
+    """One row of the per-slice detection report: ``damaged_fraction``, ``regions`` (8-
+    connected) and ``flagged`` (any damaged pixel)."""
+    mask = np.asarray(mask, bool)
+    regions = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)[0] - 1
+    return {"damaged_fraction": float(mask.mean()), "regions": int(regions),
+            "flagged": bool(mask.any())}
+
+
+def detect_to_file(input, output, *, report=None, overwrite: bool = False,
+                   sensitivity: float = 0.5, grow: int = 0, rectangles: bool = False,
+                   min_area: int = 100, weights=None,
+                   progress: Callable[[int, int], None] | None = None) -> list[dict]:
+    """Detect damage on every slice of a stack file; write the mask stack and a CSV report.
+
+    What ``napari-flowinpaint detect`` runs. Every output is checked before the work (never
+    onto the input or each other, never over an existing file without ``overwrite``) and
+    written atomically.
+
+    Parameters
+    ----------
+    input : str or Path
+        The image stack (``.tif``/``.tiff``/``.zarr``), read one slice at a time.
+    output : str or Path
+        The mask stack to write: uint8, 1 = damaged (it feeds ``repair --mask``).
+    report : str or Path, optional, keyword-only
+        A CSV with one row per slice: ``z, damaged_fraction, regions, flagged``.
+    overwrite : bool, keyword-only
+        Replace existing outputs.
+    sensitivity, grow, rectangles, min_area, weights : keyword-only
+        As :func:`detect_damage`.
+    progress : callable(done, total), keyword-only
+
+    Returns
+    -------
+    list of dict
+        The report's rows (``z`` and the keys of :func:`slice_report`).
+    """
+    from ...engine.files import check_output_path, write_text
+    from ..io import StackWriter, read_stack, read_voxel_size
+
+    stack = read_stack(input, name="input")
+    check_options(sensitivity, grow, min_area)
+    if report is not None:
+        check_output_path(report, protect=(input, output), overwrite=overwrite,
+                          what="report")
+    writer = StackWriter(output, stack.shape, np.uint8, overwrite=overwrite,
+                         protect=(input, report), voxel_size=read_voxel_size(input),
+                         description="napari-flowinpaint detect: 1 = damaged pixel")
+    rows = []
+    try:
+        for z, m in iter_detect_damage(stack, None, sensitivity=sensitivity, grow=grow,
+                                       rectangles=rectangles, min_area=min_area,
+                                       weights=weights):
+            writer[z] = m.astype(np.uint8)
+            rows.append({"z": z, **slice_report(m)})
+            if progress is not None:
+                progress(len(rows), stack.shape[0])
+        writer.commit()
+    except BaseException:
+        writer.abort()
+        raise
+    if report is not None:
+        lines = ["z,damaged_fraction,regions,flagged"]
+        lines += [f"{r['z']},{r['damaged_fraction']:.6f},{r['regions']},{int(r['flagged'])}"
+                  for r in rows]
+        write_text(report, "\n".join(lines) + "\n", overwrite=overwrite,
+                   protect=(input, output), what="report")
+    return rows

@@ -1,0 +1,19 @@
+"""Stack input and output: TIFF and zarr reading, atomic writing, the bundled sample stack.
+
+Light on purpose (numpy and tifffile; zarr when a store is opened): opening the sample in
+napari imports neither torch nor OpenCV.
+"""
+
+from .sample import SAMPLE_INFO, load_sample, sample_path
+from .stacks import (
+    SUPPORTED_EXTENSIONS,
+    check_output_path,
+    read_stack,
+    read_voxel_size,
+    stack_format,
+)
+from .writer import StackWriter, write_stack
+
+__all__ = ["SAMPLE_INFO", "SUPPORTED_EXTENSIONS", "StackWriter", "check_output_path",
+           "load_sample", "read_stack", "read_voxel_size", "sample_path", "stack_format",
+           "write_stack"]

@@ -1,0 +1,191 @@
+"""Reading image stacks (TIFF and zarr) and their voxel size.
+
+Supported formats, chosen by the file extension:
+
+* ``.tif`` / ``.tiff``: a multi-page TIFF read into memory with :mod:`tifffile`.
+* ``.zarr``: a zarr store directory (format 2 or 3) holding the array at its root, or a group
+  holding exactly one array (or give the array's path inside the store, ``data.zarr/raw``).
+  It is read *lazily*: the zarr array is returned and slices are only read when indexed, so
+  stacks larger than memory work.
+
+Writing is :mod:`napari_flowinpaint.tasks.io.writer`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from ...engine import files
+
+__all__ = ["SUPPORTED_EXTENSIONS", "stack_format", "read_stack", "read_voxel_size",
+           "check_3d", "check_output_path"]
+
+#: File extensions understood by :func:`read_stack` and :func:`write_stack`.
+SUPPORTED_EXTENSIONS = (".tif", ".tiff", ".zarr")
+
+_UNIT_TO_NM = {"nm": 1.0, "nanometer": 1.0, "micron": 1000.0, "um": 1000.0, "\u00b5m": 1000.0,
+               "\\u00B5m": 1000.0, "mm": 1e6}
+
+
+def stack_format(path, *, for_writing: bool = False) -> str:
+    """``"tiff"`` or ``"zarr"``, from the extension of ``path``.
+
+    For reading, a path *inside* a ``.zarr`` store (``data.zarr/raw``) also counts as zarr.
+
+    Raises
+    ------
+    ValueError
+        For any other extension.
+    """
+    p = Path(path)
+    suffix = p.suffix.lower()
+    if suffix in (".tif", ".tiff"):
+        return "tiff"
+    if suffix == ".zarr":
+        return "zarr"
+    if not for_writing and any(part.lower().endswith(".zarr") for part in p.parts[:-1]):
+        return "zarr"
+    raise ValueError(
+        f"cannot tell the format of {str(path)!r} from its extension {suffix or '(none)'!r}; "
+        f"supported: {', '.join(SUPPORTED_EXTENSIONS)} (a multi-page TIFF or a zarr store). "
+        "Convert other formats first, e.g. with Fiji (File > Save As > Tiff)."
+    )
+
+
+def check_3d(shape, path, name) -> None:
+    if len(shape) != 3:
+        hint = ("a single 2-D image has no neighbouring sections to repair from"
+                if len(shape) == 2 else
+                "for RGB data convert to greyscale; for multichannel or time-lapse data save "
+                "one channel / time point as its own stack")
+        raise ValueError(
+            f"{name} {str(path)!r} holds an array of shape {tuple(shape)}; expected a 3-D "
+            f"stack of sections with axes (z, y, x): {hint}."
+        )
+
+
+def open_zarr(path: Path, name: str):
+    import zarr
+
+    try:
+        node = zarr.open(store=str(path), mode="r")
+    except Exception as exc:  # zarr raises several kinds for "not a store"
+        raise ValueError(
+            f"{name} {str(path)!r} could not be opened as a zarr store ({exc}). Expected a "
+            "zarr directory holding one 3-D array."
+        ) from exc
+    if isinstance(node, zarr.Array):
+        return node
+    arrays = sorted(node.arrays(), key=lambda kv: kv[0])
+    if len(arrays) == 1:
+        return arrays[0][1]
+    if not arrays:
+        raise ValueError(f"{name} zarr store {str(path)!r} holds no array at its top level.")
+    names = ", ".join(k for k, _ in arrays)
+    raise ValueError(
+        f"{name} zarr store {str(path)!r} holds several arrays ({names}); give the one to use "
+        f"as a path inside the store, e.g. {str(path / arrays[0][0])!r}."
+    )
+
+
+def read_stack(path, *, name: str = "stack"):
+    """Read a 3-D image stack (or mask stack) with axes (z, y, x).
+
+    Parameters
+    ----------
+    path : str or Path
+        A ``.tif``/``.tiff`` file or a ``.zarr`` store (see the module docstring).
+    name : str, keyword-only
+        How the file is called in error messages (e.g. ``"mask"``).
+
+    Returns
+    -------
+    numpy.ndarray or zarr.Array
+        TIFF: an in-memory ndarray. zarr: the lazily read zarr array (index it, e.g.
+        ``stack[z]``, to read a section; ``np.asarray(stack)`` loads it all).
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        For an unsupported extension, an unreadable file, or data that is not 3-D.
+    """
+    path = Path(path)
+    fmt = stack_format(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{name} {str(path)!r} does not exist.")
+    if fmt == "zarr":
+        arr = open_zarr(path, name)
+    else:
+        import tifffile
+
+        if path.is_dir():
+            raise ValueError(f"{name} {str(path)!r} is a folder, expected a TIFF file.")
+        try:
+            arr = tifffile.imread(path)
+        except Exception as exc:  # tifffile raises TiffFileError, ValueError, struct errors
+            raise ValueError(f"{name} {str(path)!r} could not be read as a TIFF: {exc}") from exc
+    check_3d(arr.shape, path, name)
+    return arr
+
+
+def read_voxel_size(path) -> tuple[float, float, float] | None:
+    """Voxel size ``(z, y, x)`` in nanometres stored with a stack, or None if unknown.
+
+    TIFF: ImageJ ``spacing``/``unit`` and the X/YResolution tags. zarr: the ``voxel_size``
+    attribute written by :func:`write_stack`.
+    """
+    path = Path(path)
+    if stack_format(path) == "zarr":
+        try:
+            vs = open_zarr(path, "stack").attrs.get("voxel_size")
+        except ValueError:
+            return None
+        return tuple(float(v) for v in vs) if vs is not None and len(vs) == 3 else None
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        meta = tif.imagej_metadata or {}
+        page = tif.pages[0]
+        unit = str(meta.get("unit", "")).strip()
+        factor = _UNIT_TO_NM.get(unit, _UNIT_TO_NM.get(unit.lower()))
+        if factor is None or "spacing" not in meta:
+            return None
+        sizes = []
+        for tag in ("YResolution", "XResolution"):
+            t = page.tags.get(tag)
+            if t is None:
+                return None
+            num, den = t.value
+            if num == 0:
+                return None
+            sizes.append(den / num * factor)
+        return (float(meta["spacing"]) * factor, sizes[0], sizes[1])
+
+
+def check_output_path(path, *, protect: Iterable = (), overwrite: bool = False) -> Path:
+    """Check that a stack may be written to ``path``; return it as a Path.
+
+    Parameters
+    ----------
+    path : str or Path
+        The destination (``.tif``, ``.tiff`` or ``.zarr``).
+    protect : iterable of paths, keyword-only
+        Paths that must never be overwritten, typically the inputs.
+    overwrite : bool, keyword-only
+        Allow replacing an existing ``path``.
+
+    Raises
+    ------
+    ValueError
+        If ``path`` is (or is inside, or contains) a protected path, or has an unsupported
+        extension.
+    FileExistsError
+        If ``path`` exists and ``overwrite`` is False.
+    FileNotFoundError
+        If the folder that should hold ``path`` does not exist.
+    """
+    stack_format(path, for_writing=True)
+    return files.check_output_path(path, protect=protect, overwrite=overwrite)

@@ -1,0 +1,240 @@
+"""Writing image stacks (TIFF and zarr), atomically.
+
+* ``.tif`` / ``.tiff``: written as an ImageJ hyperstack (axes z, y, x, voxel size kept) for
+  uint8, uint16 and float32 data that fits in 4 GB, otherwise as a plain (Big)TIFF.
+* ``.zarr``: written as a zarr format 3 array at the store root, section by section.
+
+Writes are atomic (:func:`napari_flowinpaint.engine.files.atomic_output`'s rules): the data go
+to a hidden temporary sibling of the destination that is moved into place only once
+complete. If anything fails or the user presses Ctrl-C, the temporary is removed and the
+destination is left as it was: never a half-written output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+
+from ...engine.files import hidden_sibling, move_into_place, remove_path
+from .stacks import check_3d, check_output_path, stack_format
+
+__all__ = ["StackWriter", "write_stack"]
+
+_IMAGEJ_DTYPES = (np.uint8, np.uint16, np.float32)
+_TIFF_LIMIT = 2**32 - 2**25  # bytes of pixel data above which a BigTIFF is needed
+
+
+class StackWriter:
+    """Write a 3-D stack section by section, atomically.
+
+    Sections go to a hidden temporary sibling of ``path``; :meth:`commit` moves the finished
+    stack into place, :meth:`abort` removes the temporary. As a context manager, a clean exit
+    commits and any exception (including :class:`KeyboardInterrupt`) aborts, so ``path`` is
+    either the complete new stack or untouched.
+
+    For zarr each section is written to the temporary store as soon as it is given, so a big
+    stack never needs to fit in memory. For TIFF the sections given are kept in memory and
+    the file is written at :meth:`commit`, in z order.
+
+    Parameters
+    ----------
+    path : str or Path
+        Destination, ``.tif``/``.tiff`` or ``.zarr``.
+    shape : tuple of 3 ints
+        (Z, Y, X) of the stack.
+    dtype : dtype
+    base : array_like, shape (Z, Y, X), optional, keyword-only
+        Where sections that were not written come from at :meth:`commit` (e.g. the original
+        stack when only damaged sections are repaired); read one section at a time. Without
+        it, unwritten sections are zeros.
+    overwrite : bool, keyword-only
+        Replace an existing ``path``. The old data are moved aside and deleted only after the
+        new stack is in place.
+    protect : iterable of paths, keyword-only
+        Paths that must never be written, e.g. the inputs (see :func:`check_output_path`).
+    voxel_size : tuple of 3 floats, optional, keyword-only
+        (z, y, x) in nanometres, stored as ImageJ metadata (TIFF) or an attribute (zarr).
+    compression : str, optional, keyword-only
+        TIFF compression (e.g. ``"zlib"``); default none, which every TIFF reader opens.
+        zarr stores always use zarr's default lossless compressor.
+    description : str, optional, keyword-only
+        Free text stored with the data (ImageJ ``Info`` for TIFF, the ``description``
+        attribute for zarr), e.g. provenance and licence.
+
+    Examples
+    --------
+    >>> with StackWriter("repaired.zarr", stack.shape, stack.dtype,
+    ...                  base=stack) as out:                        # doctest: +SKIP
+    ...     for z, section in iter_repair_stack(stack, masks):
+    ...         out[z] = section
+    """
+
+    def __init__(self, path, shape, dtype, *, base=None, overwrite: bool = False,
+                 protect: Iterable = (), voxel_size=None, compression: str | None = None,
+                 description: str | None = None):
+        self.path = check_output_path(path, protect=protect, overwrite=overwrite)
+        self.format = stack_format(self.path, for_writing=True)
+        self.shape = tuple(int(s) for s in shape)
+        check_3d(self.shape, self.path, "output")
+        self.dtype = np.dtype(dtype)
+        if base is not None:
+            bshape = tuple(getattr(base, "shape", np.shape(base)))
+            if bshape != self.shape:
+                raise ValueError(f"base has shape {bshape}, expected {self.shape}.")
+        self.base = base
+        self.overwrite = bool(overwrite)
+        self.voxel_size = None if voxel_size is None else tuple(float(v) for v in voxel_size)
+        if self.voxel_size is not None and len(self.voxel_size) != 3:
+            raise ValueError(f"voxel_size must be (z, y, x), got {voxel_size!r}.")
+        self.compression = compression
+        self.description = description
+        self.written: set[int] = set()
+        self._sections: dict[int, np.ndarray] = {}
+        self._done = False
+        self.tmp = hidden_sibling(self.path, "partial")
+        self._array = None
+        if self.format == "zarr":
+            import zarr
+
+            y, x = self.shape[1:]
+            attrs: dict = {}
+            if self.voxel_size is not None:
+                attrs.update(voxel_size=list(self.voxel_size), voxel_unit="nm")
+            if description is not None:
+                attrs["description"] = str(description)
+            try:
+                self._array = zarr.create_array(
+                    store=str(self.tmp), shape=self.shape, dtype=self.dtype,
+                    chunks=(1, min(y, 2048), min(x, 2048)), attributes=attrs,
+                    dimension_names=("z", "y", "x"),
+                )
+            except BaseException:
+                remove_path(self.tmp)
+                raise
+
+    def __setitem__(self, z: int, section) -> None:
+        """Write section ``z`` (a 2-D array of shape (Y, X))."""
+        if self._done:
+            raise RuntimeError("this StackWriter is already committed or aborted.")
+        z = int(z)
+        if not 0 <= z < self.shape[0]:
+            raise IndexError(f"section z={z} is outside the stack (0 to {self.shape[0] - 1}).")
+        section = np.asarray(section)
+        if section.shape != self.shape[1:]:
+            raise ValueError(
+                f"section {z} has shape {section.shape}, expected {self.shape[1:]}."
+            )
+        if self._array is not None:
+            self._array[z] = section.astype(self.dtype, copy=False)
+        else:
+            self._sections[z] = np.array(section, dtype=self.dtype, copy=True)
+        self.written.add(z)
+
+    def _section(self, z: int) -> np.ndarray:
+        if z in self._sections:
+            return self._sections[z]
+        if self.base is not None:
+            return np.asarray(self.base[z], dtype=self.dtype)
+        return np.zeros(self.shape[1:], self.dtype)
+
+    def _pages(self) -> Iterator[np.ndarray]:
+        for z in range(self.shape[0]):
+            yield np.ascontiguousarray(self._section(z))
+
+    def _write_tiff(self) -> None:
+        import tifffile
+
+        nbytes = int(np.prod(self.shape)) * self.dtype.itemsize
+        imagej = self.dtype.type in _IMAGEJ_DTYPES and nbytes < _TIFF_LIMIT
+        # minisblack: never let 3- or 4-slice stacks be taken for RGB(A) planes
+        kwargs: dict = {"compression": self.compression, "photometric": "minisblack"}
+        if imagej:
+            meta = {"axes": "ZYX"}
+            if self.voxel_size is not None:
+                vz, vy, vx = self.voxel_size
+                meta.update(spacing=vz, unit="nm")
+                kwargs["resolution"] = (1.0 / vx, 1.0 / vy)
+            if self.description is not None:
+                meta["Info"] = str(self.description)
+            kwargs.update(imagej=True, metadata=meta)
+        else:
+            kwargs.update(bigtiff=nbytes >= _TIFF_LIMIT, metadata={"axes": "ZYX"},
+                          description=self.description)
+        tifffile.imwrite(self.tmp, data=self._pages(), shape=self.shape, dtype=self.dtype,
+                         **kwargs)
+
+    def _fill_zarr(self) -> None:
+        if self.base is None:
+            return  # unwritten chunks read as the fill value 0
+        for z in range(self.shape[0]):
+            if z not in self.written:
+                self._array[z] = np.asarray(self.base[z], dtype=self.dtype)
+
+    def commit(self) -> Path:
+        """Finish the stack and move it to :attr:`path`; returns the path."""
+        if self._done:
+            raise RuntimeError("this StackWriter is already committed or aborted.")
+        try:
+            if self.format == "zarr":
+                self._fill_zarr()
+            else:
+                self._write_tiff()
+            move_into_place(self.tmp, self.path, overwrite=self.overwrite)
+        except BaseException:
+            self.abort()
+            raise
+        self._done = True
+        self._sections.clear()
+        return self.path
+
+    def abort(self) -> None:
+        """Discard everything written; the destination is left untouched."""
+        self._done = True
+        self._sections.clear()
+        self._array = None
+        remove_path(self.tmp)
+
+    def __enter__(self) -> StackWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self._done:
+            return
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
+
+
+def write_stack(path, array, *, overwrite: bool = False, protect: Iterable = (),
+                voxel_size=None, compression: str | None = None,
+                description: str | None = None) -> Path:
+    """Write a 3-D stack to a TIFF file or zarr store, atomically.
+
+    The stack is written to a hidden temporary sibling of ``path`` and renamed into place when
+    complete; on any error or Ctrl-C the temporary is removed and ``path`` is untouched. When
+    ``overwrite`` replaces an existing zarr store, the old one is deleted only after the new
+    one is in place.
+
+    Parameters
+    ----------
+    path : str or Path
+        ``.tif``/``.tiff`` or ``.zarr`` destination.
+    array : array_like, shape (Z, Y, X)
+        numpy, zarr or dask array; read one section at a time.
+    overwrite, protect, voxel_size, compression, description : keyword-only
+        See :class:`StackWriter`.
+
+    Returns
+    -------
+    Path : the written path.
+    """
+    shape = tuple(array.shape) if hasattr(array, "shape") else np.shape(array)
+    if not hasattr(array, "dtype"):
+        array = np.asarray(array)
+    writer = StackWriter(path, shape, array.dtype, base=array, overwrite=overwrite,
+                         protect=protect, voxel_size=voxel_size, compression=compression,
+                         description=description)
+    return writer.commit()

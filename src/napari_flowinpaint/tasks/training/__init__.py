@@ -1,0 +1,15 @@
+"""Training: the inpainting networks (:mod:`.inpainting`), the damage detector
+(:mod:`.detector`) and fine-tuning on a user's stack (:mod:`.finetune`), with what they
+share (:mod:`.common`: training stacks, checkpoints, loss log; :mod:`.samplers`).
+
+Needs torch; imported only when used (``import napari_flowinpaint.tasks`` does not)."""
+
+from .common import TrainSource, default_sources, parse_source
+from .detector import detector_loss, train_detector
+from .finetune import FinetuneResult, finetune
+from .inpainting import TrainResult, TrainSettings, train
+from .samplers import DetectorSampler, TripletSampler
+
+__all__ = ["DetectorSampler", "FinetuneResult", "TrainResult", "TrainSettings", "TrainSource",
+           "TripletSampler", "default_sources", "detector_loss", "finetune", "parse_source",
+           "train", "train_detector"]

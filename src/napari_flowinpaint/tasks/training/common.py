@@ -1,0 +1,206 @@
+"""What every trainer shares: training stacks, checkpoints with exact resume, the loss log
+and its plot, the learning-rate schedule.
+
+A run lives in one folder. ``checkpoint.pt`` holds the networks, optimisers, step and every
+random state, saved with plain tensors and strings only, so it loads with
+``torch.load(..., weights_only=True)`` (no pickle) and a resumed run continues exactly as an
+uninterrupted one. ``losses.csv`` is cut back to the checkpoint's step on resume.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ...engine.files import atomic_output, write_text
+
+__all__ = ["SHARED_DATA", "TrainSource", "default_sources", "parse_source", "load_sources",
+           "save_rng_state", "restore_rng_state", "save_checkpoint", "load_checkpoint",
+           "LossLog", "plot_losses", "cosine_lr", "psnr_masked"]
+
+#: The development data beside a checkout (``../shared/data``).
+SHARED_DATA = Path(__file__).resolve().parents[4].parent / "shared" / "data"
+
+
+@dataclass(frozen=True)
+class TrainSource:
+    """A stack to draw training triplets from.
+
+    Attributes
+    ----------
+    path : str
+        TIFF or zarr stack (z, y, x).
+    z_range : (int, int)
+        Sections ``start <= z < stop`` that may be used (neighbours included).
+    spacings : tuple of int
+        Neighbour distances to draw from, on each side independently (an isotropic FIB-SEM
+        stack mimics serial sections with distances of 3-5 slices).
+    weight : float
+        Relative sampling frequency.
+    skip : tuple of int
+        Sections never used in a triplet (e.g. those the user marked as damaged).
+    """
+
+    path: str
+    z_range: tuple[int, int] = (0, 1 << 30)
+    spacings: tuple[int, ...] = (1,)
+    weight: float = 1.0
+    skip: tuple[int, ...] = ()
+
+
+def default_sources(root=None) -> list[TrainSource]:
+    """The training data of the bundled weights: isbi2012_train (all 30 sections, spacing 1)
+    and fibsem_medulla_ts1 z < 200 (spacings 2-6). isbi2012_test and fibsem z >= 200 are the
+    validation sets and are never trained on."""
+    root = Path(root) if root is not None else SHARED_DATA
+    return [
+        TrainSource(str(root / "isbi2012_train" / "raw.tif"), (0, 30), (1,), 1.0),
+        TrainSource(str(root / "fibsem_medulla_ts1" / "raw.tif"), (0, 200), (2, 3, 4, 5, 6),
+                    1.0),
+    ]
+
+
+def parse_source(text: str) -> TrainSource:
+    """A :class:`TrainSource` from ``STACK[:Z0:Z1[:S,S..]]`` (the ``--data`` syntax)."""
+    parts = text.split(":")
+    path = parts[0]
+    z = (int(parts[1] or 0), int(parts[2] or 1 << 30)) if len(parts) >= 3 else (0, 1 << 30)
+    sp = tuple(int(v) for v in parts[3].split(",")) if len(parts) >= 4 else (1,)
+    return TrainSource(path, z, sp)
+
+
+def load_sources(sources: Sequence[TrainSource]) -> list[tuple[np.ndarray, TrainSource]]:
+    """Read each source's stack into memory: ``[(array (Z, H, W), source), ...]``."""
+    from ..io import read_stack
+
+    return [(np.asarray(read_stack(src.path, name="training stack")), src) for src in sources]
+
+
+def save_rng_state(state: dict) -> dict:
+    """numpy bit-generator state with its big ints as strings (``weights_only`` loading)."""
+    return {k: (save_rng_state(v) if isinstance(v, dict) else str(v)) for k, v in state.items()}
+
+
+def restore_rng_state(state: dict) -> dict:
+    """The inverse of :func:`save_rng_state`."""
+    out = {}
+    for k, v in state.items():
+        if isinstance(v, dict):
+            out[k] = restore_rng_state(v)
+        elif k == "bit_generator":
+            out[k] = v
+        else:
+            out[k] = int(v)
+    return out
+
+
+def save_checkpoint(path, parts: Mapping, rng: np.random.Generator, **values) -> None:
+    """Write a checkpoint atomically.
+
+    Parameters
+    ----------
+    path : Path
+        ``checkpoint.pt`` of the run.
+    parts : mapping of str to object with ``state_dict()``
+        Networks, optimisers, schedulers, saved under their keys.
+    rng : numpy.random.Generator
+        The sampler's generator (with torch's global generator, saved too).
+    **values
+        Plain numbers to keep (step, wall time...).
+    """
+    state = {name: part.state_dict() for name, part in parts.items()}
+    state.update(rng=save_rng_state(rng.bit_generator.state),
+                 torch_rng=torch.get_rng_state(), **values)
+    with atomic_output(path, what="checkpoint") as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path, parts: Mapping, rng: np.random.Generator) -> dict | None:
+    """Restore what :func:`save_checkpoint` wrote into ``parts`` and ``rng`` (and torch's
+    generator); returns the checkpoint's dict, or None when there is none at ``path``."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    state = torch.load(path, map_location="cpu", weights_only=True)  # no pickle
+    for name, part in parts.items():
+        part.load_state_dict(state[name])
+    rng.bit_generator.state = restore_rng_state(state["rng"])
+    torch.set_rng_state(state["torch_rng"])
+    return state
+
+
+class LossLog:
+    """A run's ``losses.csv``: one row per logged step, the step in the first column.
+
+    A fresh run (``resume_step`` 0, or no file) starts the file with its header; a resumed
+    run drops the rows logged after the checkpoint it resumes from, so the log matches an
+    uninterrupted run.
+    """
+
+    def __init__(self, path, fields: Sequence[str], *, resume_step: int = 0):
+        self.path = Path(path)
+        self.fields = list(fields)
+        if resume_step == 0 or not self.path.exists():
+            write_text(self.path, ",".join(self.fields) + "\n")
+        else:
+            with open(self.path, newline="") as fh:
+                rows = list(csv.reader(fh))
+            keep = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) <= resume_step]
+            write_text(self.path, "".join(",".join(r) + "\n" for r in keep))
+
+    def append(self, values: Sequence) -> None:
+        """Add one row (values in the order of the fields)."""
+        with open(self.path, "a", newline="") as fh:
+            csv.writer(fh, lineterminator="\n").writerow(values)
+
+
+def plot_losses(csv_path, png_path) -> None:
+    """Plot every loss column of a :class:`LossLog` against the step, to a PNG (atomically).
+
+    Drawn on a :class:`matplotlib.figure.Figure`, never through pyplot: safe from a worker
+    thread inside napari, and it leaves matplotlib's backend alone.
+    """
+    from matplotlib.figure import Figure
+
+    with open(csv_path) as fh:
+        rows = list(csv.DictReader(fh))
+    if not rows:
+        return
+    keys = [k for k in rows[0] if k not in ("step", "stage", "seconds", "lr")]
+    fig = Figure(figsize=(8, 4.5))
+    ax = fig.subplots()
+    steps = np.array([int(r["step"]) for r in rows])
+    for k in keys:
+        v = np.array([float(r[k]) if r[k] not in ("", "nan") else np.nan for r in rows])
+        if np.isfinite(v).any():
+            ax.plot(steps, v, label=k, lw=1)
+    ax.set_yscale("symlog", linthresh=0.1)
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("loss")
+    ax.legend(fontsize=7, ncol=3)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    with atomic_output(png_path, what="loss plot") as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+
+
+def cosine_lr(base: float, step: int, total: int) -> float:
+    """Constant for the first 60 % of a stage, then cosine decay to 5 %."""
+    t = step / max(1, total)
+    if t < 0.6:
+        return base
+    return base * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * (t - 0.6) / 0.4)))
+
+
+def psnr_masked(a: torch.Tensor, b: torch.Tensor, m: torch.Tensor) -> float:
+    """PSNR (dB) over the masked pixels of a whole batch of unit-range images."""
+    from ..evaluation.metrics import psnr_from_mse
+
+    mse = (((a - b) ** 2) * m).sum() / m.sum().clamp_min(1)
+    return psnr_from_mse(float(mse), 1.0)

@@ -1,0 +1,123 @@
+"""Train the damage detector on simulated damage of real stacks (no napari needed).
+
+Samples come from :class:`~napari_flowinpaint.tasks.training.samplers.DetectorSampler`
+(isbi2012_train and fibsem_medulla_ts1 z < 200 by default, never the validation sets).
+The loss is binary cross-entropy plus soft Dice.
+
+A run lives in one folder: ``checkpoint.pt`` (exact resume), ``losses.csv`` and
+``detector.safetensors`` + ``.json`` (written at every checkpoint). Running the same
+command again resumes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from ...engine.nets.detector import DamageDetectorNet
+from ...engine.weights import load_detector, save_detector
+from ..simulation import DAMAGE_KINDS
+from .common import LossLog, default_sources, load_checkpoint, load_sources, save_checkpoint
+from .samplers import DetectorSampler
+
+__all__ = ["train_detector", "detector_loss"]
+
+
+def detector_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy plus soft Dice over the batch."""
+    bce = F.binary_cross_entropy_with_logits(logits, target)
+    p = torch.sigmoid(logits)
+    dice = 1 - (2 * (p * target).sum() + 1) / (p.sum() + target.sum() + 1)
+    return bce + dice
+
+
+def train_detector(out_dir, *, sources=None, iterations: int = 3000, batch: int = 8,
+                   crop: int = 192, width: int = 12, lr: float = 1e-3, seed: int = 0,
+                   checkpoint_every: int = 250, init=None, p_clean: float = 0.25,
+                   p_one_sided: float = 0.1, p_damaged_neighbour: float = 0.0,
+                   p_continuing: float = 0.0, kind_weights: dict | None = None,
+                   callback: Callable[[dict], None] | None = None,
+                   progress: Callable[[int, int], None] | None = None,
+                   should_stop: Callable[[], bool] | None = None) -> Path:
+    """Train (or resume) a damage detector; returns the path of its weights file.
+
+    ``init`` (a weights file, or ``"bundled"``) starts from trained weights instead of a
+    random initialisation (fine-tuning; ``width`` is then the file's). ``p_clean`` is the
+    share of undamaged samples (what teaches the network to stay quiet on real sections);
+    ``p_one_sided`` the share of samples with a neighbour on one side only (stack ends);
+    ``p_damaged_neighbour`` the share whose neighbour is damaged (its damage is not the
+    section's: the target stays the section's own); ``p_continuing`` the share in which a
+    dark body is drawn in the section and a neighbour alike
+    (:func:`~napari_flowinpaint.tasks.simulation.continuing_structure`: tissue, not damage);
+    ``kind_weights`` (e.g. ``{"crack": 2}``) draws some damage kinds more often.
+    ``callback(info)`` gets the step, total, loss and seconds after every iteration, and
+    ``progress(done, total)`` is called then too; ``should_stop()`` is polled after every
+    iteration (True writes a checkpoint and stops).
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    sources = sources or default_sources()
+    stacks = load_sources(sources)
+    torch.manual_seed(seed)
+    if init is not None:
+        net = load_detector(None if init == "bundled" else init)
+        width = net.width
+    else:
+        net = DamageDetectorNet(width)
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=iterations,
+                                                pct_start=0.05)
+    sampler = DetectorSampler(stacks, crop=crop, rng=seed, p_clean=p_clean,
+                              p_one_sided=p_one_sided, kind_weights=kind_weights,
+                              p_damaged_neighbour=p_damaged_neighbour,
+                              p_continuing=p_continuing)
+    ckpt = out / "checkpoint.pt"
+    parts = {"net": net, "opt": opt, "sched": sched}
+    resumed = load_checkpoint(ckpt, parts, sampler.rng)
+    step, seconds = (resumed["step"], resumed["seconds"]) if resumed else (0, 0.0)
+    sched.total_steps = iterations  # a resumed run may be asked for more steps
+    log = LossLog(out / "losses.csv", ["step", "loss", "seconds"], resume_step=step)
+    weights = out / "detector.safetensors"
+
+    def save():
+        save_checkpoint(ckpt, parts, sampler.rng, step=step, seconds=seconds)
+        save_detector(weights, net, meta={"training": {
+            "data": [s.path.split("/")[-2] + (f" z {s.z_range[0]}:{s.z_range[1]}"
+                                              if s.z_range != (0, 1 << 30) else "")
+                     for s in sources],
+            "iterations": step, "batch": batch, "crop_half_res": crop, "lr": lr, "seed": seed,
+            "wall_time_s": round(seconds), "kinds": list(DAMAGE_KINDS),
+            "init": str(init) if init else None, "p_clean": p_clean,
+            "p_one_sided": p_one_sided, "p_damaged_neighbour": p_damaged_neighbour,
+            "p_continuing": p_continuing,
+            "kind_weights": dict(kind_weights or {}),
+            "command": "napari-flowinpaint train-detector"}})
+
+    net.train()
+    while step < iterations:
+        t0 = time.perf_counter()
+        x, t = sampler.batch(batch)
+        loss = detector_loss(net(x), t)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        step += 1
+        seconds += time.perf_counter() - t0
+        log.append([step, f"{loss.item():.5f}", f"{seconds:.1f}"])
+        if callback is not None:
+            callback({"step": step, "total": iterations, "loss": loss.item(),
+                      "seconds": seconds})
+        if progress is not None:
+            progress(step, iterations)
+        if step % checkpoint_every == 0 or step == iterations:
+            save()
+        if should_stop is not None and should_stop():
+            save()
+            break
+    net.eval()
+    return weights

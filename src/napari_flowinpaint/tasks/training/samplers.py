@@ -1,0 +1,214 @@
+"""Random training samples drawn from real stacks: (previous, truth, next) triplets for the
+inpainting networks (:class:`TripletSampler`) and (input, target) pairs for the damage
+detector (:class:`DetectorSampler`). Each draws from its own seeded generator, whose state
+the checkpoints keep, so a resumed run sees the same samples as an uninterrupted one."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+
+from ...engine.pipeline import prepare_inputs
+from ..detection import detector_input, stack_scale
+from ..simulation import DAMAGE_KINDS, continuing_structure, random_mask, simulate_damage
+
+__all__ = ["TripletSampler", "DetectorSampler"]
+
+
+class TripletSampler:
+    """Random training samples: aligned crops of (prev, truth, next), a mask, augmentation.
+
+    Parameters
+    ----------
+    stacks : sequence of (array (Z, H, W), TrainSource)
+        Loaded stacks with their sampling rules.
+    crop : int
+        Side of the square crops.
+    rng : numpy.random.Generator
+    p_one_sided, p_whole : float
+        Probability that a sample has only one neighbour (stack ends) / a wholly missing
+        section.
+    ratio_range : (float, float)
+        Damaged fraction drawn uniformly from this range.
+    """
+
+    def __init__(self, stacks, *, crop: int = 128, rng=None, p_one_sided: float = 0.05,
+                 p_whole: float = 0.03, ratio_range=(0.05, 0.6)):
+        self.stacks = []
+        for arr, src in stacks:
+            z0, z1 = max(0, src.z_range[0]), min(arr.shape[0], src.z_range[1])
+            smin = min(src.spacings)
+            if z1 - z0 < 2 * smin + 1:
+                raise ValueError(f"{src.path}: z range {z0}:{z1} too short for spacing {smin}.")
+            if min(arr.shape[1:]) < crop:
+                raise ValueError(f"{src.path}: sections {arr.shape[1:]} smaller than the "
+                                 f"{crop} px crop.")
+            self.stacks.append((arr, src, z0, z1, frozenset(src.skip)))
+        w = np.array([st[1].weight for st in self.stacks], float)
+        self.weights = w / w.sum()
+        self.crop = int(crop)
+        self.rng = np.random.default_rng(rng)
+        self.p_one_sided = p_one_sided
+        self.p_whole = p_whole
+        self.ratio_range = ratio_range
+
+    def sample(self) -> dict:
+        rng = self.rng
+        arr, src, z0, z1, skip = self.stacks[rng.choice(len(self.stacks), p=self.weights)]
+        for _ in range(10_000):
+            dp, dn = (int(rng.choice(src.spacings)) for _ in range(2))
+            if z1 - z0 <= dp + dn:
+                continue
+            z = int(rng.integers(z0 + dp, z1 - dn))
+            if not skip.intersection((z - dp, z, z + dn)):
+                break
+        else:
+            raise ValueError(f"{src.path}: no usable triplet of sections in z {z0}:{z1} "
+                             f"(spacings {src.spacings}, {len(skip)} sections skipped).")
+        c = self.crop
+        y = int(rng.integers(0, arr.shape[1] - c + 1))
+        x = int(rng.integers(0, arr.shape[2] - c + 1))
+        tri = np.stack([np.asarray(arr[k, y:y + c, x:x + c]) for k in (z - dp, z, z + dn)])
+        tri = tri.astype(np.float32) / (255.0 if tri.dtype == np.uint8 else float(tri.max() or 1))
+        alpha = dp / (dp + dn)
+        # augmentation: 90-degree rotations, flips, swapping the neighbours, intensity changes
+        tri = np.rot90(tri, int(rng.integers(4)), axes=(1, 2))
+        if rng.random() < 0.5:
+            tri = tri[:, :, ::-1]
+        if rng.random() < 0.5:
+            tri = tri[::-1]
+            alpha = 1.0 - alpha
+        tri = np.clip(tri, 0, 1) ** np.float32(np.exp(rng.uniform(-0.3, 0.3)))
+        tri = tri * np.float32(rng.uniform(0.7, 1.0)) + np.float32(rng.uniform(0.0, 0.2))
+        # the damaged section itself may be imaged brighter/darker than its neighbours
+        tri[1] = tri[1] * np.float32(rng.uniform(0.85, 1.15)) + np.float32(rng.uniform(-.08, .08))
+        tri = np.ascontiguousarray(tri, dtype=np.float32)
+        if rng.random() < self.p_whole:
+            mask = np.ones((c, c), bool)
+        else:
+            mask = random_mask((c, c), rng.uniform(*self.ratio_range), rng)
+        prev, truth, nxt = tri
+        if rng.random() < self.p_one_sided:
+            if rng.random() < 0.5:
+                prev = None
+            else:
+                nxt = None
+        damaged = np.where(mask, tri.max(), truth).astype(np.float32)
+        u = prepare_inputs(prev, damaged, nxt, mask, alpha=alpha)
+        return {"prev": u.prev, "next": u.next, "damaged": u.damaged,
+                "mask": mask.astype(np.float32), "reference": u.reference,
+                "truth": u.scale.to_unit(truth)}
+
+    def batch(self, n: int) -> dict[str, torch.Tensor]:
+        """``n`` samples stacked as (n, 1, crop, crop) float32 tensors."""
+        items = [self.sample() for _ in range(n)]
+        return {k: torch.from_numpy(np.stack([it[k] for it in items])[:, None].copy())
+                for k in items[0]}
+
+
+class DetectorSampler:
+    """Random (input, target) pairs for the detector.
+
+    Each sample is a section with its two neighbours, damaged by
+    :func:`~napari_flowinpaint.tasks.simulation.simulate_damage` (every kind equally often
+    unless ``kind_weights`` says otherwise, plus clean sections), turned into the detector's
+    input as at inference, cropped and augmented (90-degree rotations, flips, swapped
+    neighbours, gain and offset of the grey-level scale, the section imaged a little apart
+    from its neighbours; sometimes one or both neighbours are withheld).
+    """
+
+    def __init__(self, stacks, *, crop: int = 192, rng=None, p_clean: float = 0.25,
+                 p_one_sided: float = 0.1, p_alone: float = 0.05, kind_weights=None,
+                 p_damaged_neighbour: float = 0.0, p_continuing: float = 0.0):
+        self.stacks = []
+        for arr, src in stacks:
+            z0, z1 = max(0, src.z_range[0]), min(arr.shape[0], src.z_range[1])
+            self.stacks.append((arr, src, z0, z1, stack_scale(arr[z0:z1])))
+        w = np.array([s[1].weight for s in self.stacks], float)
+        self.weights = w / w.sum()
+        self.crop = int(crop)
+        self.rng = np.random.default_rng(rng)
+        self.p_clean, self.p_one_sided, self.p_alone = p_clean, p_one_sided, p_alone
+        self.p_damaged_neighbour = p_damaged_neighbour
+        self.p_continuing = p_continuing
+        kw = dict(kind_weights or {})
+        unknown = set(kw) - set(DAMAGE_KINDS)
+        if unknown:
+            raise ValueError(f"unknown damage kinds {sorted(unknown)} in kind_weights; "
+                             f"expected some of {DAMAGE_KINDS}.")
+        k = np.array([float(kw.get(name, 1.0)) for name in DAMAGE_KINDS])
+        if (k < 0).any() or k.sum() <= 0:
+            raise ValueError(f"kind_weights must be >= 0 and not all 0, got {kw}.")
+        self.kind_p = k / k.sum()
+
+    def sample(self) -> tuple[np.ndarray, np.ndarray]:
+        rng = self.rng
+        arr, src, z0, z1, scale = self.stacks[rng.choice(len(self.stacks), p=self.weights)]
+        dp, dn = (int(rng.choice(src.spacings)) for _ in range(2))
+        z = int(rng.integers(z0 + dp, z1 - dn))
+        prev, sec, nxt = (np.asarray(arr[k]) for k in (z - dp, z, z + dn))
+        if rng.random() < self.p_clean:
+            mask = np.zeros(sec.shape, bool)
+        else:
+            kind = DAMAGE_KINDS[int(rng.choice(len(DAMAGE_KINDS), p=self.kind_p))]
+            sec, mask = simulate_damage(sec, kind, rng)
+        # damage in a neighbour is not damage of this section: in a real stack the sections
+        # around a damaged one are judged against it
+        if rng.random() < self.p_damaged_neighbour:
+            kind = DAMAGE_KINDS[int(rng.choice(len(DAMAGE_KINDS)))]
+            if kind != "missing":  # a blank neighbour is skipped by the detection
+                if rng.random() < 0.5:
+                    prev = simulate_damage(prev, kind, rng)[0]
+                else:
+                    nxt = simulate_damage(nxt, kind, rng)[0]
+        r = rng.random()
+        if r < self.p_alone:
+            prev = nxt = None
+        elif r < self.p_alone + self.p_one_sided:
+            if rng.random() < 0.5:
+                prev = None
+            else:
+                nxt = None
+        # a dark body in the section that a neighbour shows too is tissue: the target stays
+        if rng.random() < self.p_continuing and (prev is not None or nxt is not None):
+            if nxt is None or (prev is not None and rng.random() < 0.5):
+                sec, prev = continuing_structure(sec, prev, rng)
+            else:
+                sec, nxt = continuing_structure(sec, nxt, rng)
+        # intensity augmentation through the grey-level scale, so that the cues computed
+        # from the grey levels stay consistent; the section may be imaged a little apart
+        lo, hi = scale
+        span = hi - lo
+        lo = lo + rng.uniform(-0.1, 0.1) * span
+        hi = lo + span * rng.uniform(0.8, 1.25)
+        if rng.random() < 0.3:
+            sec = lo + (sec.astype(np.float32) - lo) * rng.uniform(0.9, 1.1) \
+                + rng.uniform(-0.05, 0.05) * span
+        x = detector_input(prev, sec, nxt, (lo, hi))
+        h, w = x.shape[1:]
+        t = cv2.resize(mask.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA) >= 0.5
+        c = min(self.crop, h, w)
+        if t.any() and rng.random() < 0.7:  # a crop holding damage, anywhere in it
+            ys, xs = np.nonzero(t)
+            i = int(rng.integers(len(ys)))
+            y0 = int(np.clip(ys[i] - rng.integers(c), 0, h - c))
+            x0 = int(np.clip(xs[i] - rng.integers(c), 0, w - c))
+        else:
+            y0, x0 = int(rng.integers(0, h - c + 1)), int(rng.integers(0, w - c + 1))
+        x = x[:, y0:y0 + c, x0:x0 + c]
+        t = t[y0:y0 + c, x0:x0 + c]
+        k = int(rng.integers(4))
+        x, t = np.rot90(x, k, axes=(1, 2)), np.rot90(t, k)
+        if rng.random() < 0.5:
+            x, t = x[:, :, ::-1], t[:, ::-1]
+        if rng.random() < 0.5:  # swap the neighbours (and their cue channels)
+            x = x[[2, 1, 0, 3, 4, 7, 6, 5]]
+        return np.ascontiguousarray(x, np.float32), np.ascontiguousarray(t, np.float32)
+
+    def batch(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        items = [self.sample() for _ in range(n)]
+        c = min(min(x.shape[1:]) for x, _ in items)
+        xs = np.stack([x[:, :c, :c] for x, _ in items])
+        ts = np.stack([t[:c, :c] for _, t in items])[:, None]
+        return torch.from_numpy(xs), torch.from_numpy(ts)
