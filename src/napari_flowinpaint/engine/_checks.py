@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["as_slice", "as_mask", "cast_to", "check_same_shape", "SUPPORTED_DTYPES"]
+__all__ = ["as_slice", "as_mask", "cast_to", "check_same_shape", "check_map_for",
+           "SUPPORTED_DTYPES"]
 
 #: Slice dtypes the engine accepts; the result always comes back in the input's dtype.
 SUPPORTED_DTYPES = (np.uint8, np.uint16, np.float32, np.float64)
@@ -138,3 +139,25 @@ def cast_to(values, dtype, *, clip: tuple[float, float] | None = None) -> np.nda
         info = np.iinfo(dtype)
         out = np.clip(np.rint(out), info.min, info.max)
     return out.astype(dtype)
+
+
+def check_map_for(data, data_name: str, field, field_name: str, channels: int) -> None:
+    """Check that ``field`` (B, ``channels``, H, W) is a per-pixel map for the batch ``data``
+    (B, C, H, W): same batch size and image size. Works on any array with ``ndim`` and
+    ``shape`` (numpy arrays, torch tensors).
+
+    Raises
+    ------
+    ValueError
+        Saying which shapes were expected and which were given.
+    """
+    if data.ndim != 4 or field.ndim != 4 or field.shape[1] != channels:
+        raise ValueError(
+            f"expected {data_name} (B, C, H, W) and {field_name} (B, {channels}, H, W), got "
+            f"{tuple(data.shape)} and {tuple(field.shape)}."
+        )
+    if data.shape[0] != field.shape[0] or tuple(data.shape[-2:]) != tuple(field.shape[-2:]):
+        raise ValueError(
+            f"{field_name} {tuple(field.shape)} does not match {data_name} "
+            f"{tuple(data.shape)} in batch size or image size."
+        )

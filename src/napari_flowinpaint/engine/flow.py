@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._checks import check_map_for
+
 __all__ = ["FLOW_METHODS", "optical_flow", "warp", "warp_numpy", "Warp"]
 
 #: Optical-flow back-ends: OpenCV DIS (default, fast and accurate on EM) and Farneback.
@@ -79,15 +81,7 @@ def warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     -------
     Tensor, shape (B, C, H, W), same dtype as ``image``.
     """
-    if image.ndim != 4 or flow.ndim != 4 or flow.shape[1] != 2:
-        raise ValueError(
-            f"expected image (B, C, H, W) and flow (B, 2, H, W), got {tuple(image.shape)} "
-            f"and {tuple(flow.shape)}."
-        )
-    if image.shape[0] != flow.shape[0] or image.shape[-2:] != flow.shape[-2:]:
-        raise ValueError(
-            f"image {tuple(image.shape)} and flow {tuple(flow.shape)} differ in batch or size."
-        )
+    check_map_for(image, "image", flow, "flow", 2)
     b, _, h, w = image.shape
     ys = torch.arange(h, device=flow.device, dtype=flow.dtype)
     xs = torch.arange(w, device=flow.device, dtype=flow.dtype)

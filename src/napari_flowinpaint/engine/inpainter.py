@@ -13,7 +13,7 @@ import torch
 from ._checks import as_mask, as_slice, check_same_shape
 from .flow import FLOW_METHODS
 from .pipeline import STAGES, learned_stages, prepare_inputs
-from .reference import _check_alpha
+from .reference import check_alpha
 from .weights import bundled_weights_path, load_weights
 
 __all__ = ["FlowInpainter", "RepairReport", "resolve_device", "damage_box"]
@@ -287,7 +287,7 @@ class FlowInpainter:
                     "the sections of a stack must share one dtype."
                 )
         mask = as_mask(mask, damaged.shape)
-        alpha = _check_alpha(alpha)
+        alpha = check_alpha(alpha)
         side = ("both" if len(neighbours) == 2 else
                 "previous only" if "prev" in neighbours else "next only")
         notes: list[str] = []

@@ -11,10 +11,10 @@ from ._checks import as_slice, check_same_shape
 from ._intensity import IntensityScale
 from .flow import optical_flow, warp_numpy
 
-__all__ = ["initial_reference", "initial_reference_unit", "intermediate_flows"]
+__all__ = ["initial_reference", "initial_reference_unit", "intermediate_flows", "check_alpha"]
 
 
-def _check_alpha(alpha: float) -> float:
+def check_alpha(alpha: float) -> float:
     alpha = float(alpha)
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(
@@ -91,7 +91,7 @@ def initial_reference(prev, next, *, alpha: float = 0.5, method: str = "dis") ->
     prev = as_slice(prev, "prev")
     next = as_slice(next, "next")
     check_same_shape(prev=prev, next=next)
-    alpha = _check_alpha(alpha)
+    alpha = check_alpha(alpha)
     scale = IntensityScale.fit(prev, next)
     ref = initial_reference_unit(scale.to_unit(prev), scale.to_unit(next), alpha=alpha,
                                  method=method)

@@ -1,12 +1,19 @@
 """napari adapters: the repair and fine-tuning dock widgets, the batch menu command and the
 sample data.
 
-This subpackage imports napari and Qt; the rest of napari_flowinpaint does not.
+This subpackage imports napari and Qt; the rest of napari_flowinpaint does not. Its names
+are loaded lazily, so that napari opening the sample data (``make_sample_data``) imports
+neither the widgets nor torch.
 """
 
-from ._finetune_widget import FinetuneWidget
-from ._menu import repair_all_masked_slices
-from ._sample_data import make_sample_data
-from ._widget import RepairWidget
+import lazy_loader as _lazy
 
-__all__ = ["RepairWidget", "FinetuneWidget", "repair_all_masked_slices", "make_sample_data"]
+__getattr__, __dir__, __all__ = _lazy.attach(
+    __name__,
+    submod_attrs={
+        "_finetune_widget": ["FinetuneWidget"],
+        "_menu": ["repair_all_masked_slices"],
+        "_sample_data": ["make_sample_data"],
+        "_widget": ["RepairWidget"],
+    },
+)

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import logging
 
+from napari.layers import Image, Labels
 from napari.utils.notifications import show_error, show_warning
 
-__all__ = ["INPUT_ERRORS", "SPATIAL", "StatusMixin", "reason", "spatial_kwargs"]
+__all__ = ["INPUT_ERRORS", "SPATIAL", "ImageChoiceMixin", "StatusMixin", "reason",
+           "spatial_kwargs"]
 
 _log = logging.getLogger(__name__)
 
@@ -75,3 +77,46 @@ class StatusMixin:
         # Warnings raised in the worker thread (e.g. a section with one usable neighbour)
         # arrive here as warnings.showwarning arguments; napari 0.9 does not relay them.
         show_warning(str(showwarning_args[0]))
+
+
+class ImageChoiceMixin:
+    """An image box (``self._image``) and Labels choices kept in step with the viewer.
+
+    Expects the viewer in ``self._viewer``. A widget narrows the images it offers by
+    overriding :meth:`accepts_image`, builds its boxes with ``choices=self._image_choices``
+    and ``choices=self._labels_choices``, and calls :meth:`_watch_layers` once they exist.
+    """
+
+    def accepts_image(self, layer) -> bool:
+        """Whether ``layer`` may be picked as the image."""
+        return isinstance(layer, Image)
+
+    @property
+    def image_layer(self) -> Image | None:
+        """The image layer the widget works on."""
+        return self._image.value
+
+    @image_layer.setter
+    def image_layer(self, layer: Image | None) -> None:
+        self._image.value = layer
+
+    def _image_choices(self, _widget=None):
+        return [(layer.name, layer) for layer in self._viewer.layers if self.accepts_image(layer)]
+
+    def _labels_choices(self, _widget=None):
+        return [(layer.name, layer) for layer in self._viewer.layers
+                if isinstance(layer, Labels)]
+
+    def _watch_layers(self) -> None:
+        layer_events = self._viewer.layers.events
+        for event in (layer_events.inserted, layer_events.removed, layer_events.reordered):
+            event.connect(self._on_layers_changed)
+        self._on_layers_changed()
+
+    def _on_layers_changed(self, _event=None) -> None:
+        self.reset_choices()
+        if self._image.value is None:  # take the active image, else the top-most one
+            active = self._viewer.layers.selection.active
+            images = [layer for _, layer in self._image_choices()]
+            if images:
+                self._image.value = active if self.accepts_image(active) else images[-1]

@@ -20,7 +20,7 @@ from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QObject, Signal
 
 from ..tasks.training import FinetuneResult, finetune
-from ._common import INPUT_ERRORS, StatusMixin, reason
+from ._common import INPUT_ERRORS, ImageChoiceMixin, StatusMixin, reason
 from ._widget import RepairWidget
 
 __all__ = ["FinetuneWidget"]
@@ -61,7 +61,7 @@ def _output_problem(path: Path) -> str | None:
     return None
 
 
-class FinetuneWidget(StatusMixin, Container):
+class FinetuneWidget(ImageChoiceMixin, StatusMixin, Container):
     """Dock widget fine-tuning the learned stages on a 3-D image layer (self-supervised).
 
     Pick the stack, optionally a Labels layer of known damage (sections with paint on them
@@ -102,7 +102,7 @@ class FinetuneWidget(StatusMixin, Container):
                                choices=self._image_choices, nullable=True,
                                tooltip="3-D grayscale stack (z, y, x) to fine-tune on")
         self._damage = ComboBox(name="damage_choice", label="known damage",
-                                choices=self._damage_choices, nullable=True, value=None,
+                                choices=self._labels_choices, nullable=True, value=None,
                                 tooltip="Optional Labels layer of the image's shape: sections "
                                         "with paint on them are not trained on")
         self._iterations = SpinBox(name="iterations", label="iterations", min=1, max=100_000,
@@ -131,21 +131,9 @@ class FinetuneWidget(StatusMixin, Container):
         self._start_button.changed.connect(self.start)
         self._cancel.changed.connect(self.cancel)
         self._use.changed.connect(self.use_weights)
-        layer_events = self._viewer.layers.events
-        for event in (layer_events.inserted, layer_events.removed, layer_events.reordered):
-            event.connect(self._on_layers_changed)
-        self._on_layers_changed()
+        self._watch_layers()
 
     # ------------------------------------------------------------------ public state
-    @property
-    def image_layer(self) -> Image | None:
-        """The stack to fine-tune on."""
-        return self._image.value
-
-    @image_layer.setter
-    def image_layer(self, layer: Image | None) -> None:
-        self._image.value = layer
-
     @property
     def damage_layer(self) -> Labels | None:
         """The Labels layer of known damage (its painted sections are skipped), or None."""
@@ -156,20 +144,9 @@ class FinetuneWidget(StatusMixin, Container):
         self._damage.value = layer
 
     # ------------------------------------------------------------------ layer choices
-    def _image_choices(self, _widget=None):
-        return [(layer.name, layer) for layer in self._viewer.layers if _trainable(layer)]
-
-    def _damage_choices(self, _widget=None):
-        return [(layer.name, layer) for layer in self._viewer.layers
-                if isinstance(layer, Labels)]
-
-    def _on_layers_changed(self, _event=None) -> None:
-        self.reset_choices()
-        if self._image.value is None:  # take the active stack, else the top-most one
-            active = self._viewer.layers.selection.active
-            images = [layer for _, layer in self._image_choices()]
-            if images:
-                self._image.value = active if _trainable(active) else images[-1]
+    def accepts_image(self, layer) -> bool:
+        """Only 3-D grayscale single-scale stacks can be fine-tuned on."""
+        return _trainable(layer)
 
     # ------------------------------------------------------------------ input checks
     def _checked_image(self) -> Image | None:

@@ -6,33 +6,24 @@ from __future__ import annotations
 import numpy as np
 from napari.layers import Image, Labels
 
-from ._common import spatial_kwargs
+from ._common import ImageChoiceMixin, spatial_kwargs
 
 __all__ = ["LayerPickingMixin"]
 
 
-class LayerPickingMixin:
+class LayerPickingMixin(ImageChoiceMixin):
     """Picks the image and the damage mask and follows the viewer's z slider.
 
     Expects the widget to hold the viewer (``self._viewer``), the image and mask combo boxes
     (``self._image``, ``self._mask``), the slice spin box (``self._z``) and a ``_syncing``
     flag (False), and to provide ``_set_status`` and ``_warn``
-    (:class:`~napari_flowinpaint.gui._common.StatusMixin`). The widget connects the viewer's
-    layer events to :meth:`_on_layers_changed`, its dims ``current_step`` event to
+    (:class:`~napari_flowinpaint.gui._common.StatusMixin`). The widget watches the viewer's
+    layers (:meth:`_watch_layers`), connects its dims ``current_step`` event to
     :meth:`_follow_viewer`, the image box to :meth:`_on_image_changed` and the spin box to
     :meth:`_on_z_changed`.
     """
 
     # ------------------------------------------------------------------ public state
-    @property
-    def image_layer(self) -> Image | None:
-        """The image layer being repaired."""
-        return self._image.value
-
-    @image_layer.setter
-    def image_layer(self, layer: Image | None) -> None:
-        self._image.value = layer
-
     @property
     def mask_layer(self) -> Labels | None:
         """The Labels layer marking damage (nonzero = damaged)."""
@@ -52,27 +43,12 @@ class LayerPickingMixin:
         self._z.value = int(value)
 
     # ------------------------------------------------------------------ layer choices
-    def _image_choices(self, _widget=None):
-        return [(layer.name, layer) for layer in self._viewer.layers if isinstance(layer, Image)]
-
-    def _mask_choices(self, _widget=None):
-        return [(layer.name, layer) for layer in self._viewer.layers
-                if isinstance(layer, Labels)]
-
-    def _on_layers_changed(self, _event=None) -> None:
-        self.reset_choices()
-        if self._image.value is None:  # take the active image, else the top-most one
-            active = self._viewer.layers.selection.active
-            images = [layer for _, layer in self._image_choices()]
-            if images:
-                self._image.value = active if isinstance(active, Image) else images[-1]
-
     def _on_image_changed(self, image) -> None:
         shape = None if image is None else tuple(image.data.shape)
         self._z.max = shape[0] - 1 if shape is not None and len(shape) == 3 else 0
         mask = self._mask.value
         if shape is not None and (mask is None or tuple(mask.data.shape) != shape):
-            fits = [layer for _, layer in self._mask_choices()
+            fits = [layer for _, layer in self._labels_choices()
                     if tuple(layer.data.shape) == shape]
             named = [layer for layer in fits if layer.name.startswith(f"{image.name} damage")]
             if named or fits:

@@ -62,7 +62,7 @@ class RepairWidget(LayerPickingMixin, RepairMixin, AutoDetectMixin, StatusMixin,
                                choices=self._image_choices, nullable=True,
                                tooltip="3-D grayscale stack (z, y, x) to repair")
         self._mask = ComboBox(name="mask_choice", label="damage mask",
-                              choices=self._mask_choices, nullable=True,
+                              choices=self._labels_choices, nullable=True,
                               tooltip="Labels layer of the image's shape; nonzero = damaged")
         self._new_mask = PushButton(name="new_mask_button", text="New mask",
                                     tooltip="Add an empty damage mask and start painting")
@@ -95,11 +95,8 @@ class RepairWidget(LayerPickingMixin, RepairMixin, AutoDetectMixin, StatusMixin,
         self._repair.changed.connect(self.repair_current_slice)
         self._repair_all.changed.connect(self.repair_all)
         self._cancel.changed.connect(self.cancel)
-        layer_events = self._viewer.layers.events
-        for event in (layer_events.inserted, layer_events.removed, layer_events.reordered):
-            event.connect(self._on_layers_changed)
         self._viewer.dims.events.current_step.connect(self._follow_viewer)
-        self._on_layers_changed()
+        self._watch_layers()
         self._on_image_changed(self._image.value)
 
     def cancel(self) -> None:

@@ -355,5 +355,5 @@ def repair_to_file(input, mask, output, *, overwrite: bool = False, slices=None,
     except BaseException:
         writer.abort()
         raise
-    return RepairSummary(writer.path, stack.shape[0], todo, unmasked, engine.method, engine.flow_method,
-                         str(engine.device))
+    return RepairSummary(writer.path, stack.shape[0], todo, unmasked, engine.method,
+                         engine.flow_method, str(engine.device))

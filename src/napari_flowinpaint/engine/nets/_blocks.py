@@ -45,3 +45,28 @@ def check_images(**tensors) -> tuple[int, int, int]:
     if len(set(shapes.values())) > 1:
         raise ValueError(f"inputs differ in batch size or image size: {shapes}.")
     return next(iter(shapes.values()))
+
+
+class FeaturePyramid(nn.Module):
+    """A stack of levels applied one after the other, returning every level's output.
+
+    Parameters
+    ----------
+    levels : sequence of nn.Module
+        Level ``i`` maps the output of level ``i - 1`` (the input for level 0).
+
+    Shape
+    -----
+    forward(x): a list of tensors, one per level, finest first.
+    """
+
+    def __init__(self, levels):
+        super().__init__()
+        self.levels = nn.ModuleList(levels)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        feats = []
+        for level in self.levels:
+            x = level(x)
+            feats.append(x)
+        return feats

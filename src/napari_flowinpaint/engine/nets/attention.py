@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._checks import check_map_for
+
 __all__ = ["ContextualAttention", "contextual_attention"]
 
 
@@ -65,15 +67,7 @@ def contextual_attention(
     .. [1] Yu, J., Lin, Z., Yang, J., Shen, X., Lu, X., Huang, T. S. (2018). Generative image
        inpainting with contextual attention. CVPR.
     """
-    if features.ndim != 4 or mask.ndim != 4 or mask.shape[1] != 1:
-        raise ValueError(
-            f"expected features (B, C, h, w) and mask (B, 1, h, w), got {tuple(features.shape)} "
-            f"and {tuple(mask.shape)}."
-        )
-    if mask.shape[0] != features.shape[0] or mask.shape[-2:] != features.shape[-2:]:
-        raise ValueError(
-            f"mask {tuple(mask.shape)} does not match features {tuple(features.shape)}."
-        )
+    check_map_for(features, "features", mask, "mask", 1)
     if max_positions < 9 or chunk < 1:
         raise ValueError(
             f"max_positions must be >= 9 and chunk >= 1, got {max_positions}, {chunk}."

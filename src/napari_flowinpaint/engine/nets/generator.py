@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._blocks import check_images, conv, pad_to_multiple
+from ._blocks import FeaturePyramid, check_images, conv, pad_to_multiple
 from .attention import ContextualAttention
 from .config import GeneratorConfig
 
@@ -61,23 +61,15 @@ class FeatureAggregation(nn.Module):
         return self.fuse(torch.cat([b(x) for b in self.branches], 1))
 
 
-class _Encoder(nn.Module):
+class _Encoder(FeaturePyramid):
     def __init__(self, cin, channels, *, use_fal, dilations):
-        super().__init__()
         levels = []
         for i, c in enumerate(channels):
             first = conv(cin, c, stride=1 if i == 0 else 2)
             second = FeatureAggregation(c, dilations) if use_fal else conv(c, c)
             levels.append(nn.Sequential(first, second))
             cin = c
-        self.levels = nn.ModuleList(levels)
-
-    def forward(self, x):
-        feats = []
-        for level in self.levels:
-            x = level(x)
-            feats.append(x)
-        return feats
+        super().__init__(levels)
 
 
 def _up(x, size):

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..flow import warp
-from ._blocks import check_images, conv, pad_to_multiple
+from ._blocks import FeaturePyramid, check_images, conv, pad_to_multiple
 from .config import FlowNetConfig
 from .correlation import Correlation
 
@@ -44,23 +44,15 @@ def _small(layer, scale=0.01):
     return layer
 
 
-class _Pyramid(nn.Module):
+class _Pyramid(FeaturePyramid):
     def __init__(self, cin, channels, convs_per_level):
-        super().__init__()
         levels = []
         for c in channels:
             layers = [conv(cin, c, stride=2, slope=_SLOPE)]
             layers += [conv(c, c, slope=_SLOPE) for _ in range(convs_per_level - 1)]
             levels.append(nn.Sequential(*layers))
             cin = c
-        self.levels = nn.ModuleList(levels)
-
-    def forward(self, x):
-        feats = []
-        for level in self.levels:
-            x = level(x)
-            feats.append(x)
-        return feats
+        super().__init__(levels)
 
 
 class _Estimator(nn.Module):

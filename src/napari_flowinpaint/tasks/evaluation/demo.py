@@ -72,7 +72,7 @@ def _table(rows: dict[str, dict[str, float]], caption: str) -> str:
 
 
 def _figure(path: Path, panels: list[tuple[str, np.ndarray]], footer: str) -> None:
-    from matplotlib.figure import Figure  # no pyplot: no global state, no GUI backend
+    from matplotlib.figure import Figure  # a Figure of its own: no global state, no GUI
 
     n = len(panels)
     fig = Figure(figsize=(2.3 * n, 2.75), dpi=100)
