@@ -73,6 +73,9 @@ def as_mask(mask, shape: tuple[int, ...] | None = None, name: str = "mask") -> n
     TypeError
         For complex or object arrays.
     """
+    if mask is None:
+        raise ValueError(f"no {name} was given (None); pass a boolean array where True marks "
+                         "the damaged pixels.")
     arr = np.asarray(mask)
     if shape is not None and arr.shape != tuple(shape):
         raise ValueError(
@@ -138,6 +141,9 @@ def cast_to(values, dtype, *, clip: tuple[float, float] | None = None) -> np.nda
     if dtype.kind in "ui":
         info = np.iinfo(dtype)
         out = np.clip(np.rint(out), info.min, info.max)
+    elif dtype.kind == "f" and out.dtype.itemsize > dtype.itemsize:
+        info = np.finfo(dtype)  # a value past float32's range would become inf
+        out = np.clip(out, info.min, info.max)
     return out.astype(dtype)
 
 

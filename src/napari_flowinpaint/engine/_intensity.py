@@ -40,22 +40,35 @@ class IntensityScale:
             lo, hi = 0.0, 1.0
         else:
             allv = np.concatenate(values).astype(np.float64)
-            lo, hi = np.percentile(allv, [percentile, 100 - percentile])
-            if hi - lo < 1e-12:
+            allv = allv[np.isfinite(allv)]
+            lo, hi = np.percentile(allv, [percentile, 100 - percentile]) if allv.size else (0, 0)
+            if _flat(lo, hi) and allv.size:
                 lo, hi = float(allv.min()), float(allv.max())
-            if hi - lo < 1e-12:
-                hi = lo + 1.0
+            if _flat(lo, hi):
+                hi = lo + max(1.0, abs(lo))  # a constant image: any span will do
         return cls(float(lo), float(hi), np.dtype(dtype))
 
     def to_unit(self, image: np.ndarray) -> np.ndarray:
-        """Image values to float32 in about [0, 1] (a new array)."""
-        return ((image.astype(np.float32) - self.lo) / (self.hi - self.lo)).astype(np.float32)
+        """Image values to float32 in about [0, 1] (a new array).
+
+        Computed in float64 for float64 data and data near the limits of float32 (values
+        of +-3e38 would overflow on the way), in float32 otherwise (faster).
+        """
+        wide = image.dtype == np.float64 or max(abs(self.lo), abs(self.hi)) > 1e30
+        work = np.float64 if wide else np.float32
+        return ((image.astype(work) - work(self.lo)) / work(self.hi - self.lo)).astype(np.float32)
 
     def from_unit(self, unit: np.ndarray, clip_to: tuple[float, float] | None = None) -> np.ndarray:
         """float32 [0, 1] back to the image's dtype; integers are rounded and clipped to
         their dtype's range, floats to ``clip_to`` when given."""
         out = unit.astype(np.float64) * (self.hi - self.lo) + self.lo
         return cast_to(out, self.dtype, clip=None if self.dtype.kind in "ui" else clip_to)
+
+
+def _flat(lo: float, hi: float) -> bool:
+    """True when ``[lo, hi]`` spans no usable range: empty, or below float64's resolution at
+    that magnitude (a range of 1e-20 is fine for data of that size)."""
+    return not hi - lo > 1e-9 * max(abs(lo), abs(hi), 1e-300)
 
 
 def match_intensity(reference: np.ndarray, target: np.ndarray, known: np.ndarray) -> np.ndarray:

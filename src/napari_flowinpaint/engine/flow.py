@@ -23,6 +23,8 @@ __all__ = ["FLOW_METHODS", "optical_flow", "warp", "warp_numpy", "Warp"]
 #: Optical-flow back-ends: OpenCV DIS (default, fast and accurate on EM) and Farneback.
 FLOW_METHODS = ("dis", "farneback")
 
+_MIN_FLOW_SIZE = 32  # smaller sections are mirrored out to this size for the flow
+
 
 def _to_uint8(unit: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.clip(unit * 255.0 + 0.5, 0, 255).astype(np.uint8))
@@ -55,6 +57,12 @@ def optical_flow(a: np.ndarray, b: np.ndarray, *, method: str = "dis") -> np.nda
     if method not in FLOW_METHODS:
         raise ValueError(f"unknown optical-flow method {method!r}; expected one of {FLOW_METHODS}.")
     a8, b8 = _to_uint8(a), _to_uint8(b)
+    h, w = a8.shape
+    if h < _MIN_FLOW_SIZE or w < _MIN_FLOW_SIZE:
+        # OpenCV's flows fail on small images (DIS crashes the interpreter on sections 11-15
+        # pixels tall): compute on a mirrored extension, keep the section's part
+        pad = (0, max(0, _MIN_FLOW_SIZE - h), 0, max(0, _MIN_FLOW_SIZE - w))
+        a8, b8 = (cv2.copyMakeBorder(x, *pad, cv2.BORDER_REFLECT) for x in (a8, b8))
     if method == "dis":
         dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
         flow = dis.calc(a8, b8, None)
@@ -63,7 +71,7 @@ def optical_flow(a: np.ndarray, b: np.ndarray, *, method: str = "dis") -> np.nda
             a8, b8, None, pyr_scale=0.5, levels=4, winsize=21, iterations=3,
             poly_n=5, poly_sigma=1.1, flags=0,
         )
-    return flow.astype(np.float32, copy=False)
+    return np.ascontiguousarray(flow[:h, :w], dtype=np.float32)
 
 
 def warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:

@@ -24,7 +24,13 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     :class:`torch.device` (e.g. ``"cpu"``, ``"cuda:1"``)."""
     if isinstance(device, str) and device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(
+            f"unknown device {device!r}; use 'auto' (a GPU when there is one), 'cpu', 'cuda' "
+            "or 'cuda:N'."
+        ) from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(
             f"device {device!r} was asked for but torch sees no CUDA GPU; use device='auto' or "

@@ -78,8 +78,17 @@ def bundled_weights_path() -> Path | None:
     return None
 
 
+_PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".bin", ".tar")
+
+
 def _paths(path) -> tuple[Path, Path]:
     p = Path(path)
+    if p.suffix.lower() in _PICKLE_SUFFIXES:
+        raise ValueError(
+            f"{p} is a {p.suffix} file: pickle checkpoints are refused (loading one can run "
+            "arbitrary code). napari-flowinpaint loads safetensors weights only; give the "
+            ".safetensors file (a training run writes weights.safetensors beside checkpoint.pt)."
+        )
     if p.suffix == ".json":
         p = p.with_suffix(".safetensors")
     elif p.suffix != ".safetensors":
@@ -172,6 +181,13 @@ def _write_file(path, tensors: dict, info: dict) -> Path:
     return st_path
 
 
+def _bad_architecture(json_path: Path, exc: Exception) -> str:
+    what = "missing" if isinstance(exc, KeyError) else f"malformed ({exc})"
+    return (f"the weights description {json_path} has its 'architecture' {what}; it must be "
+            "the .json written beside the .safetensors file by napari-flowinpaint (train, "
+            "finetune or save_weights). Restore that file, or use the bundled weights.")
+
+
 def _read_file(path) -> tuple[dict, dict, Path, Path]:
     """Tensors and JSON info of a weights file, refusing pickles and corrupt files."""
     st_path, json_path = _paths(path)
@@ -248,7 +264,7 @@ def load_weights(path=None) -> LearnedWeights:
     try:
         config = NetsConfig.from_dict(info["architecture"])
     except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"{json_path}: bad or missing 'architecture': {exc}") from exc
+        raise ValueError(_bad_architecture(json_path, exc)) from exc
     nets = dict(zip(_PARTS, build_networks(config), strict=True))
     loaded = {}
     for part, net in nets.items():
@@ -304,7 +320,7 @@ def load_detector(path=None):
     try:
         net = DamageDetectorNet(**info["architecture"])
     except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"{json_path}: bad or missing 'architecture': {exc}") from exc
+        raise ValueError(_bad_architecture(json_path, exc)) from exc
     if not _load_part(net, tensors, "detector", st_path, json_path):
         raise ValueError(f"{st_path} holds no 'detector.*' tensors.")
     net.meta = info

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..engine import FlowInpainter, as_mask
+from ..engine import FlowInpainter, as_mask, as_slice
 
 __all__ = ["find_neighbours", "repair_slice", "iter_repair_stack", "repair_stack",
            "damaged_z", "parse_slices", "format_slices", "repair_to_file", "RepairSummary"]
@@ -29,6 +29,9 @@ def _check_stack(stack) -> tuple[int, ...]:
         raise ValueError(
             f"the stack has {shape[0]} section(s); repairing from neighbours needs at least 2."
         )
+    if min(shape[1:]) < 2:
+        raise ValueError(f"the stack's sections are {shape[1]} x {shape[2]} pixels; at least "
+                         "2 x 2 are needed.")
     return shape
 
 
@@ -133,17 +136,22 @@ def repair_slice(stack, z: int, mask, *, masks=None, inpainter: FlowInpainter | 
     if z_prev is not None and z_next is not None:
         alpha = (z - z_prev) / (z_next - z_prev)
     engine = inpainter if inpainter is not None else FlowInpainter()
-    prev = None if z_prev is None else np.asarray(stack[z_prev])
-    nxt = None if z_next is None else np.asarray(stack[z_next])
-    repaired, report = engine.inpaint(prev, np.asarray(stack[z]), nxt, mask, alpha=alpha,
-                                      return_report=True)
+    # checked here so that an error names the section, not the engine's argument
+    prev, nxt = (None if k is None else as_slice(np.asarray(stack[k]), f"section {k} ({role})")
+                 for k, role in ((z_prev, "the neighbour before"), (z_next, "the neighbour after")))
+    section = as_slice(np.asarray(stack[z]), f"section {z} (the one to repair)")
+    repaired, report = engine.inpaint(prev, section, nxt, mask, alpha=alpha, return_report=True)
     report.notes.append(f"neighbours: previous={z_prev}, next={z_next}, alpha={alpha:.3g}")
     return (repaired, report) if return_report else repaired
 
 
 def damaged_z(masks) -> list[int]:
-    """Indices of the sections whose mask marks at least one damaged pixel."""
-    return [z for z in range(len(masks)) if np.asarray(masks[z]).any()]
+    """Indices of the sections whose mask marks at least one damaged pixel.
+
+    ``masks`` is any array with a ``shape`` (numpy, zarr, dask), read one section at a time.
+    """
+    n = getattr(masks, "shape", np.shape(masks))[0]
+    return [z for z in range(n) if np.asarray(masks[z]).any()]
 
 
 def iter_repair_stack(stack, masks, *, inpainter: FlowInpainter | None = None,

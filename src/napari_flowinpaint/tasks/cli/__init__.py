@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 
 from ... import __version__
 
-__all__ = ["SUBCOMMANDS", "build_parser", "main"]
+__all__ = ["SUBCOMMANDS", "Terminated", "build_parser", "main"]
 
 #: subcommand -> (module in napari_flowinpaint.tasks.cli, one-line help)
 SUBCOMMANDS = {
@@ -58,14 +60,38 @@ def main(argv=None) -> int:
     chosen = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(only=chosen if chosen in SUBCOMMANDS else "")
     args = parser.parse_args(argv)
+    previous = _catch_sigterm()
     try:
         return int(args._run(args) or 0)
+    except Terminated:
+        print("terminated (SIGTERM): nothing half-written was left behind.", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("interrupted: nothing half-written was left behind.", file=sys.stderr)
         return 130
     except (ValueError, TypeError, OSError) as exc:
         print(f"napari-flowinpaint {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived (``timeout``, SLURM, ``docker stop``): unwound like Ctrl-C, so every
+    output being written is removed and nothing half-written is left."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated
+
+
+def _catch_sigterm():
+    """Turn SIGTERM into :class:`Terminated` while a command runs; returns the old handler
+    (None when not on the main thread, where signals cannot be caught)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _raise_terminated)
 
 
 if __name__ == "__main__":

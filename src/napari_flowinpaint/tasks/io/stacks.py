@@ -53,6 +53,10 @@ def stack_format(path, *, for_writing: bool = False) -> str:
     )
 
 
+class _NotGreyscale(Exception):
+    """A TIFF whose pixels hold several samples (RGB)."""
+
+
 def check_3d(shape, path, name) -> None:
     if len(shape) != 3:
         hint = ("a single 2-D image has no neighbouring sections to repair from"
@@ -63,6 +67,9 @@ def check_3d(shape, path, name) -> None:
             f"{name} {str(path)!r} holds an array of shape {tuple(shape)}; expected a 3-D "
             f"stack of sections with axes (z, y, x): {hint}."
         )
+    if 0 in tuple(shape):
+        raise ValueError(f"{name} {str(path)!r} holds an array of shape {tuple(shape)}: an axis "
+                         "of size 0, so there is no data in it.")
 
 
 def open_zarr(path: Path, name: str):
@@ -124,7 +131,17 @@ def read_stack(path, *, name: str = "stack"):
         if path.is_dir():
             raise ValueError(f"{name} {str(path)!r} is a folder, expected a TIFF file.")
         try:
-            arr = tifffile.imread(path)
+            with tifffile.TiffFile(path) as tif:
+                axes = tif.series[0].axes if tif.series else ""
+                if "S" in axes:  # samples per pixel: RGB(A) or interleaved channels
+                    raise _NotGreyscale(axes, tif.series[0].shape)
+                arr = tif.asarray()
+        except _NotGreyscale as exc:
+            raise ValueError(
+                f"{name} {str(path)!r} is an RGB or multichannel TIFF (axes {exc.args[0]}, "
+                f"shape {tuple(exc.args[1])}); expected grey-level sections (z, y, x). Convert "
+                "it to greyscale first (Fiji: Image > Type > 8-bit)."
+            ) from None
         except Exception as exc:  # tifffile raises TiffFileError, ValueError, struct errors
             raise ValueError(f"{name} {str(path)!r} could not be read as a TIFF: {exc}") from exc
     check_3d(arr.shape, path, name)
