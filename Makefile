@@ -29,7 +29,7 @@ system-deps:
 	fi
 
 demo: $(STAMP)
-	$(BIN)/napari-flowinpaint demo -o $(DEMO_DIR)
+	$(BIN)/napari-flowinpaint demo -o $(DEMO_DIR) --overwrite
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

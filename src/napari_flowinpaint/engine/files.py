@@ -17,12 +17,13 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_output", "check_output_path", "hidden_sibling", "move_into_place",
-           "remove_path", "same_or_nested", "write_text"]
+__all__ = ["atomic_output", "check_output_path", "explain_write_error", "hidden_sibling",
+           "move_into_place", "remove_path", "same_or_nested", "write_text"]
 
 
 def same_or_nested(a, b) -> bool:
@@ -73,12 +74,30 @@ def check_output_path(path, *, protect: Iterable = (), overwrite: bool = False,
             f"the {what} {str(path)!r} already exists; pass overwrite=True (--overwrite on "
             "the command line) to replace it, or choose another path."
         )
-    if not path.resolve().parent.is_dir():
+    folder = path.resolve().parent
+    if not folder.is_dir():
         raise FileNotFoundError(
-            f"the folder {str(path.resolve().parent)!r} for the {what} does not exist; "
-            "create it first."
+            f"the folder {str(folder)!r} for the {what} does not exist; create it first."
         )
+    try:  # a read-only or full folder fails here, before any work, not at the end
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise type(exc)(exc.errno, f"cannot write the {what} in the folder {str(folder)!r} "
+                                   f"({exc.strerror or exc}); choose another folder.") from None
     return path
+
+
+def explain_write_error(exc: OSError, tmp, dest, *, what: str = "output") -> OSError:
+    """An error raised while writing the temporary ``tmp``, reworded to name ``dest`` (the
+    file the user asked for) and to say that nothing was left behind; other errors are
+    returned unchanged."""
+    if isinstance(exc, FileExistsError) or str(tmp) not in f"{exc} {exc.filename or ''}":
+        return exc
+    new = type(exc)(exc.errno, f"could not write the {what} {str(dest)!r} "
+                               f"({exc.strerror or exc}); nothing was left behind.")
+    new.__cause__ = exc
+    return new
 
 
 def remove_path(path) -> None:
@@ -145,6 +164,8 @@ def atomic_output(path, *, overwrite: bool = True, protect: Iterable = (),
     try:
         yield tmp
         move_into_place(tmp, dest, overwrite=overwrite)
+    except OSError as exc:
+        raise explain_write_error(exc, tmp, dest, what=what) from exc.__cause__
     finally:
         if tmp.exists() or tmp.is_symlink():
             remove_path(tmp)

@@ -15,16 +15,15 @@ __all__ = ["add_arguments", "run"]
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", default="flowinpaint-demo", metavar="DIR",
                         help="folder for the outputs (default ./flowinpaint-demo; created if "
-                             "needed; the demo's own files in it are replaced)")
+                             "needed)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the files of an earlier demo run in DIR")
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of the simulated damage (default 0)")
 
 
 def run(args: argparse.Namespace) -> int:
-    out = Path(args.output)
-    if out.exists() and not out.is_dir():
-        raise FileExistsError(f"{str(out)!r} exists and is not a folder; choose another -o.")
     from ..evaluation import demo
 
-    demo.run_demo(out, seed=args.seed)
+    demo.run_demo(Path(args.output), seed=args.seed, overwrite=args.overwrite)
     return 0

@@ -44,6 +44,8 @@ def add_arguments(parser) -> None:
                         help="shape of the simulated damage (default mixed)")
     parser.add_argument("--json", default=None, metavar="OUT.json",
                         help="also write the configuration and results as JSON")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the --json file if it exists")
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
 
@@ -58,7 +60,8 @@ def run(args) -> int:
     from ..io import read_stack
 
     if args.json:  # before the work: never onto the data, the folder must exist
-        check_output_path(args.json, protect=(args.data,), overwrite=True, what="--json")
+        check_output_path(args.json, protect=(args.data,), overwrite=args.overwrite,
+                          what="--json")
     stack = read_stack(args.data)
     with warnings.catch_warnings(), ProgressBar("evaluate", "samples",
                                                 disable=args.quiet) as bar:
@@ -76,6 +79,6 @@ def run(args) -> int:
     report = {"config": {**config, **report["config"]}, "results": report["results"]}
     print(format_table(report))
     if args.json:
-        write_report(args.json, report, protect=(args.data,))
+        write_report(args.json, report, protect=(args.data,), overwrite=args.overwrite)
         print(f"wrote {args.json}", file=sys.stderr)
     return 0

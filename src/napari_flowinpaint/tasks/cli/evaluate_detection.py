@@ -39,6 +39,8 @@ def add_arguments(parser) -> None:
                         help="real sections known to carry damage: left out of the "
                              "undamaged count and reported apart")
     parser.add_argument("--json", type=Path, default=None, help="also write the report here")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the --json file if it exists")
 
 
 def run(args) -> int:
@@ -49,7 +51,8 @@ def run(args) -> int:
     from ..io import read_stack
 
     if args.json:
-        check_output_path(args.json, protect=(args.input,), overwrite=True, what="--json")
+        check_output_path(args.json, protect=(args.input,), overwrite=args.overwrite,
+                          what="--json")
     stack = np.asarray(read_stack(args.input))
     with ProgressBar("evaluate-detection", "slices") as bar:
         rep = evaluate_detection(stack, spacing=args.spacing, z_range=args.z_range,
@@ -62,5 +65,6 @@ def run(args) -> int:
     print(f"median {1000 * rep['seconds_per_slice']:.0f} ms per slice of "
           f"{rep['settings']['shape'][0]}x{rep['settings']['shape'][1]}")
     if args.json:
-        write_text(args.json, json.dumps(rep, indent=2), protect=(args.input,), what="--json")
+        write_text(args.json, json.dumps(rep, indent=2), protect=(args.input,),
+                   overwrite=args.overwrite, what="--json")
     return 0

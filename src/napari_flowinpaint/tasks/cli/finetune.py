@@ -29,6 +29,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--held-out", type=float, default=0.2,
                         help="fraction of sections kept aside to score before/after")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the output weights file if it exists")
 
 
 def run(args) -> int:
@@ -43,6 +45,7 @@ def run(args) -> int:
         res = finetune(stack, args.out, damaged=damaged, weights=args.weights,
                        iterations=args.iterations, spacing=args.spacing,
                        held_out=args.held_out, seed=args.seed, progress=bar,
+                       overwrite=args.overwrite, protect=(args.stack, args.mask),
                        callback=lambda info: bar.show(" ".join(
                            f"{k}={v:.4f}" for k, v in info["losses"].items())))
     if res.weights is None:

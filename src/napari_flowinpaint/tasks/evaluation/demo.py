@@ -19,14 +19,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ...engine.files import atomic_output, write_text
+from ...engine.files import atomic_output, check_output_path, write_text
 from ..io import load_sample, write_stack
 from ..repair import repair_slice
 from ..simulation import apply_damage, random_mask
 from . import metrics
 from .baselines import method_average, method_telea
 
-__all__ = ["run_demo", "demo_mask"]
+__all__ = ["DEMO_FILES", "run_demo", "demo_mask"]
 
 
 def demo_mask(shape: tuple[int, int], *, seed: int = 0) -> np.ndarray:
@@ -71,7 +71,8 @@ def _table(rows: dict[str, dict[str, float]], caption: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _figure(path: Path, panels: list[tuple[str, np.ndarray]], footer: str) -> None:
+def _figure(path: Path, panels: list[tuple[str, np.ndarray]], footer: str, *,
+            overwrite: bool) -> None:
     from matplotlib.figure import Figure  # a Figure of its own: no global state, no GUI
 
     n = len(panels)
@@ -83,21 +84,28 @@ def _figure(path: Path, panels: list[tuple[str, np.ndarray]], footer: str) -> No
         ax.set_axis_off()
     fig.text(0.5, 0.02, footer, ha="center", va="bottom", fontsize=6.5, color="#444444")
     fig.subplots_adjust(left=0.005, right=0.995, top=0.88, bottom=0.09, wspace=0.03)
-    with atomic_output(path) as tmp:
+    with atomic_output(path, overwrite=overwrite) as tmp:
         fig.savefig(tmp, format="png")
 
 
-def run_demo(out_dir, *, seed: int = 0, verbose: bool = True) -> dict:
+#: The files :func:`run_demo` writes into its folder.
+DEMO_FILES = ("damaged.tif", "mask.tif", "repaired.tif", "demo.png", "metrics.md")
+
+
+def run_demo(out_dir, *, seed: int = 0, verbose: bool = True, overwrite: bool = False) -> dict:
     """Run the demo (see the module docstring) and return what it measured.
 
     Parameters
     ----------
     out_dir : str or Path
-        Folder for the outputs; created if needed; the demo's own files in it are replaced.
+        Folder for the outputs (:data:`DEMO_FILES`); created if needed.
     seed : int, keyword-only
         Seed of the damage mask.
     verbose : bool, keyword-only
         Print the metrics table.
+    overwrite : bool, keyword-only
+        Replace the demo's files left in ``out_dir`` by an earlier run; without it, an
+        existing one is refused before any work.
 
     Returns
     -------
@@ -107,7 +115,11 @@ def run_demo(out_dir, *, seed: int = 0, verbose: bool = True) -> dict:
     """
     t0 = time.perf_counter()
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{str(out)!r} exists and is not a folder; choose another one.")
     out.mkdir(parents=True, exist_ok=True)
+    for name in DEMO_FILES:
+        check_output_path(out / name, overwrite=overwrite, what="demo file")
     truth, info = load_sample()
     z = truth.shape[0] // 2
     mask = demo_mask(truth.shape[1:], seed=seed)
@@ -139,7 +151,8 @@ def run_demo(out_dir, *, seed: int = 0, verbose: bool = True) -> dict:
     vs = info["voxel_size"]
     files = {}
     for name, data in (("damaged", damaged), ("mask", masks), ("repaired", repaired)):
-        files[name] = write_stack(out / f"{name}.tif", data, overwrite=True, voxel_size=vs)
+        files[name] = write_stack(out / f"{name}.tif", data, overwrite=overwrite,
+                                  voxel_size=vs)
     files["figure"] = out / "demo.png"
     psnr = rows[f"**FlowInpaint ({engine.method})**"]["psnr_hole"]
     _figure(files["figure"], [
@@ -149,10 +162,10 @@ def run_demo(out_dir, *, seed: int = 0, verbose: bool = True) -> dict:
         ("ground truth", truth[z]),
         (f"neighbour below (z={z + 1})", truth[z + 1]),
     ], footer="Sample: Janelia FlyEM NeuroProof examples, CC BY 3.0 (Parag et al. 2015), "
-                    "cropped and subsampled.")
+                    "cropped and subsampled.", overwrite=overwrite)
     files["metrics"] = out / "metrics.md"
     write_text(files["metrics"], "# napari-flowinpaint demo\n\n" + table
-               + f"\nData: {info['attribution']}\n")
+               + f"\nData: {info['attribution']}\n", overwrite=overwrite)
     seconds = time.perf_counter() - t0
     if verbose:
         print(table)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...engine.files import hidden_sibling, move_into_place, remove_path
+from ...engine.files import explain_write_error, hidden_sibling, move_into_place, remove_path
 from .stacks import check_3d, check_output_path, stack_format
 
 __all__ = ["StackWriter", "write_stack"]
@@ -127,7 +127,10 @@ class StackWriter:
                 f"section {z} has shape {section.shape}, expected {self.shape[1:]}."
             )
         if self._array is not None:
-            self._array[z] = section.astype(self.dtype, copy=False)
+            try:
+                self._array[z] = section.astype(self.dtype, copy=False)
+            except OSError as exc:  # e.g. the disk is full: say which output, not the temporary
+                raise explain_write_error(exc, self.tmp, self.path) from exc
         else:
             self._sections[z] = np.array(section, dtype=self.dtype, copy=True)
         self.written.add(z)
@@ -182,6 +185,9 @@ class StackWriter:
             else:
                 self._write_tiff()
             move_into_place(self.tmp, self.path, overwrite=self.overwrite)
+        except OSError as exc:
+            self.abort()
+            raise explain_write_error(exc, self.tmp, self.path) from exc.__cause__
         except BaseException:
             self.abort()
             raise

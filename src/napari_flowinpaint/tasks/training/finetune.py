@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ...engine import FlowInpainter, load_weights
-from ...engine.files import atomic_output
+from ...engine.files import atomic_output, check_output_path
 from ..evaluation.repair import evaluate
 from .common import TrainSource
 from .inpainting import TrainSettings, train
@@ -81,7 +81,8 @@ def finetune(stack, out, *, damaged=None, weights=None, iterations: int = 300,
              lr: float = 5e-5, seed: int = 0, score_samples: int = 8,
              callback: Callable[[dict], None] | None = None,
              progress: Callable[[int, int], None] | None = None,
-             should_stop: Callable[[], bool] | None = None) -> FinetuneResult:
+             should_stop: Callable[[], bool] | None = None, overwrite: bool = False,
+             protect=()) -> FinetuneResult:
     """Fine-tune weights on ``stack`` with synthetic damage, self-supervised.
 
     Parameters
@@ -110,6 +111,12 @@ def finetune(stack, out, *, damaged=None, weights=None, iterations: int = 300,
     should_stop : callable, keyword-only
         Polled after every scored repair and every iteration; True stops cleanly (a
         checkpoint is written when training had started).
+    overwrite : bool, keyword-only
+        Replace an existing ``out`` (checked before any work; without it an existing file
+        is refused). Resuming a stopped run needs no ``overwrite``: ``out`` is written only
+        at the end.
+    protect : iterable of paths, keyword-only
+        Files ``out`` must never be (the stack's and the mask's files).
 
     Returns
     -------
@@ -148,6 +155,9 @@ def finetune(stack, out, *, damaged=None, weights=None, iterations: int = 300,
     out = Path(out)
     if out.suffix != ".safetensors":
         out = out.with_name(out.name + ".safetensors")
+    for path in (out, out.with_suffix(".json")):
+        check_output_path(path, overwrite=overwrite, protect=protect,
+                          what="fine-tuned weights file")
     run_dir = out.with_name(out.stem + ".run")
     hold_range = (split, nz)
     score_seed = seed + 1
@@ -173,7 +183,8 @@ def finetune(stack, out, *, damaged=None, weights=None, iterations: int = 300,
     if res.stopped:
         return FinetuneResult(None, before, None, held, res.step, True, run_dir)
     for suffix in (".safetensors", ".json"):
-        with atomic_output(out.with_suffix(suffix), what="weights file") as tmp:
+        with atomic_output(out.with_suffix(suffix), overwrite=overwrite, protect=protect,
+                           what="fine-tuned weights file") as tmp:
             shutil.copyfile(res.weights.with_suffix(suffix), tmp)
     try:
         after = _score(stack, out, hold_range, spacing, score_samples, score_seed, should_stop)
