@@ -8,6 +8,7 @@ import zarr
 from _synth import moving_stack
 
 from napari_flowinpaint.tasks.io import (
+    LazyStack,
     StackWriter,
     check_output_path,
     read_stack,
@@ -49,7 +50,7 @@ def test_tiff_is_read_into_memory_and_zarr_lazily(tmp_path):
     stack = moving_stack(3, (16, 16))
     assert isinstance(read_stack(write_stack(tmp_path / "a.tif", stack)), np.ndarray)
     lazy = read_stack(write_stack(tmp_path / "a.zarr", stack))
-    assert isinstance(lazy, zarr.Array)
+    assert isinstance(lazy, LazyStack) and isinstance(lazy.array, zarr.Array)
     np.testing.assert_array_equal(lazy[1], stack[1])
 
 

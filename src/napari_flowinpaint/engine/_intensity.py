@@ -68,7 +68,7 @@ class IntensityScale:
 def _flat(lo: float, hi: float) -> bool:
     """True when ``[lo, hi]`` spans no usable range: empty, or below float64's resolution at
     that magnitude (a range of 1e-20 is fine for data of that size)."""
-    return not hi - lo > 1e-9 * max(abs(lo), abs(hi), 1e-300)
+    return not hi - lo > 64 * np.finfo(np.float64).eps * max(abs(lo), abs(hi), 1e-300)
 
 
 def match_intensity(reference: np.ndarray, target: np.ndarray, known: np.ndarray) -> np.ndarray:

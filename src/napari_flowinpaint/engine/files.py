@@ -14,6 +14,7 @@ A process killed with SIGKILL cannot clean up: it may leave a hidden
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 import shutil
@@ -88,14 +89,20 @@ def check_output_path(path, *, protect: Iterable = (), overwrite: bool = False,
     return path
 
 
-def explain_write_error(exc: OSError, tmp, dest, *, what: str = "output") -> OSError:
+def explain_write_error(exc: OSError, tmp, dest, *, what: str = "output",
+                        writing: bool = False) -> OSError:
     """An error raised while writing the temporary ``tmp``, reworded to name ``dest`` (the
-    file the user asked for) and to say that nothing was left behind; other errors are
-    returned unchanged."""
-    if isinstance(exc, FileExistsError) or str(tmp) not in f"{exc} {exc.filename or ''}":
+    file the user asked for) and to say that nothing was left behind. Other errors are
+    returned unchanged, unless ``writing`` says that the error came from writing ``tmp``.
+    A full disk (or a short write, as some writers report it) says so."""
+    if isinstance(exc, FileExistsError) or not (
+            writing or str(tmp) in f"{exc} {exc.filename or ''}"):
         return exc
-    new = type(exc)(exc.errno, f"could not write the {what} {str(dest)!r} "
-                               f"({exc.strerror or exc}); nothing was left behind.")
+    why = exc.strerror or str(exc)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT) or "written" in why:
+        why += "; is the disk full?"
+    new = type(exc)(exc.errno, f"could not write the {what} {str(dest)!r} ({why}); nothing "
+                               "was left behind.")
     new.__cause__ = exc
     return new
 

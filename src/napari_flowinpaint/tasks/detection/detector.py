@@ -233,16 +233,18 @@ def detect_to_file(input, output, *, report=None, overwrite: bool = False,
     list of dict
         The report's rows (``z`` and the keys of :func:`slice_report`).
     """
-    from ...engine.files import check_output_path, write_text
+    from ...engine.files import check_output_path, same_or_nested, write_text
     from ..io import StackWriter, read_stack, read_voxel_size
 
     stack = read_stack(input, name="input")
     check_options(sensitivity, grow, min_area)
     if report is not None:
-        check_output_path(report, protect=(input, output), overwrite=overwrite,
-                          what="report")
+        if same_or_nested(report, output):
+            raise ValueError(f"the report {str(report)!r} and the mask output "
+                             f"{str(output)!r} are the same path; give two different files.")
+        check_output_path(report, protect=(input,), overwrite=overwrite, what="report")
     writer = StackWriter(output, stack.shape, np.uint8, overwrite=overwrite,
-                         protect=(input, report), voxel_size=read_voxel_size(input),
+                         protect=(input,), voxel_size=read_voxel_size(input),
                          description="napari-flowinpaint detect: 1 = damaged pixel")
     rows = []
     try:
@@ -261,6 +263,6 @@ def detect_to_file(input, output, *, report=None, overwrite: bool = False,
         lines = ["z,damaged_fraction,regions,flagged"]
         lines += [f"{r['z']},{r['damaged_fraction']:.6f},{r['regions']},{int(r['flagged'])}"
                   for r in rows]
-        write_text(report, "\n".join(lines) + "\n", overwrite=overwrite,
-                   protect=(input, output), what="report")
+        write_text(report, "\n".join(lines) + "\n", overwrite=overwrite, protect=(input,),
+                   what="report")
     return rows

@@ -7,6 +7,7 @@ napari imports neither torch nor OpenCV.
 from .sample import SAMPLE_INFO, load_sample, sample_path
 from .stacks import (
     SUPPORTED_EXTENSIONS,
+    LazyStack,
     check_output_path,
     read_stack,
     read_voxel_size,
@@ -14,6 +15,6 @@ from .stacks import (
 )
 from .writer import StackWriter, write_stack
 
-__all__ = ["SAMPLE_INFO", "SUPPORTED_EXTENSIONS", "StackWriter", "check_output_path",
+__all__ = ["SAMPLE_INFO", "SUPPORTED_EXTENSIONS", "LazyStack", "StackWriter", "check_output_path",
            "load_sample", "read_stack", "read_voxel_size", "sample_path", "stack_format",
            "write_stack"]

@@ -13,12 +13,16 @@ Writing is :mod:`napari_flowinpaint.tasks.io.writer`.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
+from contextlib import contextmanager
 from pathlib import Path
+
+import numpy as np
 
 from ...engine import files
 
-__all__ = ["SUPPORTED_EXTENSIONS", "stack_format", "read_stack", "read_voxel_size",
+__all__ = ["SUPPORTED_EXTENSIONS", "LazyStack", "stack_format", "read_stack", "read_voxel_size",
            "check_3d", "check_output_path"]
 
 #: File extensions understood by :func:`read_stack` and :func:`write_stack`.
@@ -51,6 +55,35 @@ def stack_format(path, *, for_writing: bool = False) -> str:
         f"supported: {', '.join(SUPPORTED_EXTENSIONS)} (a multi-page TIFF or a zarr store). "
         "Convert other formats first, e.g. with Fiji (File > Save As > Tiff)."
     )
+
+
+@contextmanager
+def _quiet_tifffile():
+    """tifffile logs what it finds wrong in a file; :func:`read_stack` reports it itself."""
+    logger = logging.getLogger("tifffile")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _check_complete(tif, size: int) -> None:
+    """Refuse a TIFF cut short (a copy or download that stopped): tifffile would read the
+    pages that are left and say nothing."""
+    expected = (tif.imagej_metadata or {}).get("images")
+    pages = len(tif.pages)
+    if expected is not None and int(expected) > pages:
+        raise ValueError(f"it holds {pages} of the {int(expected)} images its header "
+                         "announces: the file is truncated")
+    for page in tif.pages:
+        if 0 in page.shape:
+            continue  # nothing stored; refused later for its empty axis
+        ends = [o + n for o, n in zip(page.dataoffsets, page.databytecounts, strict=False)]
+        if ends and max(ends) > size:
+            raise ValueError(f"page {page.index} ends at byte {max(ends)} but the file has "
+                             f"{size} bytes: the file is truncated")
 
 
 class _NotGreyscale(Exception):
@@ -96,6 +129,49 @@ def open_zarr(path: Path, name: str):
     )
 
 
+class LazyStack:
+    """A stack on disk (a zarr array) read one piece at a time, whose read errors say which
+    file and which sections failed.
+
+    Indexing (``stack[z]``, ``stack[z, y0:y1, x0:x1]``) reads and returns numpy arrays;
+    ``np.asarray(stack)`` reads it all. A corrupt or truncated chunk raises
+    :class:`ValueError` naming the file and the index, not the codec's own error.
+
+    Attributes
+    ----------
+    array : zarr.Array
+        The array read.
+    path : Path
+    shape, dtype, ndim
+    """
+
+    def __init__(self, array, path, name: str = "stack"):
+        self.array, self.path, self.name = array, Path(path), name
+        self.shape = tuple(array.shape)
+        self.dtype = np.dtype(array.dtype)
+        self.ndim = len(self.shape)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key):
+        try:
+            return np.asarray(self.array[key])
+        except Exception as exc:  # zarr and its codecs raise many kinds
+            where = f"section {key}" if isinstance(key, int | np.integer) else f"[{key!r}]"
+            raise ValueError(
+                f"{self.name} {str(self.path)!r}: could not read {where} "
+                f"({type(exc).__name__}: {exc}); the store may be corrupt or truncated."
+            ) from exc
+
+    def __array__(self, dtype=None, copy=None):
+        out = self[...]
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+    def __repr__(self) -> str:
+        return f"LazyStack({str(self.path)!r}, shape={self.shape}, dtype={self.dtype})"
+
+
 def read_stack(path, *, name: str = "stack"):
     """Read a 3-D image stack (or mask stack) with axes (z, y, x).
 
@@ -108,9 +184,9 @@ def read_stack(path, *, name: str = "stack"):
 
     Returns
     -------
-    numpy.ndarray or zarr.Array
-        TIFF: an in-memory ndarray. zarr: the lazily read zarr array (index it, e.g.
-        ``stack[z]``, to read a section; ``np.asarray(stack)`` loads it all).
+    numpy.ndarray or LazyStack
+        TIFF: an in-memory ndarray. zarr: a :class:`LazyStack` over the zarr array (index
+        it, e.g. ``stack[z]``, to read a section; ``np.asarray(stack)`` loads it all).
 
     Raises
     ------
@@ -124,17 +200,18 @@ def read_stack(path, *, name: str = "stack"):
     if not path.exists():
         raise FileNotFoundError(f"{name} {str(path)!r} does not exist.")
     if fmt == "zarr":
-        arr = open_zarr(path, name)
+        arr = LazyStack(open_zarr(path, name), path, name)
     else:
         import tifffile
 
         if path.is_dir():
             raise ValueError(f"{name} {str(path)!r} is a folder, expected a TIFF file.")
         try:
-            with tifffile.TiffFile(path) as tif:
+            with _quiet_tifffile(), tifffile.TiffFile(path) as tif:
                 axes = tif.series[0].axes if tif.series else ""
                 if "S" in axes:  # samples per pixel: RGB(A) or interleaved channels
                     raise _NotGreyscale(axes, tif.series[0].shape)
+                _check_complete(tif, path.stat().st_size)
                 arr = tif.asarray()
         except _NotGreyscale as exc:
             raise ValueError(

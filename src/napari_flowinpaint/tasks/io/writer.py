@@ -130,7 +130,7 @@ class StackWriter:
             try:
                 self._array[z] = section.astype(self.dtype, copy=False)
             except OSError as exc:  # e.g. the disk is full: say which output, not the temporary
-                raise explain_write_error(exc, self.tmp, self.path) from exc
+                raise explain_write_error(exc, self.tmp, self.path, writing=True) from exc
         else:
             self._sections[z] = np.array(section, dtype=self.dtype, copy=True)
         self.written.add(z)
@@ -187,7 +187,7 @@ class StackWriter:
             move_into_place(self.tmp, self.path, overwrite=self.overwrite)
         except OSError as exc:
             self.abort()
-            raise explain_write_error(exc, self.tmp, self.path) from exc.__cause__
+            raise explain_write_error(exc, self.tmp, self.path, writing=True) from exc
         except BaseException:
             self.abort()
             raise

@@ -148,6 +148,13 @@ def finetune(stack, out, *, damaged=None, weights=None, iterations: int = 300,
         raise ValueError(
             f"a stack of {nz} sections is too short to fine-tune with spacing {spacing}: "
             f"need at least {2 * (2 * spacing + 1)} sections (training + held-out).")
+    marked = set(skip)
+    if not any(marked.isdisjoint((z - spacing, z, z + spacing))
+               for z in range(spacing, split - spacing)):
+        raise ValueError(
+            f"no triplet of sections is left to train on: sections 0-{split - 1} are the "
+            f"training part (the rest is held out) and {len(marked & set(range(split)))} of "
+            "them are marked damaged. Mark fewer sections or fine-tune on a longer stack.")
     if min(stack.shape[1:]) < crop:
         crop = int(min(stack.shape[1:])) // 32 * 32
         if crop < 32:
