@@ -38,8 +38,8 @@ def main() -> None:
     test = tifffile.imread(DATA / "isbi2012_test" / "raw.tif")
     t0 = time.perf_counter()
     res = finetune(train, args.out / "tuned.safetensors", iterations=args.iterations,
-                   score_samples=24,
-                   callback=lambda i: print(f"  [{i['step']}/{i['total']}]", end="\r"))
+                   score_samples=24, overwrite=True,
+                   progress=lambda done, total: print(f"  [{done}/{total}]", end="\r"))
     print(f"fine-tuned {res.iterations} iterations in {time.perf_counter() - t0:.0f} s")
     print(f"isbi2012_train held-out z {res.held_out[0]}-{res.held_out[-1]}: PSNR hole "
           f"{res.psnr_before:.2f} -> {res.psnr_after:.2f} dB")
