@@ -33,11 +33,11 @@ STAGES_FAST = "initial_reference"
 
 # ----------------------------------------------------------------------------- fixtures
 def _tree(folder: Path) -> dict[str, str]:
-    """Every file under ``folder`` (hidden ones too) with its SHA-256."""
+    """Every file and folder under ``folder`` (hidden ones too), files with their SHA-256."""
     out = {}
     for p in sorted(folder.rglob("*")):
-        if p.is_file():
-            out[str(p.relative_to(folder))] = hashlib.sha256(p.read_bytes()).hexdigest()
+        key = str(p.relative_to(folder))
+        out[key] = hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "folder"
     return out
 
 
@@ -197,6 +197,10 @@ CLI_CASES = {
                                         "KIND=WEIGHT"),
     "train data missing": (["train", "-o", "{d}/run", "--data", "{d}/none.tif"], 2,
                            "does not exist"),
+    "train into a folder of other files": (["train", "-o", "{d}", "--data", "{d}/in.tif"], 2,
+                                           "is not a run to resume"),
+    "train-detector into a file": (["train-detector", "-o", "{d}/in.tif", "--data",
+                                    "{d}/in.tif"], 2, "is a file"),
 }
 
 
@@ -224,7 +228,7 @@ def test_cli_zarr_mask_feeds_repair_and_detect_output_too(work, capsys):
                      str(d / "o2.tif"), "--no-progress", "--stages", STAGES_FAST]) == 0
     after = _tree(d)
     assert {k: v for k, v in after.items() if k in before} == before
-    new = {k.split("/")[0] for k in after if k not in before}
+    new = {k.split("/")[0] for k in after if k not in before}  # stores are folders
     assert new == {"o.zarr", "det.zarr", "o2.tif"}  # and no hidden temporary
     repaired = read_stack(d / "o.zarr")
     stack, masks = read_stack(d / "in.tif"), read_stack(d / "m.tif")

@@ -19,7 +19,10 @@ def add_arguments(parser) -> None:
     parser.description = (
         "Train the refined-reference and guided-inpainting networks (stage 1, then stage 2). "
         "Run again with the same OUT to resume from its checkpoint.")
-    parser.add_argument("-o", "--out", required=True, type=Path, help="run folder")
+    parser.add_argument("-o", "--out", required=True, type=Path,
+                        help="run folder: new, empty, or a run to resume")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="write the run into a folder that already holds other files")
     parser.add_argument("--data", nargs="+", default=None, metavar="STACK[:Z0:Z1[:S,S..]]",
                         help="training stacks with optional z range and neighbour spacings "
                              "(default: isbi2012_train and fibsem_medulla_ts1 z<200 from "
@@ -79,7 +82,8 @@ def run(args) -> int:
 
         res = train(args.out, sources=sources, settings=s, init_weights=args.init,
                     init_flow=args.init_flow, callback=show, progress=bar,
-                    max_seconds=None if args.max_minutes is None else 60 * args.max_minutes)
+                    max_seconds=None if args.max_minutes is None else 60 * args.max_minutes,
+                    overwrite=args.overwrite)
     if res.weights:
         print(f"weights written to {res.weights}; validation {res.validation}")
     else:

@@ -16,7 +16,10 @@ __all__ = ["add_arguments", "run"]
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("-o", "--out", required=True, type=Path, help="run folder")
+    parser.add_argument("-o", "--out", required=True, type=Path,
+                        help="run folder: new, empty, or a run to resume")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="write the run into a folder that already holds other files")
     parser.add_argument("--data", nargs="+", default=None, metavar="STACK[:Z0:Z1[:S,S..]]",
                         help="training stacks (default: isbi2012_train and fibsem_medulla_ts1 "
                              "z<200 from ../shared/data)")
@@ -66,6 +69,6 @@ def run(args) -> int:
                               p_damaged_neighbour=args.p_damaged_neighbour,
                               p_continuing=args.p_continuing, kind_weights=weights,
                               callback=lambda info: bar.show(f"loss={info['loss']:.4f}"),
-                              progress=bar)
+                              progress=bar, overwrite=args.overwrite)
     print(f"detector weights: {path}")
     return 0

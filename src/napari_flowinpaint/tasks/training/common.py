@@ -20,7 +20,8 @@ import torch
 
 from ...engine.files import atomic_output, write_text
 
-__all__ = ["SHARED_DATA", "TrainSource", "default_sources", "parse_source", "load_sources",
+__all__ = ["SHARED_DATA", "TrainSource", "prepare_run_folder", "default_sources",
+           "parse_source", "load_sources",
            "save_rng_state", "restore_rng_state", "save_checkpoint", "load_checkpoint",
            "LossLog", "plot_losses", "cosine_lr", "psnr_masked"]
 
@@ -80,6 +81,28 @@ def load_sources(sources: Sequence[TrainSource]) -> list[tuple[np.ndarray, Train
     from ..io import read_stack
 
     return [(np.asarray(read_stack(src.path, name="training stack")), src) for src in sources]
+
+
+def prepare_run_folder(out_dir, *, overwrite: bool = False) -> Path:
+    """Create a run folder, or check that an existing one is a run to resume.
+
+    A run folder holds only what a run writes (``checkpoint.pt``, logs, weights). An existing
+    folder is taken when it holds a ``checkpoint.pt`` (the run resumes) or nothing; a folder
+    holding other files is refused unless ``overwrite``, so that a run never writes its
+    logs and weights over somebody's files.
+    """
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"the run folder {str(out)!r} is a file; choose a folder path.")
+    if out.is_dir() and not (out / "checkpoint.pt").is_file() and any(out.iterdir()) \
+            and not overwrite:
+        raise FileExistsError(
+            f"the folder {str(out)!r} is not empty and holds no checkpoint.pt, so it is not a "
+            "run to resume; choose a new or empty folder (or pass overwrite=True, "
+            "--overwrite, to write the run's files into it)."
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    return out
 
 
 def save_rng_state(state: dict) -> dict:

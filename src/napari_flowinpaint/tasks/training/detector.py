@@ -21,7 +21,14 @@ import torch.nn.functional as F
 from ...engine.nets.detector import DamageDetectorNet
 from ...engine.weights import load_detector, save_detector
 from ..simulation import DAMAGE_KINDS
-from .common import LossLog, default_sources, load_checkpoint, load_sources, save_checkpoint
+from .common import (
+    LossLog,
+    default_sources,
+    load_checkpoint,
+    load_sources,
+    prepare_run_folder,
+    save_checkpoint,
+)
 from .samplers import DetectorSampler
 
 __all__ = ["train_detector", "detector_loss"]
@@ -42,7 +49,8 @@ def train_detector(out_dir, *, sources=None, iterations: int = 3000, batch: int 
                    p_continuing: float = 0.0, kind_weights: dict | None = None,
                    callback: Callable[[dict], None] | None = None,
                    progress: Callable[[int, int], None] | None = None,
-                   should_stop: Callable[[], bool] | None = None) -> Path:
+                   should_stop: Callable[[], bool] | None = None,
+                   overwrite: bool = False) -> Path:
     """Train (or resume) a damage detector; returns the path of its weights file.
 
     ``init`` (a weights file, or ``"bundled"``) starts from trained weights instead of a
@@ -56,12 +64,13 @@ def train_detector(out_dir, *, sources=None, iterations: int = 3000, batch: int 
     ``kind_weights`` (e.g. ``{"crack": 2}``) draws some damage kinds more often.
     ``callback(info)`` gets the step, total, loss and seconds after every iteration, and
     ``progress(done, total)`` is called then too; ``should_stop()`` is polled after every
-    iteration (True writes a checkpoint and stops).
+    iteration (True writes a checkpoint and stops). ``out_dir`` is a run folder: a new or
+    empty one, or one with a ``checkpoint.pt`` to resume (others are refused unless
+    ``overwrite``).
     """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     sources = sources or default_sources()
-    stacks = load_sources(sources)
+    stacks = load_sources(sources)  # first: a missing stack leaves no run folder behind
+    out = prepare_run_folder(out_dir, overwrite=overwrite)
     torch.manual_seed(seed)
     if init is not None:
         net = load_detector(None if init == "bundled" else init)

@@ -44,6 +44,7 @@ from .common import (
     load_checkpoint,
     load_sources,
     plot_losses,
+    prepare_run_folder,
     psnr_masked,
     save_checkpoint,
 )
@@ -282,13 +283,15 @@ def train(out_dir, *, sources: Sequence[TrainSource] | None = None,
           stacks=None, callback: Callable[[dict], None] | None = None,
           progress: Callable[[int, int], None] | None = None,
           should_stop: Callable[[], bool] | None = None, max_seconds: float | None = None,
-          meta: dict | None = None) -> TrainResult:
+          meta: dict | None = None, overwrite: bool = False) -> TrainResult:
     """Train (or resume training) the refined-reference and guided-inpainting networks.
 
     Parameters
     ----------
     out_dir : str or Path
-        Run folder; an existing ``checkpoint.pt`` there is resumed exactly.
+        Run folder; an existing ``checkpoint.pt`` there is resumed exactly. A folder that
+        holds other files and no checkpoint is refused unless ``overwrite``
+        (:func:`~napari_flowinpaint.tasks.training.common.prepare_run_folder`).
     sources : sequence of TrainSource, keyword-only
         Default: :func:`~napari_flowinpaint.tasks.training.default_sources`
         (isbi2012_train and fibsem_medulla_ts1 z < 200).
@@ -316,13 +319,12 @@ def train(out_dir, *, sources: Sequence[TrainSource] | None = None,
     TrainResult
     """
     s = settings or TrainSettings()
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if stacks is None:  # first: a missing stack leaves no run folder behind
+        stacks = load_sources(sources if sources is not None else default_sources())
+    out_dir = prepare_run_folder(out_dir, overwrite=overwrite)
     torch.manual_seed(s.seed)
     models = build_models(s, init_weights=init_weights, init_flow=init_flow)
     total = s.flow_iters + s.gan_iters
-    if stacks is None:
-        stacks = load_sources(sources if sources is not None else default_sources())
     sampler = TripletSampler(stacks, crop=s.crop, rng=np.random.default_rng(s.seed))
     val_sampler = TripletSampler(stacks, crop=s.crop, rng=np.random.default_rng(s.seed + 10_000))
     val = val_sampler.batch(s.val_samples)
