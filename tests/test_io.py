@@ -206,3 +206,50 @@ def test_stack_writer_checks_sections(tmp_path):
         out[1] = np.full((8, 8), 7)
     back = read_stack(tmp_path / "o.tif")
     assert back[0].max() == 0 and (back[1] == 7).all()
+
+
+def test_ome_zarr_round_trip_with_pyramid_and_voxel_size(tmp_path):
+    from ome_zarr.io import parse_url
+    from ome_zarr.reader import Reader
+
+    stack = moving_stack(3, (600, 520))
+    path = write_stack(tmp_path / "s.ome.zarr", stack, voxel_size=(40.0, 8.0, 8.0))
+    back = read_stack(path)
+    np.testing.assert_array_equal(np.asarray(back), stack)
+    assert read_voxel_size(path) == pytest.approx((40.0, 8.0, 8.0))
+    node = list(Reader(parse_url(str(path)))())[0]  # what napari-ome-zarr reads
+    assert [d.shape for d in node.data] == [(3, 600, 520), (3, 300, 260)]
+    scales = [t[0]["scale"] for t in node.metadata["coordinateTransformations"]]
+    assert scales == [[40.0, 8.0, 8.0], [40.0, 16.0, 16.0]]
+    level1 = np.asarray(node.data[1][1])
+    assert abs(float(level1.mean()) - float(stack[1].mean())) < 0.01 * float(stack[1].mean())
+    assert _listing(tmp_path) == ["s.ome.zarr"]
+
+
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+def test_reads_ome_ngff_of_both_versions_with_singleton_channel(tmp_path, version):
+    import zarr
+    from ome_zarr.format import FormatV04, FormatV05
+    from ome_zarr.writer import write_image
+
+    stack = moving_stack(4, (48, 40))
+    fmt = FormatV04() if version == "0.4" else FormatV05()
+    group = zarr.open_group(str(tmp_path / "in.ome.zarr"), mode="w",
+                            zarr_format=2 if version == "0.4" else 3)
+    write_image(stack[None], group, axes="czyx", fmt=fmt, scale_factors=(),
+                scale={"z": 0.05, "y": 0.004, "x": 0.004},
+                axes_units={"z": "micrometer", "y": "micrometer", "x": "micrometer"})
+    back = read_stack(tmp_path / "in.ome.zarr")
+    assert back.shape == (4, 48, 40)
+    np.testing.assert_array_equal(back[2], stack[2])
+    assert read_voxel_size(tmp_path / "in.ome.zarr") == pytest.approx((50.0, 4.0, 4.0))
+
+
+def test_ome_zarr_with_several_channels_is_refused(tmp_path):
+    import zarr
+    from ome_zarr.writer import write_image
+
+    group = zarr.open_group(str(tmp_path / "c.ome.zarr"), mode="w")
+    write_image(np.zeros((2, 3, 16, 16), np.uint8), group, axes="czyx", scale_factors=())
+    with pytest.raises(ValueError, match="2 elements along its 'c' axis"):
+        read_stack(tmp_path / "c.ome.zarr")

@@ -4,7 +4,9 @@ Supported formats, chosen by the file extension:
 
 * ``.tif`` / ``.tiff``: a multi-page TIFF read into memory with :mod:`tifffile`.
 * ``.zarr``: a zarr store directory (format 2 or 3) holding the array at its root, or a group
-  holding exactly one array (or give the array's path inside the store, ``data.zarr/raw``).
+  holding exactly one array (or give the array's path inside the store, ``data.zarr/raw``),
+  or an OME-Zarr image (OME-NGFF 0.4 or 0.5: its highest-resolution level, voxel size from
+  its metadata; :mod:`.ome`).
   It is read *lazily*: the zarr array is returned and slices are only read when indexed, so
   stacks larger than memory work.
 
@@ -21,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ...engine import files
+from .ome import is_ome_zarr, open_ome_zarr
 
 __all__ = ["SUPPORTED_EXTENSIONS", "LazyStack", "stack_format", "read_stack", "read_voxel_size",
            "check_3d", "check_output_path"]
@@ -145,9 +148,10 @@ class LazyStack:
     shape, dtype, ndim
     """
 
-    def __init__(self, array, path, name: str = "stack"):
+    def __init__(self, array, path, name: str = "stack", *, index: tuple = ()):
         self.array, self.path, self.name = array, Path(path), name
-        self.shape = tuple(array.shape)
+        self.index = tuple(index)  # fixed leading indices (an OME-Zarr's channel, time)
+        self.shape = tuple(array.shape)[len(self.index):]
         self.dtype = np.dtype(array.dtype)
         self.ndim = len(self.shape)
 
@@ -156,6 +160,8 @@ class LazyStack:
 
     def __getitem__(self, key):
         try:
+            if self.index:
+                key = self.index + (key if isinstance(key, tuple) else (key,))
             return np.asarray(self.array[key])
         except Exception as exc:  # zarr and its codecs raise many kinds
             where = f"section {key}" if isinstance(key, int | np.integer) else f"[{key!r}]"
@@ -199,7 +205,10 @@ def read_stack(path, *, name: str = "stack"):
     fmt = stack_format(path)
     if not path.exists():
         raise FileNotFoundError(f"{name} {str(path)!r} does not exist.")
-    if fmt == "zarr":
+    if fmt == "zarr" and is_ome_zarr(path):
+        array, index, _ = open_ome_zarr(path, name)
+        arr = LazyStack(array, path, name, index=index)
+    elif fmt == "zarr":
         arr = LazyStack(open_zarr(path, name), path, name)
     else:
         import tifffile
@@ -228,10 +237,13 @@ def read_stack(path, *, name: str = "stack"):
 def read_voxel_size(path) -> tuple[float, float, float] | None:
     """Voxel size ``(z, y, x)`` in nanometres stored with a stack, or None if unknown.
 
-    TIFF: ImageJ ``spacing``/``unit`` and the X/YResolution tags. zarr: the ``voxel_size``
-    attribute written by :func:`write_stack`.
+    TIFF: ImageJ ``spacing``/``unit`` and the X/YResolution tags. OME-Zarr: the scale of
+    the highest-resolution level. zarr: the ``voxel_size`` attribute written by
+    :func:`~napari_flowinpaint.tasks.io.write_stack`.
     """
     path = Path(path)
+    if stack_format(path) == "zarr" and is_ome_zarr(path):
+        return open_ome_zarr(path)[2]
     if stack_format(path) == "zarr":
         try:
             vs = open_zarr(path, "stack").attrs.get("voxel_size")

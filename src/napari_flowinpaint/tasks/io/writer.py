@@ -2,7 +2,9 @@
 
 * ``.tif`` / ``.tiff``: written as an ImageJ hyperstack (axes z, y, x, voxel size kept) for
   uint8, uint16 and float32 data that fits in 4 GB, otherwise as a plain (Big)TIFF.
-* ``.zarr``: written as a zarr format 3 array at the store root, section by section.
+* ``.zarr``: written as a zarr format 3 array at the store root, section by section;
+  ``.ome.zarr``: an OME-Zarr (OME-NGFF 0.5) image with a pyramid and the voxel size
+  (:func:`~napari_flowinpaint.tasks.io.ome.write_pyramid`).
 
 Writes are atomic (:func:`napari_flowinpaint.engine.files.atomic_output`'s rules): the data go
 to a hidden temporary sibling of the destination that is moved into place only once
@@ -18,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ...engine.files import explain_write_error, hidden_sibling, move_into_place, remove_path
+from .ome import is_ome_path, write_pyramid
 from .stacks import check_3d, check_output_path, stack_format
 
 __all__ = ["StackWriter", "write_stack"]
@@ -94,6 +97,7 @@ class StackWriter:
         self._sections: dict[int, np.ndarray] = {}
         self._done = False
         self.tmp = hidden_sibling(self.path, "partial")
+        self.ome = is_ome_path(self.path)
         self._array = None
         if self.format == "zarr":
             import zarr
@@ -104,12 +108,15 @@ class StackWriter:
                 attrs.update(voxel_size=list(self.voxel_size), voxel_unit="nm")
             if description is not None:
                 attrs["description"] = str(description)
+            spec = dict(shape=self.shape, dtype=self.dtype, dimension_names=("z", "y", "x"),
+                        chunks=(1, min(y, 2048), min(x, 2048)))
             try:
-                self._array = zarr.create_array(
-                    store=str(self.tmp), shape=self.shape, dtype=self.dtype,
-                    chunks=(1, min(y, 2048), min(x, 2048)), attributes=attrs,
-                    dimension_names=("z", "y", "x"),
-                )
+                if self.ome:  # a group: level "0" now, the pyramid and metadata at commit
+                    self._group = zarr.open_group(str(self.tmp), mode="w", attributes=attrs)
+                    self._array = self._group.create_array("0", **spec)
+                else:
+                    self._array = zarr.create_array(store=str(self.tmp), attributes=attrs,
+                                                    **spec)
             except BaseException:
                 remove_path(self.tmp)
                 raise
@@ -182,6 +189,8 @@ class StackWriter:
         try:
             if self.format == "zarr":
                 self._fill_zarr()
+                if self.ome:
+                    write_pyramid(self._group, voxel_size=self.voxel_size, name=self.path.name)
             else:
                 self._write_tiff()
             move_into_place(self.tmp, self.path, overwrite=self.overwrite)
