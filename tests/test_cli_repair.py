@@ -172,22 +172,42 @@ def test_ctrl_c_mid_way_leaves_no_output(data, ext, monkeypatch, capsys):
         return real(self, *args, **kwargs)
 
     monkeypatch.setattr(FlowInpainter, "inpaint", inpaint)
-    code = cli.main(["repair", str(paths["tif"]), "-m", str(paths["mask"]), "-o",
-                     str(tmp / f"out.{ext}"), "--no-progress"])
+    argv = ["repair", str(paths["tif"]), "-m", str(paths["mask"]), "-o",
+            str(tmp / f"out.{ext}"), "--no-progress"]
+    code = cli.main(argv)
     assert code == 130 and len(calls) == 2
-    assert "interrupted" in capsys.readouterr().err
-    assert not (tmp / f"out.{ext}").exists() and _hidden(tmp) == []
+    err = capsys.readouterr().err
+    assert "interrupted" in err
+    assert not (tmp / f"out.{ext}").exists()
+    if ext == "tif":
+        assert _hidden(tmp) == []
+        return
+    # a zarr output keeps the finished sections, hidden, and the same command resumes
+    assert _hidden(tmp) == [".out.zarr.partial.zarr"] and "run the same command again" in err
+    again = []
+    monkeypatch.setattr(FlowInpainter, "inpaint",
+                        lambda self, *a, **k: again.append(1) or real(self, *a, **k))
+    assert cli.main(argv) == 0
+    assert len(again) == 1  # slice 1 was kept: only slice 3 is repaired
+    assert _hidden(tmp) == []
+    monkeypatch.setattr(FlowInpainter, "inpaint", real)
+    assert cli.main([*argv[:5], str(tmp / "again.zarr"), "--no-progress"]) == 0
+    np.testing.assert_array_equal(np.asarray(read_stack(tmp / "out.zarr")),
+                                  np.asarray(read_stack(tmp / "again.zarr")))
 
 
 @pytest.mark.parametrize("ext", ["tif", "zarr"])
 def test_failing_write_leaves_no_output(data, ext, monkeypatch, capsys):
     _, _, _, paths, tmp = data
-    from napari_flowinpaint.tasks import io
+    from napari_flowinpaint.tasks import io, parallel
 
     def fail(self):
         raise OSError("No space left on device")
 
-    monkeypatch.setattr(io.StackWriter, "_write_tiff" if ext == "tif" else "_fill_zarr", fail)
+    if ext == "tif":
+        monkeypatch.setattr(io.StackWriter, "_write_tiff", fail)
+    else:  # zarr is written section by section; the last step fails
+        monkeypatch.setattr(parallel.ResumableStore, "commit", fail)
     code = cli.main(["repair", str(paths["tif"]), "-m", str(paths["mask"]), "-o",
                      str(tmp / f"out.{ext}"), "--no-progress"])
     assert code == 2 and "No space left" in capsys.readouterr().err

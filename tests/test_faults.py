@@ -430,6 +430,8 @@ def test_full_disk_on_a_real_tiny_file_system(work, tmp_path, capsys):
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 @pytest.mark.parametrize("ext", ["zarr", "tif"])
 def test_signal_mid_run_leaves_no_output(tmp_path, sig, code, ext):
+    """Ctrl-C and SIGTERM: no output; a TIFF leaves nothing, a zarr output keeps its
+    finished sections hidden, and the same command then finishes the job."""
     stack = moving_stack(60, (256, 256), dtype=np.uint8)
     masks = np.zeros(stack.shape, np.uint8)
     masks[1:-1, 40:200, 30:220] = 1
@@ -437,10 +439,9 @@ def test_signal_mid_run_leaves_no_output(tmp_path, sig, code, ext):
     write_stack(tmp_path / "m.tif", masks)
     before = _tree(tmp_path)
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "napari_flowinpaint", "repair", str(tmp_path / "in.tif"), "-m",
-         str(tmp_path / "m.tif"), "-o", str(tmp_path / f"out.{ext}")],
-        stderr=subprocess.PIPE, text=True, env=env)
+    argv = [sys.executable, "-m", "napari_flowinpaint", "repair", str(tmp_path / "in.tif"),
+            "-m", str(tmp_path / "m.tif"), "-o", str(tmp_path / f"out.{ext}"), "--workers", "1"]
+    proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, env=env)
     # wait until repairs are under way (the progress bar shows a slice done)
     t0, seen = time.monotonic(), ""
     while time.monotonic() - t0 < 60:
@@ -451,6 +452,17 @@ def test_signal_mid_run_leaves_no_output(tmp_path, sig, code, ext):
     proc.send_signal(sig)
     _, rest = proc.communicate(timeout=60)
     assert proc.returncode == code, seen + rest
-    assert "nothing half-written was left behind" in rest
-    assert _tree(tmp_path) == before  # no output, no hidden partial store
+    assert not (tmp_path / f"out.{ext}").exists()
+    if ext == "tif":
+        assert "nothing half-written was left behind" in rest
+        assert _tree(tmp_path) == before  # no output, no hidden temporary
+        return
+    assert "run the same command again to continue" in rest
+    assert _hidden(tmp_path) == [".out.zarr.partial.zarr"]
+    res = subprocess.run([*argv, "--no-progress"], capture_output=True, text=True, env=env,
+                         timeout=300)
+    assert res.returncode == 0, res.stderr
     assert _hidden(tmp_path) == []
+    out = np.asarray(read_stack(tmp_path / "out.zarr"))
+    np.testing.assert_array_equal(out[masks == 0], stack[masks == 0])
+    assert (out[masks == 1] != stack[masks == 1]).mean() > 0.5  # repaired, not copied

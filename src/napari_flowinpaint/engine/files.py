@@ -95,11 +95,12 @@ def explain_write_error(exc: OSError, tmp, dest, *, what: str = "output",
     file the user asked for) and to say that nothing was left behind. Other errors are
     returned unchanged, unless ``writing`` says that the error came from writing ``tmp``.
     A full disk (or a short write, as some writers report it) says so."""
+    full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
     if isinstance(exc, FileExistsError) or not (
-            writing or str(tmp) in f"{exc} {exc.filename or ''}"):
+            writing or full or str(tmp) in f"{exc} {exc.filename or ''}"):
         return exc
     why = exc.strerror or str(exc)
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT) or "written" in why:
+    if full or "written" in why:
         why += "; is the disk full?"
     new = type(exc)(exc.errno, f"could not write the {what} {str(dest)!r} ({why}); nothing "
                                "was left behind.")

@@ -5,9 +5,11 @@ layer arguments."""
 from __future__ import annotations
 
 import logging
+import weakref
 
 from napari.layers import Image, Labels
 from napari.utils.notifications import show_error, show_warning
+from qtpy.QtCore import QEvent, QObject
 
 __all__ = ["INPUT_ERRORS", "SPATIAL", "ImageChoiceMixin", "StatusMixin", "reason",
            "spatial_kwargs"]
@@ -35,16 +37,43 @@ def reason(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+class _CloseWatch(QObject):
+    """Calls ``on_close()`` when the Qt widget it watches is closed, or taken out of its dock
+    (napari's dock close button only unparents the widget, it sends no close event)."""
+
+    def __init__(self, parent, on_close):
+        super().__init__(parent)
+        self._on_close = on_close
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt's name
+        kind = event.type()
+        if kind == QEvent.Type.Close or (kind == QEvent.Type.ParentChange
+                                         and obj.parent() is None):
+            self._on_close()
+        return False
+
+
 class StatusMixin:
     """What both dock widgets share: a status label (``self._status``), a background worker
-    (``self.worker``, None when idle) and the handlers for its ``errored`` and ``warned``
-    signals.
+    (``self.worker``, None when idle), the handlers for its ``errored`` and ``warned``
+    signals, and what happens when the widget or its viewer closes while work runs.
 
-    A widget sets :attr:`job_name`, the job an unexpected worker error is reported for.
+    A widget sets :attr:`job_name`, the job an unexpected worker error is reported for, and
+    :attr:`title`; it calls :meth:`_watch_closing` once built and provides ``_stop_work(why)``
+    (stop the running work soon, saying why) and ``_disconnect_viewer()``.
     """
 
     #: Names the job in "<job_name> failed (<exception type>): <message>".
     job_name = "Work"
+    #: The widget's name in napari's Plugins menu.
+    title = "FlowInpaint"
+    #: True once the Qt widget is destroyed (its viewer was closed): nothing is shown any more.
+    _gone = False
+
+    def __repr__(self) -> str:
+        # napari formats a worker's function (a method of this widget) into its task status,
+        # also after the viewer closed; magicgui's own repr reads the (deleted) Qt widgets.
+        return f"<{type(self).__name__}>"
 
     @property
     def status(self) -> str:
@@ -62,21 +91,49 @@ class StatusMixin:
         except RuntimeError:  # the widget was closed while a worker ran: nothing to show
             pass
 
+    def _notify(self, show, text: str) -> None:
+        """``show(text)`` (a napari notification), unless the viewer is closed."""
+        if not self._gone:
+            show(text)
+
     def _warn(self, text: str) -> None:
         self._set_status(text)
-        show_warning(text)
+        self._notify(show_warning, text)
 
     def _on_errored(self, exc: Exception) -> None:
         # An unexpected exception in the plumbing (a bug): say so, and leave the traceback
         # to the log.
         text = f"{self.job_name} failed ({type(exc).__name__}): {exc}"
         self._set_status(text)
-        show_error(text)
+        self._notify(show_error, text)
+
+    # ------------------------------------------------------------------ closing
+    def _watch_closing(self) -> None:
+        """Stop the running work when the widget is closed or undocked, and also forget the
+        viewer when the Qt widget is destroyed (the viewer closed)."""
+        ref = weakref.ref(self)  # the Qt connections must not keep the widget alive
+
+        def closed(destroyed: bool) -> None:
+            widget = ref()
+            if widget is not None:
+                widget._on_closed(destroyed)
+
+        self._close_watch = _CloseWatch(self.native, lambda: closed(False))
+        self.native.installEventFilter(self._close_watch)
+        self.native.destroyed.connect(lambda *_: closed(True))
+
+    def _on_closed(self, destroyed: bool) -> None:
+        if destroyed:
+            self._gone = True
+            self._disconnect_viewer()
+        if self.worker is not None:
+            self._stop_work("the viewer was closed" if destroyed
+                            else f"the {self.title} widget was closed")
 
     def _on_warned(self, showwarning_args: tuple) -> None:
         # Warnings raised in the worker thread (e.g. a section with one usable neighbour)
         # arrive here as warnings.showwarning arguments; napari 0.9 does not relay them.
-        show_warning(str(showwarning_args[0]))
+        self._notify(show_warning, str(showwarning_args[0]))
 
 
 class ImageChoiceMixin:
@@ -112,6 +169,12 @@ class ImageChoiceMixin:
         for event in (layer_events.inserted, layer_events.removed, layer_events.reordered):
             event.connect(self._on_layers_changed)
         self._on_layers_changed()
+
+    def _disconnect_viewer(self) -> None:
+        """Stop following the viewer (its Qt widgets are gone)."""
+        layer_events = self._viewer.layers.events
+        for event in (layer_events.inserted, layer_events.removed, layer_events.reordered):
+            event.disconnect(self._on_layers_changed)
 
     def _on_layers_changed(self, _event=None) -> None:
         self.reset_choices()

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from napari.layers import Labels
 from napari.qt.threading import create_worker
-from napari.utils.notifications import show_error, show_info
+from napari.utils.notifications import show_error, show_info, show_warning
 
 from ..tasks.detection import iter_detect_damage
 from ..tasks.repair import damaged_z
@@ -43,10 +43,10 @@ class AutoDetectMixin:
 
     Expects the widget to hold the mask combo box (``self._mask``), the scope and grow
     boxes (``self._detect_scope``, ``self._grow``), ``self._detect_run`` (None when no
-    detection runs), ``self._target`` and ``self.worker``, and to provide
-    ``_checked_image``, ``new_mask``, ``z``, ``_set_running``, ``_on_errored`` and
-    ``_on_finished``; the widget's ``_on_finished`` hands a finished run to
-    :meth:`_finish_detection`.
+    detection runs) and ``self.worker``, and to provide ``_checked_image``,
+    ``_refuse_if_running``, ``_begin_run``, ``_missing``, ``_stop_work``, ``new_mask``,
+    ``z``, ``_set_running``, ``_on_errored`` and ``_on_finished``; the widget's
+    ``_on_finished`` hands a finished run to :meth:`_finish_detection`.
     """
 
     def auto_detect(self, scope: str | None = None) -> None:
@@ -60,11 +60,10 @@ class AutoDetectMixin:
         scope = scope or self._detect_scope.value
         if scope not in DETECT_SCOPES:
             raise ValueError(f"scope must be 'current slice' or 'all slices', got {scope!r}.")
+        if self._refuse_if_running():
+            return
         image = self._checked_image()
         if image is None:
-            return
-        if self.running:
-            self._warn("A job is already running; wait for it or press Cancel.")
             return
         mask = self._mask.value
         if mask is None or tuple(mask.data.shape) != tuple(image.data.shape):
@@ -86,7 +85,7 @@ class AutoDetectMixin:
             if answer == "skip":
                 zs = [z for z in zs if z not in set(painted)]
         self._detect_run = DetectRun(mask=mask, zs=zs)
-        self._target = image
+        self._begin_run(image)
         self._set_running(True)
         desc = f"Detecting damage on {len(zs)} slice{'s' if len(zs) > 1 else ''}"
         self._set_status(f"{desc}...")
@@ -129,7 +128,11 @@ class AutoDetectMixin:
         if isinstance(found, str):
             run.failed = z
             self._set_status(f"Auto-detect failed on slice {z}: {found}")
-            show_error(f"Auto-detect failed on slice {z}: {found}")
+            self._notify(show_error, f"Auto-detect failed on slice {z}: {found}")
+            return
+        why = self._missing()
+        if why is not None:  # the mask or the image went away: drop it and stop
+            self._stop_work(why)
             return
         run.done += 1
         if found.any():
@@ -141,13 +144,21 @@ class AutoDetectMixin:
         self._set_status(f"checked slice {z} ({run.done} of {len(run.zs)}); damage "
                          f"found on {len(run.found)}")
 
-    def _finish_detection(self, run: DetectRun) -> None:
+    def _finish_detection(self, run: DetectRun, why: str | None = None) -> None:
         """Report a finished (or stopped) detection in the status and a notification; a
-        failed one was reported when it failed."""
-        if run.failed is not None:
-            return
+        failed one was reported when it failed. ``why`` says why it was stopped, when
+        something it needed went away."""
         found, zs = run.found, run.zs
         listed = ", ".join(map(str, found[:20])) + (" ..." if len(found) > 20 else "")
+        if why is not None:
+            text = (f"Auto-detect stopped: {why}; damage found on {len(found)} of "
+                    f"{run.done} slice{'s' if run.done != 1 else ''} checked"
+                    + (f" ({listed})" if found else "") + ".")
+            self._set_status(text)
+            self._notify(show_warning, text)
+            return
+        if run.failed is not None:
+            return
         stopped = run.done < len(zs)
         text = (f"{'stopped: ' if stopped else ''}damage found on {len(found)} of "
                 f"{run.done} slice{'s' if run.done != 1 else ''} checked"
@@ -155,4 +166,4 @@ class AutoDetectMixin:
                 + f" in {time.perf_counter() - run.t0:.1f} s; correct the mask with "
                   "the brush and eraser, then repair.")
         self._set_status(text)
-        show_info(text)
+        self._notify(show_info, text)

@@ -12,6 +12,7 @@ import tempfile
 import threading
 from pathlib import Path
 
+import numpy as np
 from magicgui.widgets import ComboBox, Container, FileEdit, Label, PushButton, SpinBox
 from napari.layers import Image, Labels
 from napari.qt.threading import create_worker
@@ -19,6 +20,7 @@ from napari.utils import progress
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QObject, Signal
 
+from ..engine import SUPPORTED_DTYPES
 from ..tasks.training import FinetuneResult, finetune
 from ._common import INPUT_ERRORS, ImageChoiceMixin, StatusMixin, reason
 from ._widget import RepairWidget
@@ -37,7 +39,32 @@ class _Relay(QObject):
 
 def _trainable(layer) -> bool:
     return (isinstance(layer, Image) and layer.ndim == 3 and not layer.rgb
-            and not layer.multiscale)
+            and not layer.multiscale and np.dtype(layer.data.dtype).type in SUPPORTED_DTYPES)
+
+
+def _why_not_trainable(layer) -> str:
+    if layer.rgb:
+        return "RGB"
+    if layer.multiscale:
+        return "multiscale"
+    if layer.ndim != 3:
+        return f"{layer.ndim}-D, shape {tuple(layer.data.shape)}"
+    return f"{np.dtype(layer.data.dtype)} data (uint8, uint16 or float32 needed)"
+
+
+def _is_weights_file(path: Path) -> bool:
+    """Whether ``path`` looks like a safetensors file: an 8-byte little-endian header length,
+    then a JSON header that fits in the file."""
+    if path.suffix != ".safetensors":
+        return False
+    try:
+        with path.open("rb") as file:
+            head = file.read(9)
+        size = path.stat().st_size
+    except OSError:
+        return False
+    return (len(head) == 9 and head[8:9] == b"{"
+            and 8 + int.from_bytes(head[:8], "little") <= size)
 
 
 def _output_problem(path: Path) -> str | None:
@@ -47,6 +74,20 @@ def _output_problem(path: Path) -> str | None:
     if path.is_dir():
         return (f"The output {path} is a folder; choose a file in it, e.g. "
                 f"{path / DEFAULT_OUTPUT.name}.")
+    # finetune writes <path>.safetensors when path has another suffix, and a .json beside it;
+    # it never writes over a file (a stopped run resumes from its checkpoint, not from these)
+    weights = path if path.suffix == ".safetensors" else path.with_name(path.name + ".safetensors")
+    for file in dict.fromkeys((path, weights)):
+        if file.exists() and not _is_weights_file(file):
+            return (f"The output {file} already exists and is not a weights file "
+                    "(.safetensors); choose a new .safetensors file. Other files are never "
+                    "written over.")
+        if file.exists():
+            return (f"The output {file} already exists; choose a new file name, or delete "
+                    "the old weights first. Existing weights are never written over.")
+    if weights.with_suffix(".json").exists():
+        return (f"The file {weights.with_suffix('.json')} already exists, where the "
+                "description of the weights (.json) would go; choose another output name.")
     folder = path.parent
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
@@ -70,11 +111,12 @@ class FinetuneWidget(ImageChoiceMixin, StatusMixin, Container):
     damages clean sections synthetically and trains on repairing them; the last sections of
     the stack are held out and scored before and after. **Cancel** stops after the current
     iteration (with a checkpoint beside the output; **Start** with the same output resumes)
-    or, while scoring, after the current repair.
-    When done, :attr:`result` holds the
+    or, while scoring, after the current repair; closing the widget or the viewer does the
+    same. When done, :attr:`result` holds the
     :class:`~napari_flowinpaint.tasks.training.FinetuneResult` and **Use in Repair widget**
     (:meth:`use_weights`) makes the docked *Repair section* widget repair with the new
-    weights. The layers are never modified.
+    weights. The layers are never modified, and no existing file is written over: an output
+    that exists is refused before any work.
 
     Parameters
     ----------
@@ -86,6 +128,7 @@ class FinetuneWidget(ImageChoiceMixin, StatusMixin, Container):
     """
 
     job_name = "Fine-tuning"
+    title = "Fine-tune weights"
 
     def __init__(self, napari_viewer, *, score_samples: int = 8):
         self._viewer = napari_viewer
@@ -132,6 +175,7 @@ class FinetuneWidget(ImageChoiceMixin, StatusMixin, Container):
         self._cancel.changed.connect(self.cancel)
         self._use.changed.connect(self.use_weights)
         self._watch_layers()
+        self._watch_closing()
 
     # ------------------------------------------------------------------ public state
     @property
@@ -154,10 +198,7 @@ class FinetuneWidget(ImageChoiceMixin, StatusMixin, Container):
         if image is not None and _trainable(image):
             return image
         others = [layer for layer in self._viewer.layers if isinstance(layer, Image)]
-        why = "; ".join(
-            f"'{layer.name}' is " + ("RGB" if layer.rgb else "multiscale" if layer.multiscale
-                                     else f"{layer.ndim}-D, shape {tuple(layer.data.shape)}")
-            for layer in others)
+        why = "; ".join(f"'{layer.name}' is {_why_not_trainable(layer)}" for layer in others)
         self._warn("No 3-D image layer to fine-tune on: open a grayscale stack (z, y, x), or "
                    "File > Open Sample > FlowInpaint, and pick it in the widget."
                    + (f" ({why}.)" if why else ""))
@@ -194,11 +235,21 @@ class FinetuneWidget(ImageChoiceMixin, StatusMixin, Container):
 
     def cancel(self) -> None:
         """Stop after the current iteration or scored repair; a training checkpoint is kept
-        and :meth:`start` with the same output resumes."""
-        if self.worker is not None:
-            self._stop.set()
-            self._set_status("Stopping after the current step (a training checkpoint is "
-                             "kept)...")
+        and :meth:`start` with the same output resumes. Pressing it again does nothing more."""
+        if self.worker is None or self._stop.is_set():
+            return
+        self._stop.set()
+        try:
+            self._cancel.enabled = False
+        except RuntimeError:  # the widget was closed
+            pass
+        self._set_status("Stopping after the current step (a training checkpoint is "
+                         "kept)...")
+
+    def _stop_work(self, why: str) -> None:
+        """Stop as :meth:`cancel` does, because ``why`` (the widget or the viewer closed)."""
+        self.cancel()
+        self._set_status(f"Stopping: {why}...")
 
     def use_weights(self) -> list[RepairWidget]:
         """Make every *Repair section* widget docked in this viewer repair with the fine-tuned
@@ -227,7 +278,7 @@ class FinetuneWidget(ImageChoiceMixin, StatusMixin, Container):
             widget.set_weights(weights)
         text = f"The Repair section widget now repairs with {weights}."
         self._set_status(text)
-        show_info(text)
+        self._notify(show_info, text)
         return targets
 
     # ------------------------------------------------------------------ worker plumbing
@@ -270,14 +321,14 @@ class FinetuneWidget(ImageChoiceMixin, StatusMixin, Container):
         if exc is not None:
             text = f"Fine-tuning failed: {reason(exc)}"
             self._set_status(text)
-            (show_warning if isinstance(exc, INPUT_ERRORS) else show_error)(text)
+            self._notify(show_warning if isinstance(exc, INPUT_ERRORS) else show_error, text)
             return
         self.result = result
         if result.psnr_before is None:
             text = ("Stopped while scoring the starting weights; nothing was trained. Press "
                     "Start to begin again.")
             self._set_status(text)
-            show_info(text)
+            self._notify(show_info, text)
             return
         before = f"held-out PSNR before {result.psnr_before:.2f} dB"
         if result.weights is not None and result.psnr_after is None:
@@ -296,7 +347,7 @@ class FinetuneWidget(ImageChoiceMixin, StatusMixin, Container):
                     f"written to {result.weights}. Press Use in Repair widget to repair with "
                     "them.")
         self._set_status(text)
-        show_info(text)
+        self._notify(show_info, text)
 
     def _on_finished(self) -> None:
         self.worker = None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 from napari.layers import Image, Labels
 
+from ..engine import SUPPORTED_DTYPES
 from ._common import ImageChoiceMixin, spatial_kwargs
 
 __all__ = ["LayerPickingMixin"]
@@ -116,6 +117,11 @@ class LayerPickingMixin(ImageChoiceMixin):
         if image.data.shape[0] < 2:
             self._warn(f"'{image.name}' has a single section; there is no neighbour to "
                        "repair from.")
+            return None
+        dtype = np.dtype(image.data.dtype)
+        if dtype.type not in SUPPORTED_DTYPES:
+            self._warn(f"'{image.name}' holds {dtype} data, which cannot be repaired; convert "
+                       "it to uint8, uint16 or float32 first (e.g. in Fiji: Image > Type).")
             return None
         return image
 

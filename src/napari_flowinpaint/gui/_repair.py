@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from napari.layers import Image
 from napari.qt.threading import create_worker
-from napari.utils.notifications import show_error, show_info
+from napari.utils.notifications import show_error, show_info, show_warning
 
 from ..engine import FlowInpainter
 from ..tasks.repair import damaged_z, find_neighbours, iter_repair_stack, repair_slice
@@ -24,13 +24,15 @@ __all__ = ["BatchRun", "RepairMixin", "describe_repair", "snapshot"]
 
 @dataclass
 class BatchRun:
-    """A running **Repair all masked slices**: the sections to repair, those repaired so
-    far, when it began (``time.perf_counter()``) and the section it failed on, if any."""
+    """A running repair: the sections to repair, those repaired so far, when it began
+    (``time.perf_counter()``), the section it failed on, if any, and whether it is a
+    **Repair slice** (one section) rather than a **Repair all masked slices**."""
 
     todo: list[int]
     done: list[int] = field(default_factory=list)
     t0: float = field(default_factory=time.perf_counter)
     failed: int | None = None
+    single: bool = False
 
 
 def describe_repair(z: int, z_prev, z_next, method: str, seconds: float) -> str:
@@ -52,10 +54,12 @@ class RepairMixin:
 
     Expects the widget to hold the viewer (``self._viewer``), the mask combo box
     (``self._mask``), the engine state (``self._inpainter``, ``self._weights``,
-    ``self._engine_lock``), ``self._batch`` (None when no batch runs), ``self._target``
-    (the image being repaired) and ``self.worker``, and to provide ``_checked_image``,
-    ``_set_running``, ``_on_errored``, ``_on_warned`` and ``_on_finished``; the widget's
-    ``_on_finished`` hands a finished batch to :meth:`_finish_batch`.
+    ``self._engine_lock``), ``self._batch`` (None when no repair runs), ``self._target``
+    (the image being repaired), ``self._result`` (the layer the run writes to, once made)
+    and ``self.worker``, and to provide ``_checked_image``, ``_refuse_if_running``,
+    ``_begin_run``, ``_missing``, ``_stop_work``, ``_set_running``, ``_on_errored``,
+    ``_on_warned`` and ``_on_finished``; the widget's ``_on_finished`` hands a finished run
+    to :meth:`_finish_batch`.
     """
 
     @property
@@ -82,6 +86,8 @@ class RepairMixin:
 
     # ------------------------------------------------------------------ input checks
     def _checked_inputs(self):
+        if self._refuse_if_running():
+            return None
         image = self._checked_image()
         if image is None:
             return None
@@ -93,9 +99,6 @@ class RepairMixin:
             self._warn(f"The mask '{mask.name}' has shape {tuple(mask.data.shape)} but the "
                        f"image '{image.name}' has shape {tuple(image.data.shape)}; pick a mask "
                        "of the image's shape or press New mask.")
-            return None
-        if self.running:
-            self._warn("A repair is already running; wait for it or press Cancel.")
             return None
         return image, mask
 
@@ -113,6 +116,7 @@ class RepairMixin:
                        "pixels there first, or move to a painted slice.")
             return
         masks = snapshot(mask.data)
+        self._batch = BatchRun(todo=[z], single=True)
         self._start(self._repair_one, image, image.data, z, damage, masks, total=1,
                     desc=f"Repairing slice {z}")
 
@@ -164,7 +168,7 @@ class RepairMixin:
             yield todo[done], None, reason(exc)
 
     def _start(self, func, image, *args, total: int, desc: str) -> None:
-        self._target = image
+        self._begin_run(image)
         self._set_running(True)
         self._set_status(f"{desc}...")
         self.worker = create_worker(
@@ -175,41 +179,50 @@ class RepairMixin:
 
     def _on_yielded(self, item) -> None:
         z, repaired, text = item
+        batch = self._batch
         if repaired is None:
-            if self._batch is not None:
-                self._batch.failed = z
+            batch.failed = z
             self._set_status(f"Repair of slice {z} failed: {text}")
-            show_error(f"Repair of slice {z} failed: {text}")
+            self._notify(show_error, f"Repair of slice {z} failed: {text}")
             return
-        result = self._result_layer(self._target)
-        result.data[z] = repaired
-        result.refresh()
-        if text is not None:
-            self._set_status(text)
-        else:
-            self._batch.done.append(z)
-            self._set_status(f"repaired slice {z} ({len(self._batch.done)} of "
-                             f"{len(self._batch.todo)})")
+        why = self._missing()
+        if why is not None:  # nowhere to put it any more: drop it and stop
+            self._stop_work(why)
+            return
+        self._result = self._result_layer(self._target)
+        self._result.data[z] = repaired
+        self._result.refresh()
+        batch.done.append(z)
+        self._set_status(text if batch.single else
+                         f"repaired slice {z} ({len(batch.done)} of {len(batch.todo)})")
 
-    def _finish_batch(self, batch: BatchRun) -> None:
-        """Report a finished (or stopped, or failed) batch in the status and a notification."""
+    def _finish_batch(self, batch: BatchRun, why: str | None = None) -> None:
+        """Report a finished (or stopped, or failed) repair in the status and a notification;
+        ``why`` says why it was stopped, when something it needed went away."""
         done, todo = batch.done, batch.todo
         seconds = time.perf_counter() - batch.t0
-        listed = ", ".join(map(str, done))
+        listed = f" ({', '.join(map(str, done))})" if done else ""
+        counted = f"{len(done)} of {len(todo)} slice{'s' if len(todo) > 1 else ''} repaired"
         method = self._inpainter.method if self._inpainter is not None else "no method"
-        if batch.failed is not None:
-            text = (f"stopped at slice {batch.failed} (see the error); "
-                    f"{len(done)} of {len(todo)} slices repaired ({listed})")
+        if why is not None:
+            text = f"Repair stopped: {why}; {counted}{listed}."
             self._set_status(text)
+            self._notify(show_warning, text)
+            return
+        if batch.failed is not None:  # reported when it failed; a batch says what it kept
+            if not batch.single:
+                self._set_status(f"stopped at slice {batch.failed} (see the error); "
+                                 f"{counted}{listed}")
+            return
+        if batch.single:  # the status already says how the section was repaired
             return
         if len(done) == len(todo):
-            text = (f"{len(done)} slice{'s' if len(done) > 1 else ''} repaired ({listed}) "
+            text = (f"{len(done)} slice{'s' if len(done) > 1 else ''} repaired{listed} "
                     f"by {method} in {seconds:.2f} s")
         else:
-            text = (f"stopped: {len(done)} of {len(todo)} slices repaired ({listed}) by "
-                    f"{method}; the rest are unchanged")
+            text = f"stopped: {counted}{listed} by {method}; the rest are unchanged"
         self._set_status(text)
-        show_info(text)
+        self._notify(show_info, text)
 
     def _result_layer(self, image: Image) -> Image:
         """The ``"<image> repaired"`` layer, created on first use as a copy of the image."""

@@ -33,6 +33,11 @@ class RepairWidget(LayerPickingMixin, RepairMixin, AutoDetectMixin, StatusMixin,
     ``"<image> repaired"``: a copy of the stack whose repaired sections are replaced, updated
     in place by later repairs. The image and the mask are never modified.
 
+    A running job stops after the current section, keeping the finished ones, when
+    **Cancel** is pressed, when the widget or the viewer is closed, and when the image, the
+    result layer or the mask Auto-detect fills is removed (or the image gets new data); it
+    never recreates a layer that was removed. The status says why it stopped.
+
     Parameters
     ----------
     napari_viewer : napari.viewer.Viewer
@@ -43,6 +48,7 @@ class RepairWidget(LayerPickingMixin, RepairMixin, AutoDetectMixin, StatusMixin,
     """
 
     job_name = "Repair"
+    title = "Repair section"
 
     def __init__(self, napari_viewer, *, inpainter: FlowInpainter | None = None):
         self._viewer = napari_viewer
@@ -51,7 +57,10 @@ class RepairWidget(LayerPickingMixin, RepairMixin, AutoDetectMixin, StatusMixin,
         self._engine_lock = threading.Lock()
         self._syncing = False
         self._batch: BatchRun | None = None
-        self._target = None
+        self._target = None  # the image the running job reads
+        self._source = None  # ... and its data array, as the job got it
+        self._result = None  # the layer the running repair writes to, once made
+        self._halted: str | None = None  # why the running job was stopped, if it was
         self._detect_run: DetectRun | None = None
         #: Asked before Auto-detect adds to slices the user painted: called with the
         #: question, returns "add", "skip" or "cancel". Replaced in tests.
@@ -97,13 +106,71 @@ class RepairWidget(LayerPickingMixin, RepairMixin, AutoDetectMixin, StatusMixin,
         self._cancel.changed.connect(self.cancel)
         self._viewer.dims.events.current_step.connect(self._follow_viewer)
         self._watch_layers()
+        self._watch_closing()
         self._on_image_changed(self._image.value)
 
     def cancel(self) -> None:
-        """Stop the running repair after the current section (finished ones are kept)."""
+        """Stop the running job after the current section (finished ones are kept).
+        Pressing it again while the job stops does nothing more."""
+        if self.worker is None or self.worker.abort_requested:
+            return
+        self.worker.quit()
+        try:
+            self._cancel.enabled = False
+        except RuntimeError:  # the widget was closed
+            pass
+        self._set_status("Stopping after the current slice...")
+
+    # ------------------------------------------------------------------ run guards
+    # A run reads the image (and a snapshot of the mask) it started with; whatever happens
+    # to the layers meanwhile, it never writes anywhere else. When the image, the mask
+    # Auto-detect fills or the result layer leaves the viewer, or the image gets new data,
+    # the run stops after the current section and drops what it can no longer place.
+    def _refuse_if_running(self) -> bool:
+        if self.worker is None:
+            return False
+        job = "Auto-detect" if self._detect_run is not None else "A repair"
+        self._warn(f"{job} is already running; wait for it or press Cancel.")
+        return True
+
+    def _begin_run(self, image) -> None:
+        self._target, self._source = image, image.data
+        self._result = None
+        self._halted = None
+
+    def _missing(self) -> str | None:
+        """Why the running job's results have nowhere to go any more, or None."""
+        if self._gone:
+            return "the viewer was closed"
+        layers = self._viewer.layers
+        image, run, result = self._target, self._detect_run, self._result
+        if image is not None and image not in layers:
+            return f"the image '{image.name}' was removed from the viewer"
+        if image is not None and image.data is not self._source:
+            return f"the data of the image '{image.name}' were replaced"
+        if run is not None and run.mask not in layers:
+            return f"the mask '{run.mask.name}' was removed from the viewer"
+        if result is not None and result not in layers:
+            return f"the layer '{result.name}' was removed from the viewer"
+        return None
+
+    def _stop_work(self, why: str) -> None:
+        """Stop the running job after the current section, because ``why``."""
+        if self._halted is None:
+            self._halted = why
+            self._set_status(f"Stopping: {why}...")
         if self.worker is not None:
             self.worker.quit()
-            self._set_status("Stopping after the current slice...")
+
+    def _on_layers_changed(self, _event=None) -> None:
+        super()._on_layers_changed(_event)
+        why = self._missing() if self.worker is not None else None
+        if why is not None:
+            self._stop_work(why)
+
+    def _disconnect_viewer(self) -> None:
+        super()._disconnect_viewer()
+        self._viewer.dims.events.current_step.disconnect(self._follow_viewer)
 
     # ------------------------------------------------------------------ worker plumbing
     def _set_running(self, running: bool) -> None:
@@ -121,9 +188,10 @@ class RepairWidget(LayerPickingMixin, RepairMixin, AutoDetectMixin, StatusMixin,
     def _on_finished(self) -> None:
         batch, self._batch = self._batch, None
         run, self._detect_run = self._detect_run, None
-        self.worker = None
+        why, self._halted = self._halted, None
+        self.worker = self._target = self._source = self._result = None
         self._set_running(False)
         if run is not None:
-            self._finish_detection(run)
+            self._finish_detection(run, why)
         if batch is not None:
-            self._finish_batch(batch)
+            self._finish_batch(batch, why)

@@ -1,20 +1,18 @@
-"""Stack-level repair: choose the neighbours of a damaged slice, repair one or many slices,
-or a whole stack file (what ``napari-flowinpaint repair`` runs)."""
+"""Stack-level repair: choose the neighbours of a damaged slice, repair one or many slices
+of an array stack. Stack files and whole volumes: :mod:`napari_flowinpaint.tasks.volume`."""
 
 from __future__ import annotations
 
 import re
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from ..engine import FlowInpainter, as_mask, as_slice
 
 __all__ = ["find_neighbours", "repair_slice", "iter_repair_stack", "repair_stack",
-           "damaged_z", "parse_slices", "format_slices", "repair_to_file", "RepairSummary"]
+           "damaged_z", "parse_slices", "format_slices"]
 
 
 def _check_stack(stack) -> tuple[int, ...]:
@@ -244,124 +242,3 @@ def format_slices(zs) -> str:
         parts.append(str(zs[i]) if i == j else f"{zs[i]}-{zs[j]}")
         i = j + 1
     return ",".join(parts)
-
-
-
-
-@dataclass
-class RepairSummary:
-    """What :func:`repair_to_file` did.
-
-    Attributes
-    ----------
-    output : Path
-        The stack written.
-    repaired : list of int
-        The sections repaired.
-    unmasked : list of int
-        Sections asked for (``slices``) whose mask is empty: copied unchanged.
-    sections : int
-        Sections in the stack.
-    method, flow_method, device : str
-        The engine's method (deepest stage run), optical flow and device.
-    """
-
-    output: Path
-    sections: int
-    repaired: list[int]
-    unmasked: list[int]
-    method: str
-    flow_method: str
-    device: str
-
-
-def repair_to_file(input, mask, output, *, overwrite: bool = False, slices=None,
-                   max_distance: int = 3, weights=None, device: str = "auto",
-                   stages: str = "guided_inpainting", flow_method: str = "dis",
-                   inpainter: FlowInpainter | None = None,
-                   progress: Callable[[int, int], None] | None = None) -> RepairSummary:
-    """Repair every masked section of a stack file and write the result, atomically.
-
-    What ``napari-flowinpaint repair`` runs. Everything that can be checked is checked
-    before any work: the mask's shape, the dtype, the output path (never onto an input,
-    never over an existing file without ``overwrite``) and that every section to repair has
-    a usable neighbour. The output is written section by section to a hidden temporary
-    beside it and moved into place when complete: after an error or Ctrl-C it is absent.
-    Sections not repaired are copied unchanged.
-
-    Parameters
-    ----------
-    input, mask : str or Path
-        The image stack and the mask stack of the same shape (``.tif``/``.tiff``/``.zarr``;
-        nonzero marks damaged pixels). Never modified.
-    output : str or Path
-        The repaired stack to write (``.tif``/``.tiff``/``.zarr``).
-    overwrite : bool, keyword-only
-        Replace an existing ``output`` (the old one goes only once the new one is complete).
-    slices : str or sequence of int, optional, keyword-only
-        Repair only these sections (``"3,7-9"`` or a list); default every masked one.
-    max_distance : int, keyword-only
-        How far to look for a usable neighbour on each side.
-    weights, device, stages, flow_method : keyword-only
-        The engine's settings (see :class:`~napari_flowinpaint.engine.FlowInpainter`); the
-        engine is built once the inputs and the output are checked.
-    inpainter : FlowInpainter, optional, keyword-only
-        An engine to use instead (the settings above are then ignored).
-    progress : callable(done, total), keyword-only
-        Called after each repaired section.
-
-    Returns
-    -------
-    RepairSummary
-    """
-    from ..engine import SUPPORTED_DTYPES
-    from .io import StackWriter, read_stack, read_voxel_size
-
-    if max_distance < 1:
-        raise ValueError(f"max_distance (--max-distance) must be at least 1, got "
-                         f"{max_distance}.")
-    stack = read_stack(input, name="input")
-    masks = read_stack(mask, name="mask")
-    if tuple(masks.shape) != tuple(stack.shape):
-        raise ValueError(
-            f"the mask {str(mask)!r} has shape {tuple(masks.shape)} but the input "
-            f"{str(input)!r} has shape {tuple(stack.shape)}; they must match voxel for voxel."
-        )
-    if np.dtype(stack.dtype).type not in SUPPORTED_DTYPES:
-        raise TypeError(
-            f"the input has dtype {stack.dtype}; expected uint8, uint16, float32 or float64. "
-            "Convert the stack first (e.g. in Fiji: Image > Type)."
-        )
-    # fail before any work: the output path, the engine settings
-    writer = StackWriter(output, stack.shape, stack.dtype, base=stack, overwrite=overwrite,
-                         protect=(input, mask), voxel_size=read_voxel_size(input))
-    try:
-        engine = inpainter if inpainter is not None else FlowInpainter(
-            weights, device=device, stages=stages, flow_method=flow_method)
-        damaged = damaged_z(masks)
-        todo, unmasked = damaged, []
-        if slices is not None:
-            wanted = (parse_slices(slices, stack.shape[0]) if isinstance(slices, str)
-                      else sorted({int(z) for z in slices}))
-            unmasked = [z for z in wanted if z not in set(damaged)]
-            todo = [z for z in wanted if z in set(damaged)]
-        orphans = [z for z in todo
-                   if find_neighbours(stack, z, masks=masks,
-                                      max_distance=max_distance) == (None, None)]
-        if orphans:
-            raise ValueError(
-                f"slice(s) {format_slices(orphans)} have no usable neighbour within "
-                f"{max_distance} slices (the neighbours are blank or more than half "
-                "damaged); raise --max-distance or leave them out with --slices."
-            )
-        for i, (z, repaired) in enumerate(iter_repair_stack(
-                stack, masks, inpainter=engine, slices=todo, max_distance=max_distance)):
-            writer[z] = repaired
-            if progress is not None:
-                progress(i + 1, len(todo))
-        writer.commit()
-    except BaseException:
-        writer.abort()
-        raise
-    return RepairSummary(writer.path, stack.shape[0], todo, unmasked, engine.method,
-                         engine.flow_method, str(engine.device))

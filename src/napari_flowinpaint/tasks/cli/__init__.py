@@ -63,12 +63,11 @@ def main(argv=None) -> int:
     previous = _catch_sigterm()
     try:
         return int(args._run(args) or 0)
-    except Terminated:
-        print("terminated (SIGTERM): nothing half-written was left behind.", file=sys.stderr)
-        return 143
-    except KeyboardInterrupt:
-        print("interrupted: nothing half-written was left behind.", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (Terminated)
+        what = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+        kept = getattr(exc, "resume_hint", None)
+        print(f"{what}: " + (kept or "nothing half-written was left behind."), file=sys.stderr)
+        return 143 if isinstance(exc, Terminated) else 130
     except (ValueError, TypeError, OSError) as exc:
         print(f"napari-flowinpaint {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import sys
 
-__all__ = ["ProgressBar"]
+__all__ = ["ProgressBar", "add_parallel_arguments"]
 
 _FORMAT = ("{desc}: {n_fmt}/{total_fmt} {unit} {percentage:3.0f}%|{bar}| "
-           "[{elapsed}<{remaining}{postfix}]")
+           "[{elapsed}<{remaining}, {rate_fmt}{postfix}]")
 
 
 class ProgressBar:
@@ -69,3 +69,13 @@ class ProgressBar:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def add_parallel_arguments(parser) -> None:
+    """``--workers`` and ``--scheduler``, for the commands that work section by section."""
+    parser.add_argument("--workers", type=int, default=None, metavar="N",
+                        help="local worker processes (default: the cores when the job is big "
+                             "enough to gain from them, else 1 = this process)")
+    parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                        help="run on an existing dask.distributed cluster, e.g. "
+                             "tcp://10.0.0.5:8786 (--workers is then ignored)")

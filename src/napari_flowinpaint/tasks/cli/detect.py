@@ -3,14 +3,14 @@
 ``napari-flowinpaint detect INPUT -o MASK [--report CSV]`` judges every slice with its
 neighbours and writes a uint8 mask stack (1 = damaged; it feeds ``repair --mask``) and a CSV
 with one row per slice. The work is
-:func:`napari_flowinpaint.tasks.detection.detect_to_file`.
+:func:`napari_flowinpaint.tasks.volume.detect_to_file`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from .common import ProgressBar
+from .common import ProgressBar, add_parallel_arguments
 
 __all__ = ["add_arguments", "run"]
 
@@ -32,17 +32,20 @@ def add_arguments(parser) -> None:
                         help="drop regions under N pixels (default 100)")
     parser.add_argument("--weights", type=Path, default=None,
                         help="detector weights (default: bundled)")
+    add_parallel_arguments(parser)
     parser.add_argument("--no-progress", action="store_true")
 
 
 def run(args) -> int:
-    from ..detection import detect_to_file
+    from ..volume import detect_to_file
 
     with ProgressBar("detect", "slices", disable=args.no_progress) as bar:
         rows = detect_to_file(args.input, args.output, report=args.report,
                               overwrite=args.overwrite, sensitivity=args.sensitivity,
                               grow=args.grow, rectangles=args.rectangles,
-                              min_area=args.min_area, weights=args.weights, progress=bar)
+                              min_area=args.min_area, weights=args.weights, progress=bar,
+                              workers=args.workers, scheduler=args.scheduler,
+                              log=bar.write)
     flagged = [r["z"] for r in rows if r["flagged"]]
     listed = (f": {', '.join(map(str, flagged[:20]))}{' ...' if len(flagged) > 20 else ''}"
               if flagged else "")

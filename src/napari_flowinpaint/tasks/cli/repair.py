@@ -5,7 +5,7 @@ stack of the same shape, repairs every section whose mask marks damage from its 
 usable neighbours (read from the original stack; damaged neighbours are skipped) and writes
 the result atomically: OUTPUT is either complete or not there at all, even after Ctrl-C.
 Pixels outside the mask, and sections with an empty mask, are copied unchanged.
-The work is :func:`napari_flowinpaint.tasks.repair.repair_to_file`.
+The work is :func:`napari_flowinpaint.tasks.volume.repair_to_file`.
 """
 
 from __future__ import annotations
@@ -17,19 +17,21 @@ from pathlib import Path
 
 from ...engine.flow import FLOW_METHODS
 from ...engine.pipeline import STAGES
-from .common import ProgressBar
+from .common import ProgressBar, add_parallel_arguments
 
 __all__ = ["add_arguments", "run"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", metavar="INPUT",
-                        help="image stack, .tif/.tiff or .zarr, axes (z, y, x); never modified")
+                        help="image stack, .tif/.tiff, .zarr or .ome.zarr, axes (z, y, x); never "
+                             "modified")
     parser.add_argument("--mask", "-m", required=True, metavar="MASK",
                         help="mask stack of the same shape (.tif/.tiff/.zarr); nonzero marks "
                              "damaged pixels")
     parser.add_argument("--output", "-o", required=True, metavar="OUTPUT",
-                        help="repaired stack to write (.tif/.tiff/.zarr); must not be INPUT")
+                        help="repaired stack to write (.tif/.tiff, .zarr, or .ome.zarr with a "
+                             "pyramid); must not be INPUT")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace OUTPUT if it exists (the old one is removed only after "
                              "the new one is complete)")
@@ -47,12 +49,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="deepest stage to run (default: all three)")
     parser.add_argument("--flow-method", default="dis", choices=FLOW_METHODS,
                         help="optical flow for the reference (default dis)")
+    add_parallel_arguments(parser)
     parser.add_argument("--no-progress", action="store_true",
                         help="do not draw the progress bar on stderr")
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..repair import format_slices, repair_to_file
+    from ..repair import format_slices
+    from ..volume import repair_to_file
 
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught, \
@@ -68,7 +72,9 @@ def run(args: argparse.Namespace) -> int:
         summary = repair_to_file(args.input, args.mask, args.output, overwrite=args.overwrite,
                                  slices=args.slices, max_distance=args.max_distance,
                                  weights=args.weights, device=args.device, stages=args.stages,
-                                 flow_method=args.flow_method, progress=progress)
+                                 flow_method=args.flow_method, progress=progress,
+                                 workers=args.workers, scheduler=args.scheduler,
+                                 log=bar.write)
     seconds = time.perf_counter() - t0
     if summary.unmasked:
         bar.write(f"note: slice(s) {format_slices(summary.unmasked)} have an empty mask and "

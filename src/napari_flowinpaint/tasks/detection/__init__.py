@@ -27,13 +27,12 @@ from .detector import (
     damage_scores,
     damaged_slices,
     detect_damage,
-    detect_to_file,
     iter_detect_damage,
     slice_report,
 )
 from .postprocess import check_options, decide_mask, refine_mask
 
 __all__ = ["bright_blank", "check_options", "damage_probability", "damage_scores",
-           "damaged_slices", "decide_mask", "detect_damage", "detect_to_file",
+           "damaged_slices", "decide_mask", "detect_damage",
            "detector_input", "is_blank", "iter_detect_damage", "label_regions",
            "refine_mask", "slice_report", "stack_scale", "without_holes"]

@@ -15,7 +15,7 @@ from .cues import bright_blank, detector_input, is_blank, stack_scale, without_h
 from .postprocess import check_options, decide_mask, refine_mask
 
 __all__ = ["detect_damage", "iter_detect_damage", "damage_scores", "damaged_slices",
-           "damage_probability", "as_section_or_stack", "slice_report", "detect_to_file"]
+           "damage_probability", "as_section_or_stack", "slice_report"]
 
 _NETS: dict = {}
 
@@ -60,11 +60,14 @@ def damage_probability(prev, section, next, *, scale, weights=None,
 
 def iter_detect_damage(stack, zs=None, *, sensitivity: float = 0.5, grow: int = 0,
                        rectangles: bool = False, min_area: int = 100, weights=None,
+                       scale: tuple[float, float] | None = None,
                        ) -> Iterator[tuple[int, np.ndarray]]:
     """Detect damage slice by slice, yielding ``(z, mask)`` as each slice is done.
 
     Stop iterating to cancel: what was yielded is kept. ``zs`` lists the slices (default
-    all); see :func:`detect_damage` for the other parameters.
+    all); ``scale`` is the stack's grey scale (default :func:`stack_scale` of ``stack``; give
+    it when judging a stack in several calls, so that they need not compute it again). See
+    :func:`detect_damage` for the other parameters.
     """
     sensitivity = check_options(sensitivity, grow, min_area)
     arr, shape = as_section_or_stack(stack)
@@ -77,7 +80,7 @@ def iter_detect_damage(stack, zs=None, *, sensitivity: float = 0.5, grow: int = 
         if not -n <= z < n:
             raise IndexError(f"slice {z} is outside the stack of {n} sections (0..{n - 1}).")
     zs = [z % n for z in zs]
-    scale = stack_scale(arr)
+    scale = stack_scale(arr) if scale is None else tuple(scale)
     threshold = 1.0 - sensitivity
     sections: dict[int, np.ndarray] = {}
     blank: dict[int, bool] = {}
@@ -202,67 +205,3 @@ def slice_report(mask) -> dict:
     regions = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)[0] - 1
     return {"damaged_fraction": float(mask.mean()), "regions": int(regions),
             "flagged": bool(mask.any())}
-
-
-def detect_to_file(input, output, *, report=None, overwrite: bool = False,
-                   sensitivity: float = 0.5, grow: int = 0, rectangles: bool = False,
-                   min_area: int = 100, weights=None,
-                   progress: Callable[[int, int], None] | None = None) -> list[dict]:
-    """Detect damage on every slice of a stack file; write the mask stack and a CSV report.
-
-    What ``napari-flowinpaint detect`` runs. Every output is checked before the work (never
-    onto the input or each other, never over an existing file without ``overwrite``) and
-    written atomically.
-
-    Parameters
-    ----------
-    input : str or Path
-        The image stack (``.tif``/``.tiff``/``.zarr``), read one slice at a time.
-    output : str or Path
-        The mask stack to write: uint8, 1 = damaged (it feeds ``repair --mask``).
-    report : str or Path, optional, keyword-only
-        A CSV with one row per slice: ``z, damaged_fraction, regions, flagged``.
-    overwrite : bool, keyword-only
-        Replace existing outputs.
-    sensitivity, grow, rectangles, min_area, weights : keyword-only
-        As :func:`detect_damage`.
-    progress : callable(done, total), keyword-only
-
-    Returns
-    -------
-    list of dict
-        The report's rows (``z`` and the keys of :func:`slice_report`).
-    """
-    from ...engine.files import check_output_path, same_or_nested, write_text
-    from ..io import StackWriter, read_stack, read_voxel_size
-
-    stack = read_stack(input, name="input")
-    check_options(sensitivity, grow, min_area)
-    if report is not None:
-        if same_or_nested(report, output):
-            raise ValueError(f"the report {str(report)!r} and the mask output "
-                             f"{str(output)!r} are the same path; give two different files.")
-        check_output_path(report, protect=(input,), overwrite=overwrite, what="report")
-    writer = StackWriter(output, stack.shape, np.uint8, overwrite=overwrite,
-                         protect=(input,), voxel_size=read_voxel_size(input),
-                         description="napari-flowinpaint detect: 1 = damaged pixel")
-    rows = []
-    try:
-        for z, m in iter_detect_damage(stack, None, sensitivity=sensitivity, grow=grow,
-                                       rectangles=rectangles, min_area=min_area,
-                                       weights=weights):
-            writer[z] = m.astype(np.uint8)
-            rows.append({"z": z, **slice_report(m)})
-            if progress is not None:
-                progress(len(rows), stack.shape[0])
-        writer.commit()
-    except BaseException:
-        writer.abort()
-        raise
-    if report is not None:
-        lines = ["z,damaged_fraction,regions,flagged"]
-        lines += [f"{r['z']},{r['damaged_fraction']:.6f},{r['regions']},{int(r['flagged'])}"
-                  for r in rows]
-        write_text(report, "\n".join(lines) + "\n", overwrite=overwrite, protect=(input,),
-                   what="report")
-    return rows

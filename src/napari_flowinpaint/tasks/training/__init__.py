@@ -7,8 +7,9 @@ Needs torch; imported only when used (``import napari_flowinpaint.tasks`` does n
 from .common import TrainSource, default_sources, parse_source
 from .detector import detector_loss, train_detector
 from .finetune import FinetuneResult, finetune
-from .inpainting import TrainResult, TrainSettings, train
+from .inpainting import TrainResult, train
 from .samplers import DetectorSampler, TripletSampler
+from .settings import TrainSettings
 
 __all__ = ["DetectorSampler", "FinetuneResult", "TrainResult", "TrainSettings", "TrainSource",
            "TripletSampler", "default_sources", "detector_loss", "finetune", "parse_source",

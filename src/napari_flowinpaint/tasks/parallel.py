@@ -1,0 +1,297 @@
+"""Whole volumes: sections processed in parallel on dask, into outputs that resume.
+
+Two pieces, used by :func:`~napari_flowinpaint.tasks.volume.repair_to_file` and
+:func:`~napari_flowinpaint.tasks.volume.detect_to_file`:
+
+* :class:`SectionRunner` runs one task per section (or block of sections) in this process,
+  on local worker processes (``workers=N``: a ``dask.distributed.LocalCluster``) or on an
+  existing dask cluster (``scheduler="tcp://..."``: a SLURM or Kubernetes cluster started
+  with dask-jobqueue or dask-kubernetes). Each worker process builds the engine once and
+  keeps it (:func:`worker_engine`).
+* :class:`ResumableStore` is a zarr output written under a fixed hidden name beside the
+  destination (``.NAME.partial.zarr``) with a journal of the finished sections. A run that
+  was killed (``kill -9``, a lost node, Ctrl-C) and is started again with the same command
+  continues where it stopped; the store is renamed to its name only once every section is
+  in it, so an output is never left looking complete when it is not.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+
+from ..engine.files import check_output_path, move_into_place, remove_path
+
+__all__ = ["SectionRunner", "ResumableStore", "choose_workers", "copy_sections", "open_stack",
+           "partial_path",
+           "stack_source", "worker_engine", "write_section"]
+
+_RUN_FILE = "flowinpaint-run.json"
+_JOURNAL = "flowinpaint-journal.jsonl"
+
+
+def choose_workers(workers: int | None, megapixels: float, *, seconds_per_mp: float) -> int:
+    """The worker processes for a job: ``workers`` when given; otherwise the cores when the
+    job would take this process over about 20 s (``megapixels`` of sections to process at
+    ``seconds_per_mp``), else 1: starting workers costs seconds of its own."""
+    if workers is not None:
+        return int(workers)
+    cores = os.cpu_count() or 1
+    return cores if cores > 1 and megapixels * seconds_per_mp > 20.0 else 1
+
+
+def partial_path(dest) -> Path:
+    """The fixed hidden name a resumable output is written under: ``.NAME.partial.zarr``."""
+    dest = Path(dest)
+    return dest.parent / f".{dest.name}.partial.zarr"
+
+
+class ResumableStore:
+    """A zarr (or OME-Zarr) output stack that survives interruptions.
+
+    Parameters
+    ----------
+    path : Path
+        The destination (``.zarr`` or ``.ome.zarr``); checked like every output.
+    shape, dtype : the stack's.
+    run : dict
+        What identifies the run (inputs, options): a partial store left by a run with
+        another ``run`` is refused, never mixed in.
+    overwrite : bool
+        Replace an existing destination, and discard a partial store of another run.
+    protect : paths the destination must not be.
+    voxel_size : (z, y, x) in nm, optional.
+    attributes : dict, optional
+        Stored with the array (e.g. a description).
+    """
+
+    def __init__(self, path, shape, dtype, *, run: dict, overwrite: bool = False,
+                 protect: Iterable = (), voxel_size=None, attributes: dict | None = None):
+        from .io.ome import is_ome_path
+
+        self.path = check_output_path(path, protect=protect, overwrite=overwrite)
+        self.partial = partial_path(self.path)
+        self.shape, self.dtype = tuple(int(s) for s in shape), np.dtype(dtype)
+        self.ome = is_ome_path(self.path)
+        self.overwrite, self.voxel_size = overwrite, voxel_size
+        self.run = json.loads(json.dumps(run))  # as it reads back from the file
+        self.done: dict[int, dict] = {}
+        if self.partial.exists():
+            if self._load() != self.run:
+                if not overwrite:
+                    raise FileExistsError(
+                        f"{str(self.partial)!r} holds the partial output of another run (other "
+                        "inputs or options); run that command again to finish it, or delete "
+                        "it (or pass --overwrite) to start this one.")
+                remove_path(self.partial)
+                self.done = {}
+        if not self.partial.exists():
+            self._create(attributes or {})
+        self.array_path = self.partial / "0" if self.ome else self.partial
+
+    def _load(self) -> dict | None:
+        try:
+            run = json.loads((self.partial / _RUN_FILE).read_text())
+        except (OSError, ValueError):
+            return None
+        journal = self.partial / _JOURNAL
+        if journal.is_file():
+            for line in journal.read_text().splitlines():
+                try:  # a line cut by a kill is skipped: that section is redone
+                    row = json.loads(line)
+                    self.done[int(row["z"])] = row
+                except (ValueError, KeyError, TypeError):
+                    continue
+        return run
+
+    def _create(self, attributes: dict) -> None:
+        import zarr
+
+        attrs = dict(attributes)
+        if self.voxel_size is not None:
+            attrs.update(voxel_size=[float(v) for v in self.voxel_size], voxel_unit="nm")
+        y, x = self.shape[1:]
+        spec = dict(shape=self.shape, dtype=self.dtype, dimension_names=("z", "y", "x"),
+                    chunks=(1, min(y, 2048), min(x, 2048)))
+        try:
+            if self.ome:
+                zarr.open_group(str(self.partial), mode="w", attributes=attrs) \
+                    .create_array("0", **spec)
+            else:
+                zarr.create_array(store=str(self.partial), attributes=attrs, **spec)
+            (self.partial / _RUN_FILE).write_text(json.dumps(self.run))
+        except BaseException:
+            remove_path(self.partial)
+            raise
+
+    def record(self, z: int, **row) -> None:
+        """Journal section ``z`` as finished (with the values of its report row)."""
+        row = {"z": int(z), **row}
+        with open(self.partial / _JOURNAL, "a") as fh:
+            fh.write(json.dumps(row) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        self.done[int(z)] = row
+
+    def write(self, z: int, section) -> None:
+        """Write section ``z`` from this process (workers write with :func:`write_section`)."""
+        write_section(self.array_path, z, section)
+
+    def commit(self) -> Path:
+        """Every section is in: add the pyramid (OME-Zarr), drop the journal, move the store
+        to its name."""
+        missing = sorted(set(range(self.shape[0])) - set(self.done))
+        if missing:
+            raise RuntimeError(f"sections {missing[:10]} are not written yet.")
+        if self.ome:
+            import zarr
+
+            from .io.ome import write_pyramid
+
+            write_pyramid(zarr.open_group(str(self.partial), mode="r+"),
+                          voxel_size=self.voxel_size, name=self.path.name)
+        for name in (_RUN_FILE, _JOURNAL):
+            remove_path(self.partial / name)
+        move_into_place(self.partial, self.path, overwrite=self.overwrite)
+        return self.path
+
+
+def write_section(array_path, z: int, section) -> None:
+    """Write one section into the zarr array at ``array_path`` (from any process)."""
+    import zarr
+
+    out = zarr.open_array(str(array_path), mode="r+")
+    out[int(z)] = np.asarray(section, dtype=out.dtype)
+
+
+@functools.lru_cache(maxsize=4)
+def open_stack(path: str, name: str):
+    """:func:`~napari_flowinpaint.tasks.io.read_stack`, once per process and file: a worker
+    running many tasks on one stack opens it once (a TIFF is read once)."""
+    from .io import read_stack
+
+    return read_stack(path, name=name)
+
+
+def stack_source(stack, name: str):
+    """A task's stack: the array itself (in this process) or a path, which a worker opens
+    once (:func:`open_stack`)."""
+    return open_stack(str(stack), name) if isinstance(stack, str | Path) else stack
+
+
+def copy_sections(source, array_path, zs) -> list[int]:
+    """Copy sections ``zs`` of ``source`` (an array, or a stack file's path) unchanged into
+    the output array."""
+    stack = stack_source(source, "input")
+    for z in zs:
+        write_section(array_path, z, stack[z])
+    return list(zs)
+
+
+@functools.lru_cache(maxsize=2)
+def worker_engine(settings: tuple):
+    """The engine of this process for ``settings`` (``(weights, device, stages, flow_method)``),
+    built on the first task and reused: a worker loads the networks once."""
+    import torch
+
+    from ..engine import FlowInpainter
+
+    if os.environ.get("FLOWINPAINT_WORKER_THREADS"):
+        torch.set_num_threads(int(os.environ["FLOWINPAINT_WORKER_THREADS"]))
+    weights, device, stages, flow_method = settings
+    return FlowInpainter(weights, device=device, stages=stages, flow_method=flow_method)
+
+
+class SectionRunner:
+    """Runs section tasks here, on ``workers`` local processes, or on a dask cluster.
+
+    Parameters
+    ----------
+    workers : int
+        Local worker processes; 1 runs everything in this process (no dask).
+    scheduler : str, optional
+        Address of a running dask.distributed scheduler (``tcp://host:8786``); ``workers``
+        is then ignored.
+    log : callable(str), optional
+        Told where the dask dashboard is.
+
+    Examples
+    --------
+    >>> with SectionRunner(workers=2) as runner:                 # doctest: +SKIP
+    ...     for item, result in runner.map([(task, 1), (task, 2)]):
+    ...         print(item, result)
+    """
+
+    def __init__(self, workers: int = 1, scheduler: str | None = None,
+                 log: Callable[[str], None] | None = None):
+        workers = int(workers)
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, got {workers}.")
+        self.workers, self.scheduler, self.log = workers, scheduler, log
+        self.client = self._cluster = None
+
+    @property
+    def parallel(self) -> bool:
+        return self.scheduler is not None or self.workers > 1
+
+    def __enter__(self) -> SectionRunner:
+        if not self.parallel:
+            return self
+        from distributed import Client, LocalCluster
+
+        if self.scheduler is not None:
+            try:
+                self.client = Client(self.scheduler, timeout="20s")
+            except OSError as exc:
+                raise OSError(f"cannot reach the dask scheduler at {self.scheduler!r} ({exc}); "
+                              "check the address and that the cluster is running.") from None
+            if self.log is not None:
+                self.log(f"dask dashboard: {self.client.dashboard_link}")
+        else:  # one torch thread per worker: the workers, not torch, share the cores
+            self._cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1,
+                                         processes=True, dashboard_address=None,
+                                         silence_logs=40,
+                                         env={"FLOWINPAINT_WORKER_THREADS": "1"})
+            self.client = Client(self._cluster)
+        return self
+
+    def map(self, items: list[tuple], *,
+            should_stop: Callable[[], bool] | None = None) -> Iterator[tuple[tuple, object]]:
+        """Run every item ``(function, *arguments)``, yielding ``(item, result)`` as each is
+        done (in order here, as they finish on a cluster). The functions must be importable
+        (module level) for a cluster to run them. Stops early when ``should_stop()`` is
+        True; tasks not started are then cancelled."""
+        if not self.parallel:
+            for item in items:
+                if should_stop is not None and should_stop():
+                    return
+                yield item, item[0](*item[1:])
+            return
+        from distributed import as_completed
+
+        futures = {self.client.submit(item[0], *item[1:], pure=False): item for item in items}
+        try:
+            for future in as_completed(futures):
+                yield futures[future], future.result()
+                if should_stop is not None and should_stop():
+                    return
+        finally:
+            self.client.cancel(list(futures))
+
+    def call(self, function: Callable, *args):
+        """``function(*args)`` on a worker (here without workers), e.g. to check settings."""
+        if not self.parallel:
+            return function(*args)
+        return self.client.submit(function, *args, pure=False).result()
+
+    def __exit__(self, *exc) -> None:
+        if self.client is not None:
+            self.client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+        self.client = self._cluster = None

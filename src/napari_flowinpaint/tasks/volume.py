@@ -1,0 +1,375 @@
+"""Stack files and whole volumes: repair, detection, or both (``auto``), section by section,
+in parallel on dask, into outputs that resume after an interruption.
+
+What the commands ``repair``, ``detect`` and ``auto`` run. Inputs are read one section at a
+time (TIFF stacks are read into memory; use zarr or OME-Zarr for volumes larger than
+memory). Everything that can be checked is checked before any work. Outputs:
+
+* ``.tif``/``.tiff``: written atomically at the end (complete or absent);
+* ``.zarr``/``.ome.zarr``: written section by section, by the workers themselves, into a
+  hidden ``.NAME.partial.zarr`` with a journal (:class:`~napari_flowinpaint.tasks.parallel.
+  ResumableStore`); the same command run again after a kill or Ctrl-C continues from there,
+  and the store takes its name only when complete. Untouched sections are copied by the
+  workers in blocks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..engine.files import check_output_path, same_or_nested, write_text
+from .io import StackWriter, read_stack, read_voxel_size, stack_format
+from .parallel import (
+    ResumableStore,
+    SectionRunner,
+    choose_workers,
+    copy_sections,
+    stack_source,
+    worker_engine,
+    write_section,
+)
+from .repair import damaged_z, find_neighbours, format_slices, parse_slices, repair_slice
+
+__all__ = ["RepairSummary", "repair_to_file", "detect_to_file", "auto_to_file"]
+
+_COPY_BLOCK = 16  # untouched sections copied per task
+_DETECT_BLOCK = 8  # sections judged per task (neighbours' cues are shared within a block)
+
+
+@dataclass
+class RepairSummary:
+    """What :func:`repair_to_file` did.
+
+    Attributes
+    ----------
+    output : Path
+    sections : int
+        Sections in the stack.
+    repaired : list of int
+        The sections repaired (by this call and, when resumed, by the run before).
+    unmasked : list of int
+        Sections asked for (``slices``) whose mask is empty: copied unchanged.
+    method, flow_method, device : str
+        The engine's deepest stage, optical flow and device.
+    resumed : int
+        Sections found finished in a partial output of an interrupted run.
+    """
+
+    output: Path
+    sections: int
+    repaired: list[int]
+    unmasked: list[int]
+    method: str
+    flow_method: str
+    device: str
+    resumed: int = 0
+    rows: list[dict] = field(default_factory=list)
+
+
+def _repair_task(stack, masks, z, max_distance, engine, array_path):
+    stack, masks = stack_source(stack, "input"), stack_source(masks, "mask")
+    engine = worker_engine(engine) if isinstance(engine, tuple) else engine
+    section = repair_slice(stack, z, np.asarray(masks[z]), masks=masks, inpainter=engine,
+                           max_distance=max_distance)
+    if array_path is None:
+        return section
+    write_section(array_path, z, section)
+    return None
+
+
+def _engine_info(settings):
+    engine = worker_engine(settings)
+    return engine.method, engine.flow_method, str(engine.device)
+
+
+def _output(output, shape, dtype, *, run, overwrite, protect, voxel_size, description=None):
+    """A :class:`ResumableStore` for zarr, a :class:`StackWriter` for TIFF."""
+    if stack_format(output, for_writing=True) == "zarr":
+        attrs = {"description": description} if description else None
+        return ResumableStore(output, shape, dtype, run=run, overwrite=overwrite,
+                              protect=protect, voxel_size=voxel_size, attributes=attrs)
+    return None
+
+
+def _keep_partial(store, exc: BaseException) -> BaseException:
+    """After an interruption the partial store stays, to resume; after an error (a full
+    disk...) it goes. Returns the exception to raise."""
+    from ..engine.files import explain_write_error, remove_path
+
+    if isinstance(exc, KeyboardInterrupt):
+        exc.resume_hint = (f"the finished sections are kept in {str(store.partial)!r}: run the "
+                           "same command again to continue, or delete it.")
+        return exc
+    remove_path(store.partial)
+    return explain_write_error(exc, store.partial, store.path) if isinstance(exc, OSError) \
+        else exc
+
+
+def repair_to_file(input, mask, output, *, overwrite: bool = False, slices=None,
+                   max_distance: int = 3, weights=None, device: str = "auto",
+                   stages: str = "guided_inpainting", flow_method: str = "dis",
+                   inpainter=None, workers: int | None = 1, scheduler: str | None = None,
+                   progress: Callable[[int, int], None] | None = None,
+                   should_stop: Callable[[], bool] | None = None,
+                   log: Callable[[str], None] | None = None) -> RepairSummary:
+    """Repair every masked section of a stack file and write the result.
+
+    Parameters
+    ----------
+    input, mask : str or Path
+        The image stack and the mask stack of the same shape (``.tif``/``.tiff``/``.zarr``/
+        ``.ome.zarr``; nonzero marks damaged pixels). Never modified.
+    output : str or Path
+        The repaired stack (``.tif``/``.tiff``/``.zarr``/``.ome.zarr``).
+    overwrite : bool, keyword-only
+        Replace an existing ``output`` (the old one goes only once the new one is complete),
+        and discard a partial output of another run.
+    slices : str or sequence of int, optional, keyword-only
+        Repair only these sections (``"3,7-9"`` or a list); default every masked one.
+    max_distance : int, keyword-only
+        How far to look for a usable neighbour on each side.
+    weights, device, stages, flow_method : keyword-only
+        The engine's settings (:class:`~napari_flowinpaint.engine.FlowInpainter`).
+    inpainter : FlowInpainter, optional, keyword-only
+        An engine to use instead (in this process only: ``workers=1``).
+    workers : int or None, keyword-only
+        Local worker processes (1: this process; None: the cores when the job is big
+        enough to gain from them); ``scheduler`` to use a dask cluster.
+    progress : callable(done, total), keyword-only
+        Called after each section (repaired or copied).
+    should_stop : callable() -> bool, keyword-only
+        Polled between sections; True stops (a zarr output keeps its partial store to
+        resume, as after Ctrl-C, and :class:`KeyboardInterrupt` is raised).
+    log : callable(str), keyword-only
+        Told what is worth knowing (the dask dashboard, a resumed run).
+
+    Returns
+    -------
+    RepairSummary
+    """
+    if max_distance < 1:
+        raise ValueError(f"max_distance (--max-distance) must be at least 1, got "
+                         f"{max_distance}.")
+    if inpainter is not None and ((workers or 1) > 1 or scheduler):
+        raise ValueError("an inpainter object runs in this process only; give its settings "
+                         "(weights, device, stages, flow_method) to use workers.")
+    from ..engine import SUPPORTED_DTYPES
+
+    stack, masks = read_stack(input, name="input"), read_stack(mask, name="mask")
+    if tuple(masks.shape) != tuple(stack.shape):
+        raise ValueError(
+            f"the mask {str(mask)!r} has shape {tuple(masks.shape)} but the input "
+            f"{str(input)!r} has shape {tuple(stack.shape)}; they must match voxel for voxel.")
+    if np.dtype(stack.dtype).type not in SUPPORTED_DTYPES:
+        raise TypeError(f"the input has dtype {stack.dtype}; expected uint8, uint16, float32 or "
+                        "float64. Convert the stack first (e.g. in Fiji: Image > Type).")
+    check_output_path(output, protect=(input, mask), overwrite=overwrite)
+    damaged = damaged_z(masks)
+    todo, unmasked = damaged, []
+    if slices is not None:
+        wanted = (parse_slices(slices, stack.shape[0]) if isinstance(slices, str)
+                  else sorted({int(z) for z in slices}))
+        unmasked = [z for z in wanted if z not in set(damaged)]
+        todo = [z for z in wanted if z in set(damaged)]
+    orphans = [z for z in todo if find_neighbours(
+        stack, z, masks=masks, max_distance=max_distance) == (None, None)]
+    if orphans:
+        raise ValueError(
+            f"slice(s) {format_slices(orphans)} have no usable neighbour within {max_distance} "
+            "slices (the neighbours are blank or more than half damaged); raise "
+            "--max-distance or leave them out with --slices.")
+    settings = (None if weights is None else str(weights), device, stages, flow_method)
+    run = {"command": "repair", "input": str(Path(input).resolve()),
+           "mask": str(Path(mask).resolve()), "shape": list(stack.shape),
+           "dtype": str(stack.dtype), "todo": todo, "max_distance": max_distance,
+           "engine": list(settings) if inpainter is None else repr(inpainter)}
+    workers = 1 if inpainter is not None else choose_workers(
+        workers, len(todo) * stack.shape[1] * stack.shape[2] / 1e6, seconds_per_mp=0.5)
+    with SectionRunner(workers, scheduler, log=log) as runner:
+        # the engine first (a bad device or weights file fails before any output exists)
+        engine = settings if runner.parallel else (
+            inpainter if inpainter is not None else worker_engine(settings))
+        info = runner.call(_engine_info, settings) if inpainter is None else (
+            inpainter.method, inpainter.flow_method, str(inpainter.device))
+        voxel = read_voxel_size(input)
+        store = _output(output, stack.shape, stack.dtype, run=run, overwrite=overwrite,
+                        protect=(input, mask), voxel_size=voxel)
+        writer = None if store is not None else StackWriter(
+            output, stack.shape, stack.dtype, base=stack, overwrite=overwrite,
+            protect=(input, mask), voxel_size=voxel)
+        done = set(store.done) if store is not None else set()
+        if done and log is not None:
+            log(f"resuming: {len(done)} of {stack.shape[0]} sections were already finished.")
+        src_stack, src_masks = ((str(input), str(mask)) if runner.parallel else (stack, masks))
+        target = None if store is None else str(store.array_path)
+        items = [(_repair_task, src_stack, src_masks, z, max_distance, engine, target)
+                 for z in todo if z not in done]
+        if store is not None:
+            rest = [z for z in range(stack.shape[0]) if z not in set(todo) and z not in done]
+            items += [(copy_sections, src_stack, target, tuple(rest[i:i + _COPY_BLOCK]))
+                      for i in range(0, len(rest), _COPY_BLOCK)]
+        total, count = stack.shape[0] if store is not None else len(todo), len(done)
+        try:
+            for item, result in runner.map(items, should_stop=should_stop):
+                copied = item[0] is copy_sections
+                for z in (item[3] if copied else (item[3],)):
+                    if writer is not None:
+                        writer[z] = result
+                    else:
+                        store.record(z, kind="copied" if copied else "repaired")
+                    count += 1
+                if progress is not None:
+                    progress(count, total)
+            if count < total:  # should_stop() said so
+                raise KeyboardInterrupt
+            path = writer.commit() if writer is not None else store.commit()
+        except BaseException as exc:
+            if writer is not None:
+                writer.abort()
+                raise
+            raised = _keep_partial(store, exc)
+            if raised is exc:
+                raise
+            raise raised from exc
+    return RepairSummary(path, stack.shape[0], todo, unmasked, *info, resumed=len(done))
+
+
+def _detect_task(stack, zs, options, scale, array_path):
+    from .detection import iter_detect_damage, slice_report
+
+    stack = stack_source(stack, "input")
+    out = []
+    for z, m in iter_detect_damage(stack, list(zs), scale=scale, **options):
+        if array_path is not None:
+            write_section(array_path, z, m.astype(np.uint8))
+        out.append(({"z": z, **slice_report(m)}, None if array_path else m))
+    return out
+
+
+def detect_to_file(input, output, *, report=None, overwrite: bool = False,
+                   sensitivity: float = 0.5, grow: int = 0, rectangles: bool = False,
+                   min_area: int = 100, weights=None, workers: int | None = 1,
+                   scheduler: str | None = None,
+                   progress: Callable[[int, int], None] | None = None,
+                   should_stop: Callable[[], bool] | None = None,
+                   log: Callable[[str], None] | None = None) -> list[dict]:
+    """Detect damage on every section of a stack file; write the mask stack (uint8,
+    1 = damaged: it feeds ``repair --mask``) and a CSV report (``z, damaged_fraction,
+    regions, flagged``).
+
+    Outputs are checked before the work (never onto the input or each other, never over an
+    existing file without ``overwrite``); a zarr mask resumes like :func:`repair_to_file`'s
+    output. Options as :func:`~napari_flowinpaint.tasks.detection.detect_damage`; ``workers``,
+    ``scheduler``, ``progress``, ``should_stop`` and ``log`` as :func:`repair_to_file`.
+
+    Returns
+    -------
+    list of dict
+        The report's rows, in z order.
+    """
+    from .detection import check_options, stack_scale
+
+    stack = read_stack(input, name="input")
+    check_options(sensitivity, grow, min_area)
+    if report is not None:
+        if same_or_nested(report, output):
+            raise ValueError(f"the report {str(report)!r} and the mask output "
+                             f"{str(output)!r} are the same path; give two different files.")
+        check_output_path(report, protect=(input,), overwrite=overwrite, what="report")
+    check_output_path(output, protect=(input,), overwrite=overwrite)
+    options = dict(sensitivity=sensitivity, grow=grow, rectangles=rectangles,
+                   min_area=min_area, weights=None if weights is None else str(weights))
+    n = stack.shape[0]
+    run = {"command": "detect", "input": str(Path(input).resolve()), "shape": list(stack.shape),
+           "options": options}
+    description = "napari-flowinpaint detect: 1 = damaged pixel"
+    voxel = read_voxel_size(input)
+    store = _output(output, stack.shape, np.uint8, run=run, overwrite=overwrite,
+                    protect=(input,), voxel_size=voxel, description=description)
+    writer = None if store is not None else StackWriter(
+        output, stack.shape, np.uint8, overwrite=overwrite, protect=(input,),
+        voxel_size=voxel, description=description)
+    rows = {} if store is None else {z: r for z, r in store.done.items()}
+    scale = stack_scale(stack)
+    todo = [z for z in range(n) if z not in rows]
+    blocks = [tuple(todo[i:i + _DETECT_BLOCK]) for i in range(0, len(todo), _DETECT_BLOCK)]
+    workers = choose_workers(workers, len(todo) * stack.shape[1] * stack.shape[2] / 1e6,
+                             seconds_per_mp=0.25)
+    try:
+        with SectionRunner(workers, scheduler, log=log) as runner:
+            src = str(input) if runner.parallel else stack
+            target = None if store is None else str(store.array_path)
+            items = [(_detect_task, src, zs, options, scale, target) for zs in blocks]
+            for _, result in runner.map(items, should_stop=should_stop):
+                for row, m in result:
+                    if writer is not None:
+                        writer[row["z"]] = m.astype(np.uint8)
+                    else:
+                        store.record(row["z"], **{k: v for k, v in row.items() if k != "z"})
+                    rows[row["z"]] = row
+                if progress is not None:
+                    progress(len(rows), n)
+        if len(rows) < n:
+            raise KeyboardInterrupt
+        writer.commit() if writer is not None else store.commit()
+    except BaseException as exc:
+        if writer is not None:
+            writer.abort()
+            raise
+        raised = _keep_partial(store, exc)
+        if raised is exc:
+            raise
+        raise raised from exc
+    out = [dict(rows[z], z=z) for z in range(n)]
+    if report is not None:
+        lines = ["z,damaged_fraction,regions,flagged"]
+        lines += [f"{r['z']},{r['damaged_fraction']:.6f},{r['regions']},{int(r['flagged'])}"
+                  for r in out]
+        write_text(report, "\n".join(lines) + "\n", overwrite=overwrite, protect=(input,),
+                   what="report")
+    return out
+
+
+def auto_to_file(input, output, *, mask_output=None, report=None, overwrite: bool = False,
+                 detect_options: dict | None = None, repair_options: dict | None = None,
+                 workers: int | None = 1, scheduler: str | None = None,
+                 progress: Callable[[str, int, int], None] | None = None,
+                 log: Callable[[str], None] | None = None) -> tuple[list[dict], RepairSummary]:
+    """Detect the damage of a whole stack, write the mask and the report, repair it.
+
+    ``mask_output`` defaults to ``<output>-damage.zarr`` and ``report`` to
+    ``<output>-report.csv`` beside ``output``; ``progress(phase, done, total)`` with phase
+    ``"detect"`` then ``"repair"``. Run again after an interruption, it resumes the phase it
+    was in. Returns the detection rows and the repair summary.
+    """
+    out = Path(output)
+    stem = out.name.split(".")[0]
+    mask_output = Path(mask_output) if mask_output else out.with_name(f"{stem}-damage.zarr")
+    report = Path(report) if report else out.with_name(f"{stem}-report.csv")
+    for a, b in ((mask_output, output), (report, output), (report, mask_output)):
+        if same_or_nested(a, b):
+            raise ValueError(f"{str(a)!r} and {str(b)!r} are the same path; give different "
+                             "files for the repaired stack, the mask and the report.")
+    check_output_path(output, protect=(input,), overwrite=overwrite)
+    done_mask = mask_output.exists() and not overwrite and report.exists()
+    if done_mask:  # the detection phase of this run finished before an interruption
+        rows = [{"z": int(r.split(",")[0]), "flagged": r.rstrip().endswith("1")}
+                for r in report.read_text().splitlines()[1:]]
+        if log is not None:
+            log(f"the mask {mask_output} and the report {report} exist: using them.")
+    else:
+        rows = detect_to_file(input, mask_output, report=report, overwrite=overwrite,
+                              workers=workers, scheduler=scheduler, log=log,
+                              progress=None if progress is None
+                              else lambda d, t: progress("detect", d, t),
+                              **(detect_options or {}))
+    summary = repair_to_file(input, mask_output, output, overwrite=overwrite, workers=workers,
+                             scheduler=scheduler, log=log,
+                             progress=None if progress is None
+                             else lambda d, t: progress("repair", d, t),
+                             **(repair_options or {}))
+    return rows, summary
