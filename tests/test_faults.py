@@ -369,6 +369,12 @@ def test_extreme_float_ranges_are_repaired_at_their_scale(dtype, lo, hi):
 
 
 # ----------------------------------------------------------------------------- faults
+def _default_sigint():
+    """Ctrl-C reaches the child even when the tests run in the background (where SIGINT is
+    ignored, and a child would inherit that)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _hidden(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
 
@@ -441,7 +447,8 @@ def test_signal_mid_run_leaves_no_output(tmp_path, sig, code, ext):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     argv = [sys.executable, "-m", "napari_flowinpaint", "repair", str(tmp_path / "in.tif"),
             "-m", str(tmp_path / "m.tif"), "-o", str(tmp_path / f"out.{ext}"), "--workers", "1"]
-    proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=_default_sigint)
     # wait until repairs are under way (the progress bar shows a slice done)
     t0, seen = time.monotonic(), ""
     while time.monotonic() - t0 < 60:
@@ -450,7 +457,7 @@ def test_signal_mid_run_leaves_no_output(tmp_path, sig, code, ext):
             break
     assert proc.poll() is None, f"ended before it could be interrupted: {seen}"
     proc.send_signal(sig)
-    _, rest = proc.communicate(timeout=60)
+    _, rest = proc.communicate(timeout=300)
     assert proc.returncode == code, seen + rest
     assert not (tmp_path / f"out.{ext}").exists()
     if ext == "tif":

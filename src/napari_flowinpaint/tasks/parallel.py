@@ -246,7 +246,7 @@ class SectionRunner:
 
         if self.scheduler is not None:
             try:
-                self.client = Client(self.scheduler, timeout="20s")
+                self.client = Client(self.scheduler, timeout="10s")
             except OSError as exc:
                 raise OSError(f"cannot reach the dask scheduler at {self.scheduler!r} ({exc}); "
                               "check the address and that the cluster is running.") from None

@@ -26,6 +26,7 @@ SUBCOMMANDS = {
     "train": ("train", "train the learned stages (refined reference, guided inpainting)"),
     "finetune": ("finetune", "fine-tune the bundled weights on your own stack"),
     "detect": ("detect", "propose a damage mask stack for a stack, with a per-slice report"),
+    "auto": ("auto", "detect the damage of a whole stack, then repair it (one command)"),
     "evaluate-detection": ("evaluate_detection",
                            "score the damage detector on simulated damage of a real stack"),
     "train-detector": ("train_detector", "train the damage detector on simulated damage"),

@@ -1,0 +1,78 @@
+"""Detect the damage of a whole stack, write the mask and the report, and repair it.
+
+``napari-flowinpaint auto STACK -o REPAIRED`` runs ``detect`` (the mask goes to
+``REPAIRED-damage.zarr`` and the per-section report to ``REPAIRED-report.csv`` beside the
+output, unless ``--mask``/``--report`` say otherwise) and then ``repair`` with that mask: one
+command for a whole volume, in parallel with ``--workers``/``--scheduler``. Run again after
+an interruption, it continues where it stopped. The work is
+:func:`napari_flowinpaint.tasks.volume.auto_to_file`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from ...engine.flow import FLOW_METHODS
+from ...engine.pipeline import STAGES
+from .common import ProgressBar, add_parallel_arguments
+
+__all__ = ["add_arguments", "run"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("input", metavar="STACK",
+                        help="image stack, .tif/.tiff, .zarr or .ome.zarr; never modified")
+    parser.add_argument("-o", "--output", required=True, metavar="REPAIRED",
+                        help="repaired stack to write (.tif/.tiff, .zarr or .ome.zarr)")
+    parser.add_argument("--mask", type=Path, default=None, metavar="MASK",
+                        help="where the detected mask goes (default REPAIRED-damage.zarr)")
+    parser.add_argument("--report", type=Path, default=None, metavar="CSV",
+                        help="per-section report (default REPAIRED-report.csv)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace existing outputs (and redo a finished detection)")
+    parser.add_argument("--sensitivity", type=float, default=0.5,
+                        help="detection: 0-1, higher finds more (default 0.5)")
+    parser.add_argument("--grow", type=int, default=2,
+                        help="detection: grow regions by N pixels (default 2)")
+    parser.add_argument("--min-area", type=int, default=100,
+                        help="detection: drop regions under N pixels (default 100)")
+    parser.add_argument("--detector-weights", type=Path, default=None,
+                        help="detector weights (default: bundled)")
+    parser.add_argument("--weights", type=Path, default=None,
+                        help="weights of the learned repair stages (default: bundled)")
+    parser.add_argument("--device", default="auto", help="'auto', 'cpu' or 'cuda[:N]'")
+    parser.add_argument("--stages", default="guided_inpainting", choices=STAGES,
+                        help="deepest repair stage to run (default: all three)")
+    parser.add_argument("--flow-method", default="dis", choices=FLOW_METHODS)
+    parser.add_argument("--max-distance", type=int, default=3, metavar="N",
+                        help="look up to N sections away for an undamaged neighbour")
+    add_parallel_arguments(parser)
+    parser.add_argument("--no-progress", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..volume import auto_to_file
+
+    t0 = time.perf_counter()
+    bars = {phase: ProgressBar(phase, "slices", disable=args.no_progress)
+            for phase in ("detect", "repair")}
+    try:
+        rows, summary = auto_to_file(
+            args.input, args.output, mask_output=args.mask, report=args.report,
+            overwrite=args.overwrite, workers=args.workers, scheduler=args.scheduler,
+            detect_options=dict(sensitivity=args.sensitivity, grow=args.grow,
+                                min_area=args.min_area, weights=args.detector_weights),
+            repair_options=dict(weights=args.weights, device=args.device, stages=args.stages,
+                                flow_method=args.flow_method, max_distance=args.max_distance),
+            progress=lambda phase, done, total: bars[phase](done, total),
+            log=bars["repair"].write)
+    finally:
+        for bar in bars.values():
+            bar.close()
+    flagged = [r["z"] for r in rows if r["flagged"]]
+    print(f"{len(flagged)} of {len(rows)} section(s) showed damage; repaired "
+          f"{len(summary.repaired)} with method {summary.method!r} in "
+          f"{time.perf_counter() - t0:.1f} s; wrote {summary.output}")
+    return 0
