@@ -11,15 +11,17 @@ import lazy_loader as _lazy
 
 __getattr__, __dir__, __all__ = _lazy.attach(
     __name__,
-    submodules=["files", "flow", "inpainter", "nets", "pipeline", "reference", "weights"],
+    submodules=["files", "flow", "inpainter", "names", "nets", "pipeline", "reference",
+                "weights"],
     submod_attrs={
         "_checks": ["SUPPORTED_DTYPES", "as_mask", "as_slice", "cast_to", "check_same_shape"],
         "_intensity": ["IntensityScale", "match_intensity"],
         "files": ["atomic_output", "check_output_path", "write_text"],
-        "flow": ["FLOW_METHODS", "Warp", "optical_flow", "warp", "warp_numpy"],
+        "flow": ["Warp", "optical_flow", "warp", "warp_numpy"],
+        "names": ["FLOW_METHODS", "STAGES"],
         "inpainter": ["FlowInpainter", "RepairReport", "damage_box", "damage_boxes",
                       "resolve_device"],
-        "pipeline": ["STAGES", "UnitInputs", "learned_stages", "prepare_inputs"],
+        "pipeline": ["UnitInputs", "learned_stages", "prepare_inputs"],
         "reference": ["initial_reference", "initial_reference_unit", "intermediate_flows"],
         "weights": ["LearnedWeights", "bundled_detector_path", "bundled_weights_path",
                     "load_detector", "load_weights", "save_detector", "save_weights"],

@@ -17,11 +17,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._checks import check_map_for
+from .names import FLOW_METHODS
 
 __all__ = ["FLOW_METHODS", "optical_flow", "warp", "warp_numpy", "Warp"]
 
-#: Optical-flow back-ends: OpenCV DIS (default, fast and accurate on EM) and Farneback.
-FLOW_METHODS = ("dis", "farneback")
 
 _MIN_FLOW_SIZE = 32  # smaller sections are mirrored out to this size for the flow
 

@@ -15,12 +15,11 @@ import numpy as np
 import torch
 
 from ._intensity import IntensityScale, match_intensity
+from .names import STAGES
 from .reference import initial_reference_unit
 
 __all__ = ["UnitInputs", "prepare_inputs", "learned_stages", "STAGES"]
 
-#: The stages of the method, in order (names after the paper).
-STAGES = ("initial_reference", "refined_reference", "guided_inpainting")
 
 
 @dataclass

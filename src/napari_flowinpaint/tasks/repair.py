@@ -6,10 +6,14 @@ from __future__ import annotations
 import re
 import warnings
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..engine import FlowInpainter, as_mask, as_slice
+from ..engine import as_mask, as_slice
+
+if TYPE_CHECKING:
+    from ..engine import FlowInpainter
 
 __all__ = ["find_neighbours", "repair_slice", "iter_repair_stack", "repair_stack",
            "damaged_z", "parse_slices", "format_slices"]
@@ -133,7 +137,7 @@ def repair_slice(stack, z: int, mask, *, masks=None, inpainter: FlowInpainter | 
     alpha = 0.5
     if z_prev is not None and z_next is not None:
         alpha = (z - z_prev) / (z_next - z_prev)
-    engine = inpainter if inpainter is not None else FlowInpainter()
+    engine = inpainter if inpainter is not None else _default_engine()
     # checked here so that an error names the section, not the engine's argument
     prev, nxt = (None if k is None else as_slice(np.asarray(stack[k]), f"section {k} ({role})")
                  for k, role in ((z_prev, "the neighbour before"), (z_next, "the neighbour after")))
@@ -164,7 +168,7 @@ def iter_repair_stack(stack, masks, *, inpainter: FlowInpainter | None = None,
     masks = _stack_mask(masks, shape)
     if masks is None:
         raise ValueError("iter_repair_stack needs a mask stack of the same shape as the stack.")
-    engine = inpainter if inpainter is not None else FlowInpainter()
+    engine = inpainter if inpainter is not None else _default_engine()
     todo = damaged_z(masks) if slices is None else [int(z) for z in slices]
     for z in todo:
         yield z, repair_slice(stack, z, np.asarray(masks[z]), masks=masks, inpainter=engine,
@@ -242,3 +246,9 @@ def format_slices(zs) -> str:
         parts.append(str(zs[i]) if i == j else f"{zs[i]}-{zs[j]}")
         i = j + 1
     return ",".join(parts)
+
+
+def _default_engine():
+    from ..engine import FlowInpainter
+
+    return FlowInpainter()

@@ -14,8 +14,7 @@ import argparse
 import time
 from pathlib import Path
 
-from ...engine.flow import FLOW_METHODS
-from ...engine.pipeline import STAGES
+from ...engine.names import FLOW_METHODS, STAGES
 from .common import ProgressBar, add_parallel_arguments
 
 __all__ = ["add_arguments", "run"]

@@ -15,8 +15,7 @@ import time
 import warnings
 from pathlib import Path
 
-from ...engine.flow import FLOW_METHODS
-from ...engine.pipeline import STAGES
+from ...engine.names import FLOW_METHODS, STAGES
 from .common import ProgressBar, add_parallel_arguments
 
 __all__ = ["add_arguments", "run"]

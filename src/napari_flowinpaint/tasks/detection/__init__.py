@@ -14,25 +14,17 @@ probabilities to a mask), :mod:`.detector` (the driver over slices and stacks).
 Mask convention of the package: ``True`` marks a *damaged* pixel.
 """
 
-from .cues import (
-    bright_blank,
-    detector_input,
-    is_blank,
-    label_regions,
-    stack_scale,
-    without_holes,
-)
-from .detector import (
-    damage_probability,
-    damage_scores,
-    damaged_slices,
-    detect_damage,
-    iter_detect_damage,
-    slice_report,
-)
-from .postprocess import check_options, decide_mask, refine_mask
+import lazy_loader as _lazy
 
-__all__ = ["bright_blank", "check_options", "damage_probability", "damage_scores",
-           "damaged_slices", "decide_mask", "detect_damage",
-           "detector_input", "is_blank", "iter_detect_damage", "label_regions",
-           "refine_mask", "slice_report", "stack_scale", "without_holes"]
+# lazily: the cues and the post-processing need no torch; the detector network does
+__getattr__, __dir__, __all__ = _lazy.attach(
+    __name__,
+    submodules=["cues", "detector", "postprocess"],
+    submod_attrs={
+        "cues": ["bright_blank", "detector_input", "is_blank", "label_regions", "stack_scale",
+                 "without_holes"],
+        "detector": ["damage_probability", "damage_scores", "damaged_slices", "detect_damage",
+                     "iter_detect_damage", "slice_report"],
+        "postprocess": ["check_options", "decide_mask", "refine_mask"],
+    },
+)

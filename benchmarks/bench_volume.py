@@ -1,0 +1,142 @@
+"""Whole-volume benchmark: parallel repair of a big zarr volume, memory, a cluster, resume.
+
+Makes a Z x 2048 x 2048 uint8 zarr volume (tiles of the bundled FIB-SEM sample, shifted and
+noised section by section) with every 10th section damaged (white blobs and bands, 5-20 % of
+it), then times ``napari-flowinpaint repair`` as a user runs it (a subprocess each):
+
+* with 1 and 2 local workers (the speed-up), and the peak memory of the whole process tree
+  (the command and its workers), sampled every 0.1 s;
+* on a ``dask.distributed.LocalCluster`` of 2 worker processes reached with ``--scheduler``:
+  the output must equal the local run's;
+* killed (SIGKILL) halfway and run again: the output must equal an uninterrupted run's;
+* optionally a 4x longer volume (``--long 800``): memory must not grow with the volume.
+
+    python benchmarks/bench_volume.py [--sections 200] [--long 800] [--keep DIR]
+
+Prints a Markdown table; numbers go to the README.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+
+from napari_flowinpaint.tasks.io import StackWriter, load_sample, read_stack
+from napari_flowinpaint.tasks.simulation import random_mask
+
+SIDE = 2048
+
+
+def make_volume(folder: Path, sections: int, seed: int = 0) -> tuple[Path, Path]:
+    """The volume and its mask stack (zarr), written section by section."""
+    sample, _ = load_sample()
+    rng = np.random.default_rng(seed)
+    reps = -(-SIDE // sample.shape[1])
+    img_path, mask_path = folder / f"vol{sections}.zarr", folder / f"mask{sections}.zarr"
+    with StackWriter(img_path, (sections, SIDE, SIDE), np.uint8) as img, \
+            StackWriter(mask_path, (sections, SIDE, SIDE), np.uint8) as msk:
+        for z in range(sections):
+            base = np.tile(sample[z % len(sample)], (reps, reps))[:SIDE, :SIDE]
+            section = np.roll(base, (z // len(sample), 2 * (z // len(sample))), axis=(0, 1))
+            noise = rng.normal(0, 4, section.shape)
+            section = np.clip(section + noise, 0, 255).astype(np.uint8)
+            mask = np.zeros(section.shape, bool)
+            if z % 10 == 5:
+                mask = random_mask((SIDE, SIDE), rng.uniform(0.05, 0.2), rng,
+                                   kind=("blobs", "bands")[z // 10 % 2])
+                section[mask] = 255
+            img[z], msk[z] = section, mask.astype(np.uint8)
+    return img_path, mask_path
+
+
+def run(argv: list[str], *, kill_after: float | None = None) -> tuple[float, float, int]:
+    """Run the command; returns (seconds, peak MB of the process tree, exit code)."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "napari_flowinpaint", *argv],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    ps, peak = psutil.Process(proc.pid), 0
+    while proc.poll() is None:
+        try:
+            procs = [ps, *ps.children(recursive=True)]
+            peak = max(peak, sum(p.memory_info().rss for p in procs if p.is_running()))
+        except psutil.Error:
+            pass
+        if kill_after is not None and time.perf_counter() - t0 > kill_after:
+            for p in ps.children(recursive=True):
+                p.send_signal(signal.SIGKILL)
+            proc.send_signal(signal.SIGKILL)
+        time.sleep(0.1)
+    err = proc.stderr.read()
+    if proc.returncode not in (0, -9):
+        print(err, file=sys.stderr)
+    return time.perf_counter() - t0, peak / 2**20, proc.returncode
+
+
+def same(a: Path, b: Path) -> bool:
+    x, y = read_stack(a), read_stack(b)
+    return all(np.array_equal(x[z], y[z]) for z in range(x.shape[0]))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sections", type=int, default=200)
+    ap.add_argument("--long", type=int, default=0, help="also a volume this long (e.g. 800)")
+    ap.add_argument("--keep", type=Path, default=None, help="work folder to keep")
+    args = ap.parse_args()
+    work = args.keep or Path(tempfile.mkdtemp(prefix="bench-volume-"))
+    work.mkdir(parents=True, exist_ok=True)
+    rows = []
+    try:
+        t0 = time.perf_counter()
+        img, msk = make_volume(work, args.sections)
+        print(f"made {img} in {time.perf_counter() - t0:.0f} s", flush=True)
+        common = ["repair", str(img), "-m", str(msk), "--no-progress"]
+        s1, m1, _ = run([*common, "-o", str(work / "w1.zarr"), "--workers", "1"])
+        rows.append(("1 local worker", s1, m1, ""))
+        s2, m2, _ = run([*common, "-o", str(work / "w2.zarr"), "--workers", "2"])
+        identical = same(work / "w1.zarr", work / "w2.zarr")
+        rows.append(("2 local workers", s2, m2,
+                     f"{s1 / s2:.2f}x faster; output identical: {identical}"))
+        from distributed import LocalCluster
+
+        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                          dashboard_address=None) as cluster:
+            s3, m3, _ = run([*common, "-o", str(work / "c.zarr"), "--scheduler",
+                             cluster.scheduler_address])
+        rows.append(("LocalCluster, 2 processes, --scheduler", s3, m3,
+                     f"output identical: {same(work / 'w1.zarr', work / 'c.zarr')} "
+                     "(cluster workers not counted in memory)"))
+        sk, mk, code = run([*common, "-o", str(work / "k.zarr"), "--workers", "2"],
+                           kill_after=s2 / 2)
+        sr, mr, _ = run([*common, "-o", str(work / "k.zarr"), "--workers", "2"])
+        rows.append(("2 workers, kill -9 halfway, then the same command", sr, mr,
+                     f"killed at {sk:.0f} s (exit {code}); resumed output identical: "
+                     f"{same(work / 'w1.zarr', work / 'k.zarr')}"))
+        if args.long:
+            img_l, msk_l = make_volume(work, args.long, seed=1)
+            sl, ml, _ = run(["repair", str(img_l), "-m", str(msk_l), "--no-progress", "-o",
+                             str(work / "long.zarr"), "--workers", "2"])
+            rows.append((f"{args.long} sections, 2 local workers", sl, ml,
+                         f"memory {ml / m2:.2f}x that of {args.sections} sections"))
+    finally:
+        if args.keep is None:
+            shutil.rmtree(work, ignore_errors=True)
+    print(f"\n{args.sections} x {SIDE} x {SIDE} uint8 zarr, every 10th section damaged "
+          f"(5-20 %), all three stages, {os.cpu_count()} cores:\n")
+    print("| run | seconds | peak memory (MB) | notes |\n|---|---|---|---|")
+    for name, s, m, note in rows:
+        print(f"| {name} | {s:.0f} | {m:.0f} | {note} |")
+
+
+if __name__ == "__main__":
+    main()
