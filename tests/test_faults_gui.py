@@ -276,7 +276,8 @@ MASK_CASES = [
      "No damage is painted on slice 3 of 'em damage mask'"),
     (_empty, "repair_current_slice", "No damage is painted on slice 0 of 'em damage mask'"),
     (_empty, "repair_all", "No damage is painted anywhere in 'em damage mask'"),
-    (_lazy, "auto_detect", "The mask 'lazy' is not held in memory (lazy data); press New mask"),
+    (_lazy, "auto_detect", "The mask 'lazy' is read-only lazy data (only numpy and zarr masks "
+                           "can be written); press New mask"),
 ]
 
 
@@ -321,6 +322,8 @@ def test_image_removed_before_any_result(make_scene, qtbot, notes, no_qt_errors)
     mask = _painted(widget, [1, 2, 3, 4])
     painted, original = mask.data.copy(), image.data.copy()
     widget.repair_all()
+    # the worker reads the mask first, then starts on the 4 painted slices (0.2 s each)
+    qtbot.waitUntil(lambda: widget.status == "Repairing 4 slices...", timeout=10000)
     viewer.layers.remove(image)
     assert widget.status == "Stopping: the image 'em' was removed from the viewer..."
     _settle(qtbot, widget)

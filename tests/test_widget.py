@@ -129,7 +129,7 @@ def test_repair_all_masked_slices_updates_one_layer(scene, qtbot):
     np.testing.assert_array_equal(mask.data, painted)
 
     # a second run updates the same layer in place instead of adding another
-    before = result.data.copy()
+    before = np.asarray(result.data)
     widget["repair_all_button"].native.click()
     _wait(qtbot, widget)
     assert [layer.name for layer in viewer.layers].count("em repaired") == 1
@@ -412,6 +412,7 @@ def test_auto_detect_all_slices_asks_before_touching_painted_ones(damaged_sample
     # "cancel": nothing runs
     before = mask.data.copy()
     widget.ask = lambda q: "cancel"
-    widget.auto_detect("all slices")
+    widget.auto_detect("all slices")  # the painted slices are found in the worker
+    _wait(qtbot, widget)
     assert not widget.running and widget.status == "Auto-detect cancelled."
     np.testing.assert_array_equal(mask.data, before)

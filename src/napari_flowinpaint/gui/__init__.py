@@ -1,5 +1,5 @@
-"""napari adapters: the repair and fine-tuning dock widgets, the batch menu command and the
-sample data.
+"""napari adapters: the repair and fine-tuning dock widgets, the batch menu command, the
+sample data and the lazy view of a repaired stack (:class:`RepairedView`).
 
 This subpackage imports napari and Qt; the rest of napari_flowinpaint does not. Its names
 are loaded lazily, so that napari opening the sample data (``make_sample_data``) imports
@@ -14,6 +14,7 @@ __getattr__, __dir__, __all__ = _lazy.attach(
         "_finetune_widget": ["FinetuneWidget"],
         "_menu": ["repair_all_masked_slices"],
         "_sample_data": ["make_sample_data"],
+        "_view": ["RepairedView"],
         "_widget": ["RepairWidget"],
     },
 )

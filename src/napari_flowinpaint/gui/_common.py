@@ -8,6 +8,7 @@ import logging
 import weakref
 
 from napari.layers import Image, Labels
+from napari.utils import progress
 from napari.utils.notifications import show_error, show_warning
 from qtpy.QtCore import QEvent, QObject
 
@@ -99,6 +100,39 @@ class StatusMixin:
     def _warn(self, text: str) -> None:
         self._set_status(text)
         self._notify(show_warning, text)
+
+    # ------------------------------------------------------------------ progress bar
+    # The running job's bar in napari's activity panel, driven from the main thread.
+    # Updating it runs the Qt event loop (napari's bar calls processEvents), so the worker's
+    # next signals, its end included, may be handled inside these calls: callers update the
+    # bar last, and each step checks that the bar is still the job's.
+    _pbar = None
+
+    def _open_progress(self, total: int, desc: str) -> None:
+        self._close_progress()
+        self._pbar = progress(total=total, desc=desc)
+
+    def _step_progress(self, n: int = 1) -> None:
+        if self._pbar is not None:
+            self._pbar.update(n)
+
+    def _progress_to(self, n: int) -> None:
+        if self._pbar is not None:
+            self._pbar.update(max(0, int(n) - self._pbar.n))
+
+    def _reset_progress(self, total: int, desc: str) -> None:
+        """Start the bar again for the next phase of the job (e.g. after a scan)."""
+        pbar = self._pbar
+        for step in (lambda: pbar.reset(total=total), lambda: pbar.set_description(desc),
+                     lambda: pbar.update(0)):
+            if pbar is None or pbar is not self._pbar:
+                return
+            step()
+
+    def _close_progress(self) -> None:
+        pbar, self._pbar = self._pbar, None
+        if pbar is not None:
+            pbar.close()
 
     def _on_errored(self, exc: Exception) -> None:
         # An unexpected exception in the plumbing (a bug): say so, and leave the traceback

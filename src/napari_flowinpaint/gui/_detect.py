@@ -1,7 +1,10 @@
 """The Repair widget's **Auto-detect**: propose damage on the current slice or on all slices,
 in a worker thread, and add it to the mask (label 1) without erasing painted strokes.
 
-The detection itself is :func:`napari_flowinpaint.tasks.detection.iter_detect_damage`.
+The detection itself is :func:`napari_flowinpaint.tasks.detection.iter_detect_damage`. On all
+slices, a first worker reads the mask to find the slices that already hold paint (the user is
+asked about those), then a second one detects. The mask may be a numpy or a zarr array (the
+zarr-backed masks of big stacks); each section found is written back whole.
 """
 
 from __future__ import annotations
@@ -10,13 +13,13 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-from napari.layers import Labels
+from napari.layers import Image, Labels
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info, show_warning
 
 from ..tasks.detection import iter_detect_damage
-from ..tasks.repair import damaged_z
 from ._common import reason
+from ._view import MaskReadError, scan_painted, writable_mask
 
 __all__ = ["DETECT_SCOPES", "AutoDetectMixin", "DetectRun"]
 
@@ -28,7 +31,9 @@ DETECT_SCOPES = ("current slice", "all slices")
 class DetectRun:
     """A running **Auto-detect**: the mask it adds to, the sections to check, those where
     damage was found, how many were checked, when it began (``time.perf_counter()``) and
-    the section it failed on, if any."""
+    the section it failed on, if any. While ``scanning``, the mask is being read for the
+    slices that already hold paint (``painted``, None until all were read); the detection
+    then runs on ``image`` from section ``z`` with margin ``grow``."""
 
     mask: Labels
     zs: list[int]
@@ -36,6 +41,11 @@ class DetectRun:
     done: int = 0
     t0: float = field(default_factory=time.perf_counter)
     failed: int | None = None
+    image: Image | None = None
+    z: int = 0
+    grow: int = 0
+    scanning: bool = False
+    painted: list[int] | None = None
 
 
 class AutoDetectMixin:
@@ -68,30 +78,61 @@ class AutoDetectMixin:
         mask = self._mask.value
         if mask is None or tuple(mask.data.shape) != tuple(image.data.shape):
             mask = self.new_mask()
-        if not isinstance(mask.data, np.ndarray):
-            self._warn(f"The mask '{mask.name}' is not held in memory (lazy data); press New "
-                       "mask to get one Auto-detect can fill.")
+        if not writable_mask(mask.data):
+            self._warn(f"The mask '{mask.name}' is read-only lazy data (only numpy and zarr "
+                       "masks can be written); press New mask to get one Auto-detect can fill.")
             return
         zs = [self.z] if scope == "current slice" else list(range(image.data.shape[0]))
-        painted = [z for z in damaged_z(mask.data) if z != self.z and z in zs]
+        run = DetectRun(mask=mask, zs=zs, image=image, z=self.z, grow=int(self._grow.value))
+        if scope == "current slice":  # no other slice is touched: nothing to ask
+            self._start_detection(run)
+            return
+        run.scanning = True
+        self._detect_run = run
+        self._begin_run(image)
+        self._set_running(True)
+        self._set_status("Finding the slices that already hold paint...")
+        self._open_progress(len(zs), "Finding the painted slices")
+        self.worker = create_worker(
+            self._scan_painted, mask.data,
+            _connect={"yielded": self._on_scanned, "errored": self._on_errored,
+                      "finished": self._on_finished},
+        )
+
+    def _after_scan(self, run: DetectRun) -> None:
+        """Ask about the slices that already hold paint, then detect."""
+        zs = run.zs
+        painted = [z for z in run.painted if z != run.z]
         if painted:
             shown = ", ".join(map(str, painted[:10])) + (" ..." if len(painted) > 10 else "")
-            answer = self.ask(f"Slices {shown} of '{mask.name}' already hold painted damage. "
-                              "Add the detected damage there too (your strokes are kept), or "
-                              "skip those slices?")
+            answer = self.ask(f"Slices {shown} of '{run.mask.name}' already hold painted "
+                              "damage. Add the detected damage there too (your strokes are "
+                              "kept), or skip those slices?")
             if answer == "cancel":
                 self._set_status("Auto-detect cancelled.")
                 return
             if answer == "skip":
-                zs = [z for z in zs if z not in set(painted)]
-        self._detect_run = DetectRun(mask=mask, zs=zs)
-        self._begin_run(image)
+                skipped = set(painted)
+                zs = [z for z in zs if z not in skipped]
+        run.zs, run.scanning, run.t0 = zs, False, time.perf_counter()
+        self._start_detection(run)
+
+    def _start_detection(self, run: DetectRun) -> None:
+        self._detect_run = run
+        self._begin_run(run.image)
+        why = self._missing()  # the image or the mask may have gone while the user answered
+        if why is not None:
+            self._detect_run = self._target = self._source = None
+            text = f"Auto-detect stopped: {why}; no slice was checked."
+            self._set_status(text)
+            self._notify(show_warning, text)
+            return
         self._set_running(True)
-        desc = f"Detecting damage on {len(zs)} slice{'s' if len(zs) > 1 else ''}"
+        desc = f"Detecting damage on {len(run.zs)} slice{'s' if len(run.zs) > 1 else ''}"
         self._set_status(f"{desc}...")
+        self._open_progress(len(run.zs), desc)
         self.worker = create_worker(
-            self._detect_many, image.data, zs, int(self._grow.value),
-            _progress={"total": len(zs), "desc": desc},
+            self._detect_many, run.image.data, run.zs, run.grow,
             _connect={"yielded": self._on_detected, "errored": self._on_errored,
                       "finished": self._on_finished},
         )
@@ -110,10 +151,35 @@ class AutoDetectMixin:
         return "add" if clicked is add else "skip" if clicked is skip else "cancel"
 
     # ------------------------------------------------------------------ worker plumbing
-    # Runs in the worker thread and yields (z, found) per section, or (z, reason) when a
-    # section fails. It catches every exception: the worker machinery (superqt) never
-    # reports a RuntimeError, which torch raises for many failures, and the widget would
-    # wait forever.
+    # These run in the worker thread. _scan_painted yields (z, None) per mask section read,
+    # then (None, painted slices); _detect_many yields (z, found) per section. Both yield
+    # (z, reason) when a section fails: they catch every exception, since the worker
+    # machinery (superqt) never reports a RuntimeError, which torch raises for many
+    # failures, and the widget would wait forever.
+    def _scan_painted(self, masks):
+        try:
+            for z, painted in scan_painted(masks):  # Cancel stops between reports
+                yield (z, None) if painted is None else (None, painted)
+        except MaskReadError as exc:
+            yield exc.z, reason(exc.__cause__)
+        except Exception as exc:  # noqa: BLE001 - reported to the user, see above
+            yield 0, reason(exc)
+
+    def _on_scanned(self, item) -> None:
+        z, info = item
+        run = self._detect_run
+        if isinstance(info, str):
+            run.failed = z
+            text = f"Auto-detect could not read slice {z} of the mask '{run.mask.name}': {info}"
+            self._set_status(text)
+            self._notify(show_error, text)
+        elif z is None:
+            run.painted = info
+        else:
+            self._set_status(f"Finding the slices that already hold paint ({z + 1} of "
+                             f"{len(run.zs)} checked)...")
+            self._progress_to(z + 1)  # last: it runs the Qt event loop
+
     def _detect_many(self, stack, zs, grow):
         z = zs[0] if zs else None
         try:
@@ -137,17 +203,31 @@ class AutoDetectMixin:
         run.done += 1
         if found.any():
             labels = run.mask
-            section = labels.data[z]
-            section[found & (section == 0)] = 1  # add; painted labels stay as they are
-            labels.refresh()
+            section = np.array(labels.data[z])  # a copy: zarr gives one anyway
+            add = found & (section == 0)  # add; painted labels stay as they are
+            if add.any():
+                section[add] = 1
+                labels.data[z] = section  # written back whole (numpy or zarr)
+                labels.refresh()
             run.found.append(z)
         self._set_status(f"checked slice {z} ({run.done} of {len(run.zs)}); damage "
                          f"found on {len(run.found)}")
+        self._step_progress()  # last: it runs the Qt event loop
 
     def _finish_detection(self, run: DetectRun, why: str | None = None) -> None:
         """Report a finished (or stopped) detection in the status and a notification; a
         failed one was reported when it failed. ``why`` says why it was stopped, when
         something it needed went away."""
+        if run.scanning:  # stopped or failed while reading the mask, else go on
+            if why is not None:
+                text = f"Auto-detect stopped: {why}; no slice was checked."
+                self._set_status(text)
+                self._notify(show_warning, text)
+            elif run.failed is None and run.painted is None:
+                self._set_status("Auto-detect cancelled.")
+            elif run.failed is None:
+                self._after_scan(run)
+            return
         found, zs = run.found, run.zs
         listed = ", ".join(map(str, found[:20])) + (" ..." if len(found) > 20 else "")
         if why is not None:

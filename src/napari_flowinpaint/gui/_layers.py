@@ -1,5 +1,6 @@
 """The Repair widget's layer picking: the image and mask choices, the slice index that follows
-the viewer's slider (and moves it), the image checks, and **New mask**."""
+the viewer's slider (and moves it), the image checks, and **New mask** (a numpy mask, or for
+a big lazy image one over a temporary zarr array, which napari paints into)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from napari.layers import Image, Labels
 
 from ..engine import SUPPORTED_DTYPES
 from ._common import ImageChoiceMixin, spatial_kwargs
+from ._view import is_big_lazy, temporary_zarr
 
 __all__ = ["LayerPickingMixin"]
 
@@ -126,13 +128,21 @@ class LayerPickingMixin(ImageChoiceMixin):
         return image
 
     def new_mask(self) -> Labels | None:
-        """Add an empty damage mask for the image, select it and switch to painting."""
+        """Add an empty damage mask for the image, select it and switch to painting.
+
+        The mask is a numpy array, or for a lazy (dask, zarr) image bigger than
+        :data:`~napari_flowinpaint.gui._view.LAZY_BYTES` a zarr array in a temporary folder
+        (deleted once the layer is gone), so that it never has to fit in memory.
+        """
         image = self._checked_image()
         if image is None:
             return None
         shape = tuple(image.data.shape)
-        labels = Labels(np.zeros(shape, dtype=np.uint8), name=f"{image.name} damage mask",
-                        opacity=0.6, **spatial_kwargs(image))
+        on_disk = is_big_lazy(image.data)
+        data = (temporary_zarr(shape, np.uint8, "mask.zarr") if on_disk
+                else np.zeros(shape, dtype=np.uint8))
+        labels = Labels(data, name=f"{image.name} damage mask", opacity=0.6,
+                        **spatial_kwargs(image))
         labels = self._viewer.add_layer(labels)
         self.reset_choices()
         self._mask.value = labels
@@ -140,5 +150,8 @@ class LayerPickingMixin(ImageChoiceMixin):
         labels.selected_label = 1
         labels.brush_size = int(np.clip(min(shape[1:]) // 40, 5, 40))
         labels.mode = "paint"
-        self._set_status(f"Paint the damage on '{labels.name}' (label 1), then press Repair.")
+        where = (" It is kept on disk in a temporary folder: the image is too big for a mask "
+                 "in memory." if on_disk else "")
+        self._set_status(f"Paint the damage on '{labels.name}' (label 1), then press Repair."
+                         + where)
         return labels

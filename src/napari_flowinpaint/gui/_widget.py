@@ -5,7 +5,9 @@ mixin per job: :class:`~napari_flowinpaint.gui._layers.LayerPickingMixin` (the i
 choices, the slice that follows the viewer, New mask),
 :class:`~napari_flowinpaint.gui._repair.RepairMixin` (repair, run in a worker thread so the
 viewer stays responsive) and :class:`~napari_flowinpaint.gui._detect.AutoDetectMixin`
-(Auto-detect), over :class:`~napari_flowinpaint.gui._common.StatusMixin`.
+(Auto-detect) and :class:`~napari_flowinpaint.gui._save.SaveMixin` (Save result...), over
+:class:`~napari_flowinpaint.gui._common.StatusMixin`. Big lazy (dask, zarr) stacks are read a
+section at a time: see :mod:`napari_flowinpaint.gui._view`.
 """
 
 from __future__ import annotations
@@ -19,19 +21,23 @@ from ._common import StatusMixin
 from ._detect import DETECT_SCOPES, AutoDetectMixin, DetectRun
 from ._layers import LayerPickingMixin
 from ._repair import BatchRun, RepairMixin
+from ._save import SaveMixin
 
 __all__ = ["RepairWidget"]
 
 
-class RepairWidget(LayerPickingMixin, RepairMixin, AutoDetectMixin, StatusMixin, Container):
+class RepairWidget(LayerPickingMixin, RepairMixin, AutoDetectMixin, SaveMixin, StatusMixin,
+                   Container):
     """Dock widget repairing damaged sections of a 3-D image layer from its neighbours.
 
     Pick the image (a 3-D grayscale stack) and a damage mask (a Labels layer of the same
     shape, nonzero = damaged; **New mask** makes an empty one ready to paint), then
     **Repair slice** repairs the section shown in the viewer and **Repair all masked
     slices** every section with paint on it. Results go into an image layer named
-    ``"<image> repaired"``: a copy of the stack whose repaired sections are replaced, updated
-    in place by later repairs. The image and the mask are never modified.
+    ``"<image> repaired"``: a lazy view of the stack with the repaired sections put in,
+    updated by later repairs; **Save result...** writes it to TIFF, zarr or OME-Zarr. The
+    image and the mask are never modified, and a dask or zarr image is never read whole: the
+    mask of a big one lives in a temporary zarr store, and so do its repaired sections.
 
     A running job stops after the current section, keeping the finished ones, when
     **Cancel** is pressed, when the widget or the viewer is closed, and when the image, the
@@ -65,6 +71,7 @@ class RepairWidget(LayerPickingMixin, RepairMixin, AutoDetectMixin, StatusMixin,
         #: Asked before Auto-detect adds to slices the user painted: called with the
         #: question, returns "add", "skip" or "cancel". Replaced in tests.
         self.ask = self._ask_dialog
+        self._init_saving()
         self.worker = None  # the running worker, if any (napari.qt.threading.GeneratorWorker)
 
         self._image = ComboBox(name="image_choice", label="image",
@@ -88,13 +95,17 @@ class RepairWidget(LayerPickingMixin, RepairMixin, AutoDetectMixin, StatusMixin,
         self._repair = PushButton(name="repair_button", text="Repair slice")
         self._repair_all = PushButton(name="repair_all_button",
                                       text="Repair all masked slices")
+        self._save = PushButton(name="save_button", text="Save result...",
+                                tooltip="Write the repaired stack to TIFF, zarr or OME-Zarr "
+                                        "(.ome.zarr) with the image's voxel size")
         self._cancel = PushButton(name="cancel_button", text="Cancel", enabled=False,
                                   tooltip="Stop after the current section; finished ones are kept")
         self._status = Label(name="status_label", label="status",
                              value="Pick an image, press New mask and paint the damage.")
         super().__init__(widgets=[self._image, self._mask, self._new_mask, self._z,
                                   self._detect_scope, self._grow, self._detect, self._repair,
-                                  self._repair_all, self._cancel, self._status])
+                                  self._repair_all, self._save, self._cancel,
+                                  self._status])
         self._status.native.setWordWrap(True)
 
         self._image.changed.connect(self._on_image_changed)
@@ -103,6 +114,7 @@ class RepairWidget(LayerPickingMixin, RepairMixin, AutoDetectMixin, StatusMixin,
         self._detect.changed.connect(self.auto_detect)
         self._repair.changed.connect(self.repair_current_slice)
         self._repair_all.changed.connect(self.repair_all)
+        self._save.changed.connect(self._on_save_clicked)
         self._cancel.changed.connect(self.cancel)
         self._viewer.dims.events.current_step.connect(self._follow_viewer)
         self._watch_layers()
@@ -129,7 +141,8 @@ class RepairWidget(LayerPickingMixin, RepairMixin, AutoDetectMixin, StatusMixin,
     def _refuse_if_running(self) -> bool:
         if self.worker is None:
             return False
-        job = "Auto-detect" if self._detect_run is not None else "A repair"
+        job = ("Auto-detect" if self._detect_run is not None else
+               "A save" if self._save_run is not None else "A repair")
         self._warn(f"{job} is already running; wait for it or press Cancel.")
         return True
 
@@ -175,22 +188,30 @@ class RepairWidget(LayerPickingMixin, RepairMixin, AutoDetectMixin, StatusMixin,
     # ------------------------------------------------------------------ worker plumbing
     def _set_running(self, running: bool) -> None:
         try:
-            for button in (self._new_mask, self._detect, self._repair, self._repair_all):
+            for button in (self._new_mask, self._detect, self._repair, self._repair_all,
+                           self._save):
                 button.enabled = not running
             self._cancel.enabled = running
         except RuntimeError:  # the widget was closed while a worker ran
             pass
 
+    def _on_save_clicked(self) -> None:
+        self.save_result()
+
     def _on_errored(self, exc: Exception) -> None:
-        self._batch = None
+        self._batch = self._save_run = self._detect_run = None
         super()._on_errored(exc)
 
     def _on_finished(self) -> None:
         batch, self._batch = self._batch, None
         run, self._detect_run = self._detect_run, None
+        save, self._save_run = self._save_run, None
         why, self._halted = self._halted, None
         self.worker = self._target = self._source = self._result = None
+        self._close_progress()
         self._set_running(False)
+        if save is not None:
+            self._finish_save(save, why)
         if run is not None:
             self._finish_detection(run, why)
         if batch is not None:
