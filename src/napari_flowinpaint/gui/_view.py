@@ -23,7 +23,7 @@ __all__ = ["LAZY_BYTES", "SPILL_BYTES", "MaskReadError", "RepairedView", "is_big
 
 #: A lazy image bigger than this (in bytes) is *big*: **New mask** makes a zarr-backed mask
 #: and its repaired sections go to a temporary zarr store from the first one.
-LAZY_BYTES = 1 << 30
+LAZY_BYTES = 256 << 20
 #: Repaired sections held in memory beyond this many bytes move to a temporary zarr store.
 SPILL_BYTES = 2 << 30
 

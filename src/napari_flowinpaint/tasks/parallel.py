@@ -36,13 +36,16 @@ _JOURNAL = "flowinpaint-journal.jsonl"
 
 
 def choose_workers(workers: int | None, megapixels: float, *, seconds_per_mp: float) -> int:
-    """The worker processes for a job: ``workers`` when given; otherwise the cores when the
-    job would take this process over about 20 s (``megapixels`` of sections to process at
-    ``seconds_per_mp``), else 1: starting workers costs seconds of its own."""
+    """The worker processes for a job: ``workers`` when given; otherwise one per 4 cores when
+    the job would take this process over about 20 s (``megapixels`` of sections to process
+    at ``seconds_per_mp``), else 1: starting workers costs seconds of its own, and within a
+    process torch uses several cores already."""
     if workers is not None:
         return int(workers)
     cores = os.cpu_count() or 1
-    return cores if cores > 1 and megapixels * seconds_per_mp > 20.0 else 1
+    # torch already spreads one repair over a few cores (measured on 2 cores: 1 process
+    # with 2 threads beat 2 processes of 1): a worker per 4 cores, each with 4 threads
+    return max(1, cores // 4) if megapixels * seconds_per_mp > 20.0 else 1
 
 
 def partial_path(dest) -> Path:
@@ -196,13 +199,15 @@ def copy_sections(source, array_path, zs) -> list[int]:
 @functools.lru_cache(maxsize=2)
 def worker_engine(settings: tuple):
     """The engine of this process for ``settings`` (``(weights, device, stages, flow_method)``),
-    built on the first task and reused: a worker loads the networks once."""
+    built on the first task and reused: a worker loads the networks once. Its torch threads
+    follow ``FLOWINPAINT_WORKER_THREADS`` when set (the cores shared among the workers)."""
     import torch
 
     from ..engine import FlowInpainter
 
-    if os.environ.get("FLOWINPAINT_WORKER_THREADS"):
-        torch.set_num_threads(int(os.environ["FLOWINPAINT_WORKER_THREADS"]))
+    threads = os.environ.get("FLOWINPAINT_WORKER_THREADS")
+    if threads and (torch.get_num_threads() != int(threads)):
+        torch.set_num_threads(int(threads))
     weights, device, stages, flow_method = settings
     return FlowInpainter(weights, device=device, stages=stages, flow_method=flow_method)
 
@@ -252,11 +257,21 @@ class SectionRunner:
                               "check the address and that the cluster is running.") from None
             if self.log is not None:
                 self.log(f"dask dashboard: {self.client.dashboard_link}")
-        else:  # one torch thread per worker: the workers, not torch, share the cores
+        else:  # the cores shared out: each worker's torch gets its part
+            import dask
+
+            threads = max(1, (os.cpu_count() or 1) // self.workers)
+            # the workers' sampling profiler takes the GIL every 10 ms: repairs ran 2x slower
+            self._config = dask.config.set({"distributed.worker.profile.enabled": False})
+            self._config.__enter__()
             self._cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1,
                                          processes=True, dashboard_address=None,
                                          silence_logs=40,
-                                         env={"FLOWINPAINT_WORKER_THREADS": "1"})
+                                         env={"FLOWINPAINT_WORKER_THREADS": str(threads),
+                                              # dask's default (64 kB) hands every big
+                                              # tensor back to the system and costs the
+                                              # networks 2x: keep them
+                                              "MALLOC_TRIM_THRESHOLD_": str(1 << 30)})
             self.client = Client(self._cluster)
         return self
 
@@ -294,4 +309,5 @@ class SectionRunner:
             self.client.close()
         if self._cluster is not None:
             self._cluster.close()
+            self._config.__exit__(None, None, None)
         self.client = self._cluster = None

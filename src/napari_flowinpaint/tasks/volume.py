@@ -16,6 +16,7 @@ memory). Everything that can be checked is checked before any work. Outputs:
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -93,6 +94,22 @@ def _output(output, shape, dtype, *, run, overwrite, protect, voxel_size, descri
         return ResumableStore(output, shape, dtype, run=run, overwrite=overwrite,
                               protect=protect, voxel_size=voxel_size, attributes=attrs)
     return None
+
+
+@contextmanager
+def _guard(writer, store):
+    """On the way out with an exception: a TIFF writer is aborted; a zarr partial store is
+    kept after an interruption (to resume) and removed after an error."""
+    try:
+        yield
+    except BaseException as exc:
+        if writer is not None:
+            writer.abort()
+            raise
+        raised = _keep_partial(store, exc)
+        if raised is exc:
+            raise
+        raise raised from exc
 
 
 def _keep_partial(store, exc: BaseException) -> BaseException:
@@ -213,7 +230,7 @@ def repair_to_file(input, mask, output, *, overwrite: bool = False, slices=None,
             items += [(copy_sections, src_stack, target, tuple(rest[i:i + _COPY_BLOCK]))
                       for i in range(0, len(rest), _COPY_BLOCK)]
         total, count = stack.shape[0] if store is not None else len(todo), len(done)
-        try:
+        with _guard(writer, store):
             for item, result in runner.map(items, should_stop=should_stop):
                 copied = item[0] is copy_sections
                 for z in (item[3] if copied else (item[3],)):
@@ -227,14 +244,6 @@ def repair_to_file(input, mask, output, *, overwrite: bool = False, slices=None,
             if count < total:  # should_stop() said so
                 raise KeyboardInterrupt
             path = writer.commit() if writer is not None else store.commit()
-        except BaseException as exc:
-            if writer is not None:
-                writer.abort()
-                raise
-            raised = _keep_partial(store, exc)
-            if raised is exc:
-                raise
-            raise raised from exc
     return RepairSummary(path, stack.shape[0], todo, unmasked, *info, resumed=len(done))
 
 
@@ -299,7 +308,7 @@ def detect_to_file(input, output, *, report=None, overwrite: bool = False,
     blocks = [tuple(todo[i:i + _DETECT_BLOCK]) for i in range(0, len(todo), _DETECT_BLOCK)]
     workers = choose_workers(workers, len(todo) * stack.shape[1] * stack.shape[2] / 1e6,
                              seconds_per_mp=0.25)
-    try:
+    with _guard(writer, store):
         with SectionRunner(workers, scheduler, log=log) as runner:
             src = str(input) if runner.parallel else stack
             target = None if store is None else str(store.array_path)
@@ -316,14 +325,6 @@ def detect_to_file(input, output, *, report=None, overwrite: bool = False,
         if len(rows) < n:
             raise KeyboardInterrupt
         writer.commit() if writer is not None else store.commit()
-    except BaseException as exc:
-        if writer is not None:
-            writer.abort()
-            raise
-        raised = _keep_partial(store, exc)
-        if raised is exc:
-            raise
-        raise raised from exc
     out = [dict(rows[z], z=z) for z in range(n)]
     if report is not None:
         lines = ["z,damaged_fraction,regions,flagged"]

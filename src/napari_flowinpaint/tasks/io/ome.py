@@ -11,10 +11,11 @@ size in nanometres. A store is OME-Zarr when its name ends in ``.ome.zarr``.
 from __future__ import annotations
 
 import logging
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+
+from ._logs import quiet_logger
 
 __all__ = ["is_ome_path", "is_ome_zarr", "open_ome_zarr", "write_pyramid"]
 
@@ -28,25 +29,12 @@ def is_ome_path(path) -> bool:
     return Path(path).name.lower().endswith(".ome.zarr")
 
 
-@contextmanager
-def _quiet():
-    """ome-zarr logs format guesses (e.g. 0.4 vs 0.5) at warning level; they are not ours
-    to show."""
-    logger = logging.getLogger("ome_zarr")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
-
-
 def _multiscales(path):
     """The ome-zarr reader's node for the image at ``path``, or None if it is none."""
     from ome_zarr.io import parse_url
     from ome_zarr.reader import Multiscales, Reader
 
-    with _quiet():
+    with quiet_logger("ome_zarr", logging.ERROR):
         location = parse_url(str(path), mode="r")
         if location is None:
             return None
@@ -162,5 +150,5 @@ def write_pyramid(group, *, voxel_size=None, name: str = "image", min_size: int 
     if voxel_size is not None:
         for a in axes:
             a["unit"] = "nanometer"
-    with _quiet():
+    with quiet_logger("ome_zarr", logging.ERROR):
         write_multiscales_metadata(group, datasets, axes=axes, name=name)

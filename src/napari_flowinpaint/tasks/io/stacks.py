@@ -15,14 +15,13 @@ Writing is :mod:`napari_flowinpaint.tasks.io.writer`.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 from ...engine import files
+from ._logs import quiet_logger
 from .ome import is_ome_zarr, open_ome_zarr
 
 __all__ = ["SUPPORTED_EXTENSIONS", "LazyStack", "stack_format", "read_stack", "read_voxel_size",
@@ -58,18 +57,6 @@ def stack_format(path, *, for_writing: bool = False) -> str:
         f"supported: {', '.join(SUPPORTED_EXTENSIONS)} (a multi-page TIFF or a zarr store). "
         "Convert other formats first, e.g. with Fiji (File > Save As > Tiff)."
     )
-
-
-@contextmanager
-def _quiet_tifffile():
-    """tifffile logs what it finds wrong in a file; :func:`read_stack` reports it itself."""
-    logger = logging.getLogger("tifffile")
-    level = logger.level
-    logger.setLevel(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
 
 
 def _check_complete(tif, size: int) -> None:
@@ -216,7 +203,7 @@ def read_stack(path, *, name: str = "stack"):
         if path.is_dir():
             raise ValueError(f"{name} {str(path)!r} is a folder, expected a TIFF file.")
         try:
-            with _quiet_tifffile(), tifffile.TiffFile(path) as tif:
+            with quiet_logger("tifffile"), tifffile.TiffFile(path) as tif:
                 axes = tif.series[0].axes if tif.series else ""
                 if "S" in axes:  # samples per pixel: RGB(A) or interleaved channels
                     raise _NotGreyscale(axes, tif.series[0].shape)
