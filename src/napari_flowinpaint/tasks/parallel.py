@@ -1,12 +1,13 @@
-"""Whole volumes: sections processed in parallel on dask, into outputs that resume.
+"""Whole volumes: sections processed in parallel (local processes, or a dask cluster), into
+outputs that resume.
 
 Two pieces, used by :func:`~napari_flowinpaint.tasks.volume.repair_to_file` and
 :func:`~napari_flowinpaint.tasks.volume.detect_to_file`:
 
 * :class:`SectionRunner` runs one task per section (or block of sections) in this process,
-  on local worker processes (``workers=N``: a ``dask.distributed.LocalCluster``) or on an
-  existing dask cluster (``scheduler="tcp://..."``: a SLURM or Kubernetes cluster started
-  with dask-jobqueue or dask-kubernetes). Each worker process builds the engine once and
+  on local worker processes (``workers=N``) or on an existing dask cluster
+  (``scheduler="tcp://..."``: a SLURM or Kubernetes cluster started with dask-jobqueue or
+  dask-kubernetes). Each worker process builds the engine once and
   keeps it (:func:`worker_engine`).
 * :class:`ResumableStore` is a zarr output written under a fixed hidden name beside the
   destination (``.NAME.partial.zarr``) with a journal of the finished sections. A run that
@@ -212,13 +213,23 @@ def worker_engine(settings: tuple):
     return FlowInpainter(weights, device=device, stages=stages, flow_method=flow_method)
 
 
+def _init_worker(threads: int) -> None:
+    """Start-up of a local worker process: its share of the cores for torch."""
+    os.environ["FLOWINPAINT_WORKER_THREADS"] = str(threads)
+
+
 class SectionRunner:
     """Runs section tasks here, on ``workers`` local processes, or on a dask cluster.
+
+    Local workers are spawned processes (:class:`concurrent.futures.ProcessPoolExecutor`),
+    each with its share of the cores for torch; a cluster is reached through
+    dask.distributed. (Local dask workers were tried first: on 2 cores a repair ran about
+    twice as slowly inside them as in a plain process.)
 
     Parameters
     ----------
     workers : int
-        Local worker processes; 1 runs everything in this process (no dask).
+        Local worker processes; 1 runs everything in this process.
     scheduler : str, optional
         Address of a running dask.distributed scheduler (``tcp://host:8786``); ``workers``
         is then ignored.
@@ -238,18 +249,16 @@ class SectionRunner:
         if workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers}.")
         self.workers, self.scheduler, self.log = workers, scheduler, log
-        self.client = self._cluster = None
+        self.client = self._pool = None
 
     @property
     def parallel(self) -> bool:
         return self.scheduler is not None or self.workers > 1
 
     def __enter__(self) -> SectionRunner:
-        if not self.parallel:
-            return self
-        from distributed import Client, LocalCluster
-
         if self.scheduler is not None:
+            from distributed import Client
+
             try:
                 self.client = Client(self.scheduler, timeout="10s")
             except OSError as exc:
@@ -257,57 +266,57 @@ class SectionRunner:
                               "check the address and that the cluster is running.") from None
             if self.log is not None:
                 self.log(f"dask dashboard: {self.client.dashboard_link}")
-        else:  # the cores shared out: each worker's torch gets its part
-            import dask
+        elif self.workers > 1:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
 
             threads = max(1, (os.cpu_count() or 1) // self.workers)
-            # the workers' sampling profiler takes the GIL every 10 ms: repairs ran 2x slower
-            self._config = dask.config.set({"distributed.worker.profile.enabled": False})
-            self._config.__enter__()
-            self._cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1,
-                                         processes=True, dashboard_address=None,
-                                         silence_logs=40,
-                                         env={"FLOWINPAINT_WORKER_THREADS": str(threads),
-                                              # dask's default (64 kB) hands every big
-                                              # tensor back to the system and costs the
-                                              # networks 2x: keep them
-                                              "MALLOC_TRIM_THRESHOLD_": str(1 << 30)})
-            self.client = Client(self._cluster)
+            self._pool = ProcessPoolExecutor(self.workers,
+                                             mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_init_worker, initargs=(threads,))
         return self
+
+    def _submit(self, function: Callable, *args):
+        if self.client is not None:
+            return self.client.submit(function, *args, pure=False)
+        return self._pool.submit(function, *args)
 
     def map(self, items: list[tuple], *,
             should_stop: Callable[[], bool] | None = None) -> Iterator[tuple[tuple, object]]:
         """Run every item ``(function, *arguments)``, yielding ``(item, result)`` as each is
-        done (in order here, as they finish on a cluster). The functions must be importable
-        (module level) for a cluster to run them. Stops early when ``should_stop()`` is
-        True; tasks not started are then cancelled."""
+        done (in order here, as they finish on workers). The functions must be importable
+        (module level) for workers to run them. Stops early when ``should_stop()`` is True;
+        tasks not started are then cancelled."""
         if not self.parallel:
             for item in items:
                 if should_stop is not None and should_stop():
                     return
                 yield item, item[0](*item[1:])
             return
-        from distributed import as_completed
-
-        futures = {self.client.submit(item[0], *item[1:], pure=False): item for item in items}
+        if self.client is not None:
+            from distributed import as_completed
+        else:
+            from concurrent.futures import as_completed
+        futures = {self._submit(*item): item for item in items}
         try:
             for future in as_completed(futures):
                 yield futures[future], future.result()
                 if should_stop is not None and should_stop():
                     return
         finally:
-            self.client.cancel(list(futures))
+            for future in futures:
+                future.cancel()
 
     def call(self, function: Callable, *args):
         """``function(*args)`` on a worker (here without workers), e.g. to check settings."""
         if not self.parallel:
             return function(*args)
-        return self.client.submit(function, *args, pure=False).result()
+        return self._submit(function, *args).result()
 
     def __exit__(self, *exc) -> None:
         if self.client is not None:
             self.client.close()
-        if self._cluster is not None:
-            self._cluster.close()
-            self._config.__exit__(None, None, None)
-        self.client = self._cluster = None
+        if self._pool is not None:
+            # after an error or Ctrl-C, do not wait for the tasks still running
+            self._pool.shutdown(wait=exc[0] is None, cancel_futures=True)
+        self.client = self._pool = None
