@@ -223,8 +223,10 @@ class SectionRunner:
 
     Local workers are spawned processes (:class:`concurrent.futures.ProcessPoolExecutor`),
     each with its share of the cores for torch; a cluster is reached through
-    dask.distributed. (Local dask workers were tried first: on 2 cores a repair ran about
-    twice as slowly inside them as in a plain process.)
+    dask.distributed. (Local dask workers were tried first: a repair ran about twice as
+    slowly inside them. dask's nannies set ``MALLOC_TRIM_THRESHOLD_``, and glibc then serves
+    every big tensor from fresh pages: any value of it, 64 kB to 128 MB, cost the same 1.8x
+    here. A dask cluster for repairs is best started without it.)
 
     Parameters
     ----------
