@@ -8,18 +8,16 @@ widgets' cases are in test_faults_gui.py.
 import errno
 import hashlib
 import os
-import re
 import shutil
 import signal
 import subprocess
-import sys
-import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tifffile
+from _cli import ENV, command, start_until
 from _synth import moving_stack
 
 from napari_flowinpaint import FlowInpainter, detect_damage, repair_slice, repair_stack
@@ -369,12 +367,6 @@ def test_extreme_float_ranges_are_repaired_at_their_scale(dtype, lo, hi):
 
 
 # ----------------------------------------------------------------------------- faults
-def _default_sigint():
-    """Ctrl-C reaches the child even when the tests run in the background (where SIGINT is
-    ignored, and a child would inherit that)."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 def _hidden(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
 
@@ -444,18 +436,9 @@ def test_signal_mid_run_leaves_no_output(tmp_path, sig, code, ext):
     write_stack(tmp_path / "in.tif", stack)
     write_stack(tmp_path / "m.tif", masks)
     before = _tree(tmp_path)
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    argv = [sys.executable, "-m", "napari_flowinpaint", "repair", str(tmp_path / "in.tif"),
-            "-m", str(tmp_path / "m.tif"), "-o", str(tmp_path / f"out.{ext}"), "--workers", "1"]
-    proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, env=env,
-                            preexec_fn=_default_sigint)
-    # wait until repairs are under way (the progress bar shows a slice done)
-    t0, seen = time.monotonic(), ""
-    while time.monotonic() - t0 < 60:
-        seen += proc.stderr.read(1)
-        if re.search(r"repair: [1-9]", seen) or proc.poll() is not None:
-            break
-    assert proc.poll() is None, f"ended before it could be interrupted: {seen}"
+    argv = command("repair", tmp_path / "in.tif", "-m", tmp_path / "m.tif", "-o",
+                   tmp_path / f"out.{ext}", "--workers", "1")
+    proc, seen = start_until(argv, r"repair: [1-9]")  # repairs are under way
     proc.send_signal(sig)
     _, rest = proc.communicate(timeout=300)
     assert proc.returncode == code, seen + rest
@@ -466,7 +449,7 @@ def test_signal_mid_run_leaves_no_output(tmp_path, sig, code, ext):
         return
     assert "run the same command again to continue" in rest
     assert _hidden(tmp_path) == [".out.zarr.partial.zarr"]
-    res = subprocess.run([*argv, "--no-progress"], capture_output=True, text=True, env=env,
+    res = subprocess.run([*argv, "--no-progress"], capture_output=True, text=True, env=ENV,
                          timeout=300)
     assert res.returncode == 0, res.stderr
     assert _hidden(tmp_path) == []

@@ -3,15 +3,12 @@
 Small volumes only; the dask clusters are LocalClusters started by the tests.
 """
 
-import os
-import re
 import signal
 import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
+from _cli import ENV, command, start_until
 from _synth import moving_stack
 
 from napari_flowinpaint.tasks import cli
@@ -34,12 +31,6 @@ def volume(tmp_path_factory):
     write_stack(d / "in.tif", damaged)
     write_stack(d / "m.zarr", masks)
     return d, stack, damaged, masks
-
-
-def _default_sigint():
-    """Ctrl-C reaches the child even when the tests run in the background (where SIGINT is
-    ignored, and a child would inherit that)."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _hidden(folder):
@@ -123,22 +114,13 @@ def test_killed_run_resumes_to_the_same_output(volume, tmp_path):
     masks[1:-1, 30:150, 40:160] = 1
     write_stack(tmp_path / "big.zarr", big)
     write_stack(tmp_path / "bigm.zarr", masks)
-    argv = [sys.executable, "-m", "napari_flowinpaint", "repair", str(tmp_path / "big.zarr"),
-            "-m", str(tmp_path / "bigm.zarr"), "-o", str(tmp_path / "o.zarr"),
-            "--workers", "1"]
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, env=env,
-                            preexec_fn=_default_sigint)
-    t0, seen = time.monotonic(), ""
-    while time.monotonic() - t0 < 60:
-        seen += proc.stderr.read(1)
-        if re.search(r"repair: [3-9]", seen) or proc.poll() is not None:
-            break
-    assert proc.poll() is None, seen
+    argv = command("repair", tmp_path / "big.zarr", "-m", tmp_path / "bigm.zarr", "-o",
+                   tmp_path / "o.zarr", "--workers", "1")
+    proc, _ = start_until(argv, r"repair: [3-9]")
     proc.send_signal(signal.SIGKILL)  # nothing can clean up: the journal says what is done
     proc.wait(timeout=30)
     assert _hidden(tmp_path) == [".o.zarr.partial.zarr"] and not (tmp_path / "o.zarr").exists()
-    res = subprocess.run([*argv, "--no-progress"], capture_output=True, text=True, env=env,
+    res = subprocess.run([*argv, "--no-progress"], capture_output=True, text=True, env=ENV,
                          timeout=300)
     assert res.returncode == 0, res.stderr
     assert "resuming:" in res.stderr

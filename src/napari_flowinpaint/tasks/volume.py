@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -68,7 +68,6 @@ class RepairSummary:
     flow_method: str
     device: str
     resumed: int = 0
-    rows: list[dict] = field(default_factory=list)
 
 
 def _repair_task(stack, masks, z, max_distance, engine, array_path):
