@@ -11,11 +11,12 @@ import lazy_loader as _lazy
 
 __getattr__, __dir__, __all__ = _lazy.attach(
     __name__,
-    submodules=["files", "flow", "inpainter", "names", "nets", "pipeline", "reference",
-                "weights"],
+    submodules=["confidence", "files", "flow", "inpainter", "names", "nets", "pipeline",
+                "reference", "weights"],
     submod_attrs={
         "_checks": ["SUPPORTED_DTYPES", "as_mask", "as_slice", "cast_to", "check_same_shape"],
         "_intensity": ["IntensityScale", "match_intensity"],
+        "confidence": ["repair_confidence"],
         "files": ["atomic_output", "check_output_path", "write_text"],
         "flow": ["Warp", "optical_flow", "warp", "warp_numpy"],
         "names": ["FLOW_METHODS", "STAGES"],

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from ._checks import as_mask, as_slice, check_same_shape
+from .confidence import repair_confidence
 from .flow import FLOW_METHODS
 from .pipeline import STAGES, learned_stages, prepare_inputs
 from .reference import check_alpha
@@ -130,6 +131,8 @@ class RepairReport:
     damaged_fraction: float
     seconds: float
     notes: list[str] = field(default_factory=list)
+    #: mean confidence over the damaged pixels, when the confidence map was asked for
+    confidence: float | None = None
 
 
 class FlowInpainter:
@@ -253,7 +256,7 @@ class FlowInpainter:
         return (out / weight.clamp_min(1e-6)).numpy()
 
     def inpaint(self, prev, damaged, next, mask, *, alpha: float = 0.5,
-                return_report: bool = False):
+                return_confidence: bool = False, return_report: bool = False):
         """Repair the pixels of ``damaged`` marked in ``mask``.
 
         Parameters
@@ -267,6 +270,9 @@ class FlowInpainter:
             True (or a nonzero label) marks damaged pixels.
         alpha : float, keyword-only
             Position of ``damaged`` between ``prev`` (0) and ``next`` (1).
+        return_confidence : bool, keyword-only
+            Also return the confidence map
+            (:func:`~napari_flowinpaint.engine.confidence.repair_confidence`).
         return_report : bool, keyword-only
             Also return a :class:`RepairReport`.
 
@@ -274,8 +280,12 @@ class FlowInpainter:
         -------
         repaired : ndarray, shape (H, W), dtype of ``damaged``
             A new array; pixels outside the mask are bit-identical to ``damaged`` (Eq. 12).
+        confidence : ndarray, shape (H, W), float32
+            Only with ``return_confidence=True``: per-pixel confidence in [0, 1] (1 =
+            reliable, and 1 outside the mask); its mean over the mask is in the report's
+            ``confidence``.
         report : RepairReport
-            Only with ``return_report=True``.
+            Only with ``return_report=True`` (after ``confidence`` when both are asked for).
         """
         t0 = time.perf_counter()
         damaged = as_slice(damaged, "damaged")
@@ -298,6 +308,7 @@ class FlowInpainter:
                 "previous only" if "prev" in neighbours else "next only")
         notes: list[str] = []
         out = damaged.copy()
+        confidence = np.ones(damaged.shape, np.float32) if return_confidence else None
         n_bad = int(mask.sum())
         if n_bad == 0:
             warnings.warn("the mask marks no damaged pixel; returning an unchanged copy.",
@@ -326,11 +337,19 @@ class FlowInpainter:
                 filled = u.scale.from_unit(ref, clip_to=(lo, hi))
                 # boxes may overlap in their margins; each repairs only its own damage
                 out[y0:y1, x0:x1][own] = filled[own]
+                if confidence is not None:
+                    conf = repair_confidence(ref, u.reference, u.damaged, m, u.warps)
+                    confidence[y0:y1, x0:x1][own] = conf[own]
         if side != "both":
             notes.append(f"one neighbour only ({side}): its content is used without "
                          "interpolation")
+        mean_conf = (float(confidence[mask].mean()) if confidence is not None and n_bad
+                     else None)
         report = RepairReport(
             method=self.method, stages=self.stages, neighbours=side, box=box,
             damaged_fraction=n_bad / mask.size, seconds=time.perf_counter() - t0, notes=notes,
+            confidence=mean_conf,
         )
-        return (out, report) if return_report else out
+        result = (out,) + ((confidence,) if return_confidence else ()) + (
+            (report,) if return_report else ())
+        return result if len(result) > 1 else out

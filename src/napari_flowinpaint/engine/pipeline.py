@@ -28,7 +28,9 @@ class UnitInputs:
 
     ``mask`` is boolean, True on damaged pixels. ``prev`` and ``next`` are matched in
     brightness and contrast to the known part of ``damaged`` (when it has one), as is the
-    initial ``reference``. A missing neighbour is replaced by the other one.
+    initial ``reference``. A missing neighbour is replaced by the other one. ``warps`` holds
+    the two neighbours warped to the section (Eq. 1 and 2, matched like the reference), or
+    None when only one neighbour was given.
     """
 
     prev: np.ndarray
@@ -38,6 +40,7 @@ class UnitInputs:
     reference: np.ndarray
     scale: IntensityScale
     matched: bool
+    warps: tuple[np.ndarray, np.ndarray] | None = None
 
     def tensors(self, device="cpu") -> dict[str, torch.Tensor]:
         """The arrays as (1, 1, H, W) float32 tensors (mask as 0/1)."""
@@ -75,12 +78,14 @@ def prepare_inputs(prev, damaged, next, mask, *, alpha: float = 0.5,
     p = scale.to_unit(prev) if prev is not None else None
     n = scale.to_unit(next) if next is not None else None
     d = scale.to_unit(damaged)
+    warps = None
     if p is None:
         ref = n
     elif n is None:
         ref = p
     else:
-        ref = initial_reference_unit(p, n, alpha=alpha, method=flow_method)
+        ref, *warps = initial_reference_unit(p, n, alpha=alpha, method=flow_method,
+                                             return_warps=True)
     p = n if p is None else p
     n = p if n is None else n
     matched = bool(known.sum() >= 16)
@@ -88,9 +93,13 @@ def prepare_inputs(prev, damaged, next, mask, *, alpha: float = 0.5,
         ref = match_intensity(ref, d, known)
         p = match_intensity(p, d, known)
         n = match_intensity(n, d, known)
+        if warps is not None:
+            warps = [match_intensity(w, d, known) for w in warps]
+    if warps is not None:
+        warps = tuple(w.astype(np.float32) for w in warps)
     d = np.where(mask, np.float32(1.0), d).astype(np.float32)
     return UnitInputs(p.astype(np.float32), d, n.astype(np.float32), mask,
-                      ref.astype(np.float32), scale, matched)
+                      ref.astype(np.float32), scale, matched, warps)
 
 
 def learned_stages(flow_net, generator, reference, prev, next, damaged, mask, *,

@@ -43,15 +43,21 @@ def intermediate_flows(flow_pn: np.ndarray, flow_np: np.ndarray, alpha: float):
 
 
 def initial_reference_unit(
-    prev: np.ndarray, next: np.ndarray, *, alpha: float = 0.5, method: str = "dis"
-) -> np.ndarray:
-    """:func:`initial_reference` on normalised float32 sections (no checks, no dtype work)."""
+    prev: np.ndarray, next: np.ndarray, *, alpha: float = 0.5, method: str = "dis",
+    return_warps: bool = False,
+):
+    """:func:`initial_reference` on normalised float32 sections (no checks, no dtype work).
+
+    With ``return_warps=True`` also returns the two warped neighbours (Eq. 1 and 2), whose
+    disagreement says where the interpolation is uncertain.
+    """
     flow_pn = optical_flow(prev, next, method=method)
     flow_np = optical_flow(next, prev, method=method)
     to_prev, to_next = intermediate_flows(flow_pn, flow_np, alpha)
     from_prev = warp_numpy(prev, to_prev)  # Eq. 1
     from_next = warp_numpy(next, to_next)  # Eq. 2
-    return ((1 - alpha) * from_prev + alpha * from_next).astype(np.float32)  # Eq. 3
+    ref = ((1 - alpha) * from_prev + alpha * from_next).astype(np.float32)  # Eq. 3
+    return (ref, from_prev, from_next) if return_warps else ref
 
 
 def initial_reference(prev, next, *, alpha: float = 0.5, method: str = "dis") -> np.ndarray:

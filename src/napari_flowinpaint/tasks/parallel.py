@@ -34,6 +34,7 @@ __all__ = ["SectionRunner", "ResumableStore", "choose_workers", "copy_sections",
 
 _RUN_FILE = "flowinpaint-run.json"
 _JOURNAL = "flowinpaint-journal.jsonl"
+_CONFIDENCE = "flowinpaint-confidence.zarr"
 
 
 def choose_workers(workers: int | None, megapixels: float, *, seconds_per_mp: float) -> int:
@@ -75,7 +76,8 @@ class ResumableStore:
     """
 
     def __init__(self, path, shape, dtype, *, run: dict, overwrite: bool = False,
-                 protect: Iterable = (), voxel_size=None, attributes: dict | None = None):
+                 protect: Iterable = (), voxel_size=None, attributes: dict | None = None,
+                 confidence: bool = False):
         from .io.ome import is_ome_path
 
         self.path = check_output_path(path, protect=protect, overwrite=overwrite)
@@ -97,6 +99,15 @@ class ResumableStore:
         if not self.partial.exists():
             self._create(attributes or {})
         self.array_path = self.partial / "0" if self.ome else self.partial
+        #: a float32 array of the confidence maps (1 where nothing was repaired) kept with
+        #: the sections, so that a resumed run has the confidence of what it finished
+        self.confidence_path = self.partial / _CONFIDENCE if confidence else None
+        if confidence and not self.confidence_path.exists():
+            import zarr
+
+            zarr.create_array(store=str(self.confidence_path), shape=self.shape,
+                              dtype=np.float32, fill_value=1.0,
+                              chunks=(1, min(self.shape[1], 2048), min(self.shape[2], 2048)))
 
     def _load(self) -> dict | None:
         try:
@@ -159,7 +170,7 @@ class ResumableStore:
 
             write_pyramid(zarr.open_group(str(self.partial), mode="r+"),
                           voxel_size=self.voxel_size, name=self.path.name)
-        for name in (_RUN_FILE, _JOURNAL):
+        for name in (_RUN_FILE, _JOURNAL, _CONFIDENCE):
             remove_path(self.partial / name)
         move_into_place(self.partial, self.path, overwrite=self.overwrite)
         return self.path

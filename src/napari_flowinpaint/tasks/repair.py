@@ -88,7 +88,8 @@ def find_neighbours(stack, z: int, *, masks=None, max_distance: int = 3,
 
 
 def repair_slice(stack, z: int, mask, *, masks=None, inpainter: FlowInpainter | None = None,
-                 max_distance: int = 3, return_report: bool = False):
+                 max_distance: int = 3, return_confidence: bool = False,
+                 return_report: bool = False):
     """Repair section ``z`` of ``stack`` where ``mask`` marks damage.
 
     The nearest usable neighbours on each side are chosen with :func:`find_neighbours`
@@ -110,13 +111,21 @@ def repair_slice(stack, z: int, mask, *, masks=None, inpainter: FlowInpainter | 
         The engine to use (a default one is created otherwise).
     max_distance : int, keyword-only
         How far to look for a usable neighbour on each side.
+    return_confidence : bool, keyword-only
+        Also return the repair's confidence map (float32 (Y, X) in [0, 1], 1 = reliable;
+        see :meth:`FlowInpainter.inpaint <napari_flowinpaint.engine.FlowInpainter.inpaint>`).
     return_report : bool, keyword-only
         Also return the engine's :class:`~napari_flowinpaint.engine.RepairReport`, with the
         chosen neighbours added to its notes.
 
     Returns
     -------
-    ndarray, shape (Y, X): the repaired section, a new array of the stack's dtype.
+    repaired : ndarray, shape (Y, X)
+        The repaired section, a new array of the stack's dtype.
+    confidence : ndarray, shape (Y, X), float32
+        Only with ``return_confidence=True``.
+    report : RepairReport
+        Only with ``return_report=True`` (last).
     """
     shape = _check_stack(stack)
     z = int(z)
@@ -142,9 +151,11 @@ def repair_slice(stack, z: int, mask, *, masks=None, inpainter: FlowInpainter | 
     prev, nxt = (None if k is None else as_slice(np.asarray(stack[k]), f"section {k} ({role})")
                  for k, role in ((z_prev, "the neighbour before"), (z_next, "the neighbour after")))
     section = as_slice(np.asarray(stack[z]), f"section {z} (the one to repair)")
-    repaired, report = engine.inpaint(prev, section, nxt, mask, alpha=alpha, return_report=True)
+    *results, report = engine.inpaint(prev, section, nxt, mask, alpha=alpha,
+                                      return_confidence=return_confidence, return_report=True)
     report.notes.append(f"neighbours: previous={z_prev}, next={z_next}, alpha={alpha:.3g}")
-    return (repaired, report) if return_report else repaired
+    results += [report] if return_report else []
+    return tuple(results) if len(results) > 1 else results[0]
 
 
 def damaged_z(masks) -> list[int]:

@@ -70,13 +70,19 @@ class RepairSummary:
     resumed: int = 0
 
 
-def _repair_task(stack, masks, z, max_distance, engine, array_path):
+def _repair_task(stack, masks, z, max_distance, engine, array_path, confidence=False):
+    """Repair section ``z``; write it (and first its confidence, when ``confidence`` is the
+    confidence array's path) into the output store, or return it (with its confidence when
+    ``confidence`` is True) when there is no store."""
     stack, masks = stack_source(stack, "input"), stack_source(masks, "mask")
     engine = worker_engine(engine) if isinstance(engine, tuple) else engine
     section = repair_slice(stack, z, np.asarray(masks[z]), masks=masks, inpainter=engine,
-                           max_distance=max_distance)
+                           max_distance=max_distance, return_confidence=bool(confidence))
     if array_path is None:
         return section
+    if confidence:
+        section, conf = section
+        write_section(confidence, z, conf)
     write_section(array_path, z, section)
     return None
 
@@ -86,13 +92,36 @@ def _engine_info(settings):
     return engine.method, engine.flow_method, str(engine.device)
 
 
-def _output(output, shape, dtype, *, run, overwrite, protect, voxel_size, description=None):
-    """A :class:`ResumableStore` for zarr, a :class:`StackWriter` for TIFF."""
+def _output(output, shape, dtype, *, run, overwrite, protect, voxel_size, description=None,
+            confidence=False):
+    """A :class:`ResumableStore` for zarr (None for TIFF: the caller uses a StackWriter)."""
     if stack_format(output, for_writing=True) == "zarr":
         attrs = {"description": description} if description else None
         return ResumableStore(output, shape, dtype, run=run, overwrite=overwrite,
-                              protect=protect, voxel_size=voxel_size, attributes=attrs)
+                              protect=protect, voxel_size=voxel_size, attributes=attrs,
+                              confidence=confidence)
     return None
+
+
+class _Ones:
+    """Stands for a stack of ones (the confidence of sections not repaired)."""
+
+    def __init__(self, shape):
+        self.shape = tuple(shape)
+
+    def __getitem__(self, z) -> np.ndarray:
+        return np.ones(self.shape[1:], np.float32)
+
+
+@contextmanager
+def _aborting(writer):
+    """Abort ``writer`` (if any) when the block raises; it is committed inside the block."""
+    try:
+        yield
+    except BaseException:
+        if writer is not None:
+            writer.abort()  # nothing left to remove once it was committed
+        raise
 
 
 @contextmanager
@@ -129,6 +158,7 @@ def repair_to_file(input, mask, output, *, overwrite: bool = False, slices=None,
                    max_distance: int = 3, weights=None, device: str = "auto",
                    stages: str = "guided_inpainting", flow_method: str = "dis",
                    inpainter=None, workers: int | None = 1, scheduler: str | None = None,
+                   confidence=None,
                    progress: Callable[[int, int], None] | None = None,
                    should_stop: Callable[[], bool] | None = None,
                    log: Callable[[str], None] | None = None) -> RepairSummary:
@@ -155,6 +185,11 @@ def repair_to_file(input, mask, output, *, overwrite: bool = False, slices=None,
     workers : int or None, keyword-only
         Local worker processes (1: this process; None: the cores when the job is big
         enough to gain from them); ``scheduler`` to use a dask cluster.
+    confidence : str or Path, optional, keyword-only
+        Also write the confidence map of the repair here, a float32 stack of the input's
+        shape in [0, 1] (1 = reliable, and 1 outside the mask and on sections not repaired;
+        :func:`~napari_flowinpaint.engine.confidence.repair_confidence`). Any output format;
+        written, like ``output``, only once complete, and resumed with it.
     progress : callable(done, total), keyword-only
         Called after each section (repaired or copied).
     should_stop : callable() -> bool, keyword-only
@@ -184,6 +219,8 @@ def repair_to_file(input, mask, output, *, overwrite: bool = False, slices=None,
         raise TypeError(f"the input has dtype {stack.dtype}; expected uint8, uint16, float32 or "
                         "float64. Convert the stack first (e.g. in Fiji: Image > Type).")
     check_output_path(output, protect=(input, mask), overwrite=overwrite)
+    if confidence is not None:
+        check_output_path(confidence, protect=(input, mask, output), overwrite=overwrite)
     damaged = damaged_z(masks)
     todo, unmasked = damaged, []
     if slices is not None:
@@ -202,7 +239,8 @@ def repair_to_file(input, mask, output, *, overwrite: bool = False, slices=None,
     run = {"command": "repair", "input": str(Path(input).resolve()),
            "mask": str(Path(mask).resolve()), "shape": list(stack.shape),
            "dtype": str(stack.dtype), "todo": todo, "max_distance": max_distance,
-           "engine": list(settings) if inpainter is None else repr(inpainter)}
+           "engine": list(settings) if inpainter is None else repr(inpainter),
+           "confidence": confidence is not None}
     workers = 1 if inpainter is not None else choose_workers(
         workers, len(todo) * stack.shape[1] * stack.shape[2] / 1e6, seconds_per_mp=0.5)
     with SectionRunner(workers, scheduler, log=log) as runner:
@@ -213,27 +251,36 @@ def repair_to_file(input, mask, output, *, overwrite: bool = False, slices=None,
             inpainter.method, inpainter.flow_method, str(inpainter.device))
         voxel = read_voxel_size(input)
         store = _output(output, stack.shape, stack.dtype, run=run, overwrite=overwrite,
-                        protect=(input, mask), voxel_size=voxel)
+                        protect=(input, mask), voxel_size=voxel,
+                        confidence=confidence is not None)
         writer = None if store is not None else StackWriter(
             output, stack.shape, stack.dtype, base=stack, overwrite=overwrite,
             protect=(input, mask), voxel_size=voxel)
+        conf_writer = None if confidence is None else StackWriter(
+            confidence, stack.shape, np.float32, base=_Ones(stack.shape),
+            overwrite=overwrite, protect=(input, mask, output), voxel_size=voxel,
+            description="FlowInpaint repair confidence: 1 = reliable, 1 where not repaired")
         done = set(store.done) if store is not None else set()
         if done and log is not None:
             log(f"resuming: {len(done)} of {stack.shape[0]} sections were already finished.")
         src_stack, src_masks = ((str(input), str(mask)) if runner.parallel else (stack, masks))
         target = None if store is None else str(store.array_path)
-        items = [(_repair_task, src_stack, src_masks, z, max_distance, engine, target)
-                 for z in todo if z not in done]
+        conf_target = (confidence is not None) if store is None else (
+            store.confidence_path and str(store.confidence_path))
+        items = [(_repair_task, src_stack, src_masks, z, max_distance, engine, target,
+                  conf_target) for z in todo if z not in done]
         if store is not None:
             rest = [z for z in range(stack.shape[0]) if z not in set(todo) and z not in done]
             items += [(copy_sections, src_stack, target, tuple(rest[i:i + _COPY_BLOCK]))
                       for i in range(0, len(rest), _COPY_BLOCK)]
         total, count = stack.shape[0] if store is not None else len(todo), len(done)
-        with _guard(writer, store):
+        with _guard(writer, store), _aborting(conf_writer):
             for item, result in runner.map(items, should_stop=should_stop):
                 copied = item[0] is copy_sections
                 for z in (item[3] if copied else (item[3],)):
                     if writer is not None:
+                        if conf_writer is not None:
+                            result, conf_writer[z] = result
                         writer[z] = result
                     else:
                         store.record(z, kind="copied" if copied else "repaired")
@@ -242,6 +289,14 @@ def repair_to_file(input, mask, output, *, overwrite: bool = False, slices=None,
                     progress(count, total)
             if count < total:  # should_stop() said so
                 raise KeyboardInterrupt
+            if conf_writer is not None:
+                if store is not None:  # from the store's own array, a section at a time
+                    import zarr
+
+                    kept = zarr.open_array(str(store.confidence_path), mode="r")
+                    for z in todo:
+                        conf_writer[z] = kept[z]
+                conf_writer.commit()
             path = writer.commit() if writer is not None else store.commit()
     return RepairSummary(path, stack.shape[0], todo, unmasked, *info, resumed=len(done))
 

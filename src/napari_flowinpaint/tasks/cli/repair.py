@@ -34,6 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true",
                         help="replace OUTPUT if it exists (the old one is removed only after "
                              "the new one is complete)")
+    parser.add_argument("--confidence", metavar="OUT",
+                        help="also write the confidence map of the repair (float32 stack in "
+                             "[0, 1], 1 = reliable and outside the mask; .tif/.zarr/.ome.zarr)")
     parser.add_argument("--slices", metavar="LIST",
                         help="repair only these slices, e.g. '3,7-9' (default: every slice "
                              "whose mask marks damage)")
@@ -71,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
         summary = repair_to_file(args.input, args.mask, args.output, overwrite=args.overwrite,
                                  slices=args.slices, max_distance=args.max_distance,
                                  weights=args.weights, device=args.device, stages=args.stages,
-                                 flow_method=args.flow_method, progress=progress,
+                                 flow_method=args.flow_method, confidence=args.confidence,
+                                 progress=progress,
                                  workers=args.workers, scheduler=args.scheduler,
                                  log=bar.write)
     seconds = time.perf_counter() - t0
@@ -83,7 +87,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"repaired {len(todo)} slice(s) ({format_slices(todo)}) of {summary.sections} "
               "with method "
               f"{summary.method!r} (flow {summary.flow_method}, device {summary.device}) in "
-              f"{seconds:.1f} s; wrote {args.output}")
+              f"{seconds:.1f} s; wrote {args.output}"
+              + (f" and the confidence map {args.confidence}" if args.confidence else ""))
     else:
         print(f"no slice to repair (the mask marks no damage"
               f"{' in the chosen slices' if args.slices else ''}); wrote an unchanged copy "
