@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import weakref
 
+from magicgui.widgets import ProgressBar
 from napari.layers import Image, Labels
 from napari.utils import progress
 from napari.utils.notifications import show_error, show_warning
@@ -86,10 +87,41 @@ class StatusMixin:
         """True while work runs in the background."""
         return self.worker is not None
 
-    def _set_status(self, text: str) -> None:
+    def _make_status(self, text: str):
+        """The status label (wrapping over the widget's whole width) and the widget's own
+        progress bar (hidden while no job runs), to put last in the widget."""
+        from magicgui.widgets import Label
+        from qtpy.QtWidgets import QSizePolicy
+
+        self._status = Label(name="status_label", label="", value=text)
+        self._status.native.setWordWrap(True)
+        self._status.native.setMinimumWidth(260)
+        self._status.native.setSizePolicy(QSizePolicy.Policy.Expanding,
+                                          QSizePolicy.Policy.Preferred)
+        self._bar = ProgressBar(name="progress_bar", label="", value=0, max=1, visible=False)
+        return [self._status, self._bar]
+
+    def _set_status(self, text: str, *, warning: bool = False) -> None:
         try:
             self._status.value = text
+            self._status.native.setStyleSheet("color: #e8a33d;" if warning else "")
         except RuntimeError:  # the widget was closed while a worker ran: nothing to show
+            return
+        if not warning:
+            self._dismiss_warnings()
+
+    def _dismiss_warnings(self) -> None:
+        """Close the warning toasts this widget raised: the problem they named is past."""
+        warned, self._warned = getattr(self, "_warned", []), []
+        if not warned:
+            return
+        try:  # napari's toasts have no public handle; leave them if this ever changes
+            from napari._qt.dialogs.qt_notification import NapariQtNotification
+
+            for toast in list(NapariQtNotification._instances):
+                if toast.message.text() in warned:
+                    toast.close()
+        except Exception:  # noqa: BLE001 - a cosmetic clean-up must never break the widget
             pass
 
     def _notify(self, show, text: str) -> None:
@@ -98,31 +130,52 @@ class StatusMixin:
             show(text)
 
     def _warn(self, text: str) -> None:
-        self._set_status(text)
+        self._set_status(text, warning=True)
+        self._warned = [*getattr(self, "_warned", []), text]
         self._notify(show_warning, text)
 
-    # ------------------------------------------------------------------ progress bar
-    # The running job's bar in napari's activity panel, driven from the main thread.
-    # Updating it runs the Qt event loop (napari's bar calls processEvents), so the worker's
-    # next signals, its end included, may be handled inside these calls: callers update the
-    # bar last, and each step checks that the bar is still the job's.
+    # ------------------------------------------------------------------ progress bars
+    # The running job's bar in the widget and in napari's activity panel, driven from the
+    # main thread. Updating napari's bar runs the Qt event loop (it calls processEvents), so
+    # the worker's next signals, its end included, may be handled inside these calls:
+    # callers update the bars last, and each step checks that the bar is still the job's.
     _pbar = None
+
+    def _show_bar(self, done: int | None = None, total: int | None = None,
+                  desc: str | None = None) -> None:
+        bar = getattr(self, "_bar", None)
+        try:
+            if bar is None:
+                return
+            if total is not None:
+                bar.max = max(1, int(total))
+                bar.visible = True
+            if done is not None:
+                bar.value = min(int(done), bar.max)
+            if desc is not None:
+                bar.tooltip = desc
+        except RuntimeError:  # the widget was closed
+            pass
 
     def _open_progress(self, total: int, desc: str) -> None:
         self._close_progress()
+        self._show_bar(0, total, desc)
         self._pbar = progress(total=total, desc=desc)
 
     def _step_progress(self, n: int = 1) -> None:
         if self._pbar is not None:
+            self._show_bar(self._pbar.n + n)
             self._pbar.update(n)
 
     def _progress_to(self, n: int) -> None:
         if self._pbar is not None:
+            self._show_bar(n)
             self._pbar.update(max(0, int(n) - self._pbar.n))
 
     def _reset_progress(self, total: int, desc: str) -> None:
         """Start the bar again for the next phase of the job (e.g. after a scan)."""
         pbar = self._pbar
+        self._show_bar(0, total, desc)
         for step in (lambda: pbar.reset(total=total), lambda: pbar.set_description(desc),
                      lambda: pbar.update(0)):
             if pbar is None or pbar is not self._pbar:
@@ -131,6 +184,11 @@ class StatusMixin:
 
     def _close_progress(self) -> None:
         pbar, self._pbar = self._pbar, None
+        try:
+            if getattr(self, "_bar", None) is not None:
+                self._bar.visible = False
+        except RuntimeError:  # the widget was closed
+            pass
         if pbar is not None:
             pbar.close()
 

@@ -46,6 +46,22 @@ class DetectRun:
     grow: int = 0
     scanning: bool = False
     painted: list[int] | None = None
+    #: the mask's ``block_history()`` context while the proposal is being added: the
+    #: whole proposal is then one step of the layer's undo (Ctrl-Z)
+    history: object = None
+
+    def begin_history(self) -> None:
+        """Group the edits to come into one undo step (numpy masks: zarr masks of big
+        stacks have no undo in napari)."""
+        if isinstance(self.mask.data, np.ndarray) and self.history is None:
+            self.history = self.mask.block_history()
+            self.history.__enter__()
+
+    def end_history(self) -> None:
+        """Commit the grouped edits as one undo step."""
+        history, self.history = self.history, None
+        if history is not None:
+            history.__exit__(None, None, None)
 
 
 class AutoDetectMixin:
@@ -105,9 +121,10 @@ class AutoDetectMixin:
         painted = [z for z in run.painted if z != run.z]
         if painted:
             shown = ", ".join(map(str, painted[:10])) + (" ..." if len(painted) > 10 else "")
-            answer = self.ask(f"Slices {shown} of '{run.mask.name}' already hold painted "
-                              "damage. Add the detected damage there too (your strokes are "
-                              "kept), or skip those slices?")
+            which = (f"Slice {shown} of '{run.mask.name}' already holds" if len(painted) == 1
+                     else f"Slices {shown} of '{run.mask.name}' already hold")
+            answer = self.ask(f"{which} painted damage. Add the detected damage there too "
+                              "(your strokes are kept), or skip those slices?")
             if answer == "cancel":
                 self._set_status("Auto-detect cancelled.")
                 return
@@ -128,6 +145,7 @@ class AutoDetectMixin:
             self._notify(show_warning, text)
             return
         self._set_running(True)
+        run.begin_history()
         desc = f"Detecting damage on {len(run.zs)} slice{'s' if len(run.zs) > 1 else ''}"
         self._set_status(f"{desc}...")
         self._open_progress(len(run.zs), desc)
@@ -205,9 +223,12 @@ class AutoDetectMixin:
             labels = run.mask
             section = np.array(labels.data[z])  # a copy: zarr gives one anyway
             add = found & (section == 0)  # add; painted labels stay as they are
-            if add.any():
+            if add.any() and run.history is not None:  # through the layer: Ctrl-Z undoes it
+                ys, xs = np.nonzero(add)
+                labels.data_setitem((np.full(ys.size, z), ys, xs), 1)
+            elif add.any():  # a zarr mask, written back whole
                 section[add] = 1
-                labels.data[z] = section  # written back whole (numpy or zarr)
+                labels.data[z] = section
                 labels.refresh()
             run.found.append(z)
         self._set_status(f"checked slice {z} ({run.done} of {len(run.zs)}); damage "
@@ -218,6 +239,7 @@ class AutoDetectMixin:
         """Report a finished (or stopped) detection in the status and a notification; a
         failed one was reported when it failed. ``why`` says why it was stopped, when
         something it needed went away."""
+        run.end_history()
         if run.scanning:  # stopped or failed while reading the mask, else go on
             if why is not None:
                 text = f"Auto-detect stopped: {why}; no slice was checked."
@@ -244,6 +266,7 @@ class AutoDetectMixin:
                 f"{run.done} slice{'s' if run.done != 1 else ''} checked"
                 + (f" ({listed})" if found else "")
                 + f" in {time.perf_counter() - run.t0:.1f} s; correct the mask with "
-                  "the brush and eraser, then repair.")
+                  "the brush and eraser (Ctrl-Z takes the whole proposal back), then "
+                  "press Repair slice or Repair all masked slices.")
         self._set_status(text)
         self._notify(show_info, text)

@@ -11,7 +11,16 @@ from ..engine import SUPPORTED_DTYPES
 from ._common import ImageChoiceMixin, spatial_kwargs
 from ._view import is_big_lazy, temporary_zarr
 
-__all__ = ["LayerPickingMixin"]
+__all__ = ["LayerPickingMixin", "MASK_TAG", "is_damage_mask"]
+
+#: Metadata key marking the Labels layers this plugin made as damage masks (New mask,
+#: Auto-detect): only those are picked without the user choosing them.
+MASK_TAG = "flowinpaint_damage_mask"
+
+
+def is_damage_mask(layer) -> bool:
+    """Whether ``layer`` is a damage mask made by the Repair widget."""
+    return isinstance(layer, Labels) and bool(layer.metadata.get(MASK_TAG))
 
 
 class LayerPickingMixin(ImageChoiceMixin):
@@ -51,11 +60,12 @@ class LayerPickingMixin(ImageChoiceMixin):
         self._z.max = shape[0] - 1 if shape is not None and len(shape) == 3 else 0
         mask = self._mask.value
         if shape is not None and (mask is None or tuple(mask.data.shape) != shape):
+            # only a mask this widget made is taken unasked: any other Labels layer (a
+            # segmentation...) must be chosen by the user
             fits = [layer for _, layer in self._labels_choices()
-                    if tuple(layer.data.shape) == shape]
+                    if tuple(layer.data.shape) == shape and is_damage_mask(layer)]
             named = [layer for layer in fits if layer.name.startswith(f"{image.name} damage")]
-            if named or fits:
-                self._mask.value = (named or fits)[-1]
+            self._mask.value = (named or fits)[-1] if (named or fits) else None
         self._follow_viewer()
 
     def use_selection(self) -> None:
@@ -142,7 +152,7 @@ class LayerPickingMixin(ImageChoiceMixin):
         data = (temporary_zarr(shape, np.uint8, "mask.zarr") if on_disk
                 else np.zeros(shape, dtype=np.uint8))
         labels = Labels(data, name=f"{image.name} damage mask", opacity=0.6,
-                        **spatial_kwargs(image))
+                        metadata={MASK_TAG: True}, **spatial_kwargs(image))
         labels = self._viewer.add_layer(labels)
         self.reset_choices()
         self._mask.value = labels
@@ -152,6 +162,6 @@ class LayerPickingMixin(ImageChoiceMixin):
         labels.mode = "paint"
         where = (" It is kept on disk in a temporary folder: the image is too big for a mask "
                  "in memory." if on_disk else "")
-        self._set_status(f"Paint the damage on '{labels.name}' (label 1), then press Repair."
-                         + where)
+        self._set_status(f"Paint the damage on '{labels.name}' (label 1), then press Repair "
+                         "slice." + where)
         return labels

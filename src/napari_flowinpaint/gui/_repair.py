@@ -9,20 +9,27 @@ sections put in, so that a big dask or zarr stack is never read whole.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
-from napari.layers import Image
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info, show_warning
 
 from ..engine import FlowInpainter
-from ..tasks.repair import find_neighbours, iter_repair_stack, repair_slice
-from ._common import reason, spatial_kwargs
-from ._view import MaskReadError, RepairedView, is_big_lazy, scan_painted
+from ..engine.names import STAGE_LABELS
+from ..tasks.repair import find_neighbours, repair_slice
+from ._common import reason
+from ._results import ResultLayersMixin
+from ._view import MaskCensus, MaskReadError, scan_painted
 
-__all__ = ["BatchRun", "RepairMixin", "describe_repair", "snapshot"]
+__all__ = ["BatchRun", "RepairMixin", "describe_repair", "mask_doubt", "snapshot"]
+
+#: Before a batch repair marking more than this share of the stack's voxels, ask first.
+ASK_SHARE = 0.10
+#: A mask with at least this many distinct labels looks like a segmentation: ask first.
+ASK_LABELS = 8
 
 
 @dataclass
@@ -39,13 +46,37 @@ class BatchRun:
     single: bool = False
     mask: str = ""
     sections: int = 0
+    census: MaskCensus = field(default_factory=MaskCensus)
+    #: set once the user may have been asked whether to go on; ``proceed`` is the answer
+    decided: threading.Event = field(default_factory=threading.Event)
+    proceed: bool = True
 
 
-def describe_repair(z: int, z_prev, z_next, method: str, seconds: float) -> str:
-    """The status text for section ``z`` repaired from its neighbours ``z_prev``/``z_next``."""
+def describe_repair(z: int, z_prev, z_next, method: str, seconds: float,
+                    confidence: float | None = None) -> str:
+    """The status text for slice ``z`` repaired from its neighbours ``z_prev``/``z_next``
+    by the engine's deepest stage ``method``, with the mean confidence in the repaired area."""
     sources = [str(n) for n in (z_prev, z_next) if n is not None]
-    return (f"slice {z} repaired from {' and '.join(sources)} by {method} "
-            f"in {seconds:.2f} s")
+    text = (f"slice {z} repaired from {' and '.join(sources)} by "
+            f"{STAGE_LABELS.get(method, method)} in {seconds:.2f} s")
+    if confidence is not None:
+        text += f"; mean confidence {confidence:.2f} (show confidence to see where it is low)"
+    return text
+
+
+def mask_doubt(name: str, census: MaskCensus, slices: int, sections: int) -> str | None:
+    """The question to ask before repairing with the mask ``name``, or None when it looks
+    like a damage mask: one that marks much of the stack, or has many distinct labels (a
+    segmentation), is asked about."""
+    many = len(census.labels) >= ASK_LABELS
+    if census.share <= ASK_SHARE and not many:
+        return None
+    labels = (f"{len(census.labels)}{'+' if len(census.labels) >= census.MAX_LABELS else ''} "
+              "different labels, so it looks like a segmentation rather than damage"
+              if many else f"{len(census.labels)} label{'s' if len(census.labels) > 1 else ''}")
+    return (f"The mask '{name}' marks {100 * census.share:.0f} % of the voxels of the "
+            f"slices it covers ({slices} of {sections} slices) with {labels}. Every marked "
+            "voxel will be replaced by a repair. Repair them anyway?")
 
 
 def snapshot(data):
@@ -55,7 +86,7 @@ def snapshot(data):
     return np.array(data, copy=True) if isinstance(data, np.ndarray) else data
 
 
-class RepairMixin:
+class RepairMixin(ResultLayersMixin):
     """Repairs the painted sections in the background.
 
     Expects the widget to hold the viewer (``self._viewer``), the mask combo box
@@ -90,6 +121,15 @@ class RepairMixin:
             self._inpainter = None
         self._set_status(f"Repairs will use the weights {weights or 'bundled with the plugin'}.")
 
+    def _confirm_dialog(self, question: str) -> bool:
+        from qtpy.QtWidgets import QMessageBox
+
+        answer = QMessageBox.question(self.native, "Repair", question,
+                                      QMessageBox.StandardButton.Yes
+                                      | QMessageBox.StandardButton.No,
+                                      QMessageBox.StandardButton.No)
+        return answer == QMessageBox.StandardButton.Yes
+
     # ------------------------------------------------------------------ input checks
     def _checked_inputs(self):
         if self._refuse_if_running():
@@ -116,11 +156,20 @@ class RepairMixin:
             return
         image, mask = checked
         z = self.z
-        damage = np.array(mask.data[z], dtype=bool)  # a snapshot: painting may go on
+        labels = np.array(mask.data[z])  # a snapshot: painting may go on
+        damage = labels != 0
         if not damage.any():
             self._warn(f"No damage is painted on slice {z} of '{mask.name}': paint the damaged "
                        "pixels there first, or move to a painted slice.")
             return
+        census = MaskCensus()
+        census.add(labels)
+        if len(census.labels) >= ASK_LABELS:
+            question = mask_doubt(mask.name, census, 1, 1)
+            if not self.confirm(question):
+                self._set_status(f"Slice {z} was not repaired: pick a damage mask (New mask "
+                                 "or Auto-detect make one) in 'damage mask'.")
+                return
         masks = snapshot(mask.data)
         self._batch = BatchRun(todo=[z], single=True, mask=mask.name)
         self._start(self._repair_one, image, image.data, z, damage, masks, total=1,
@@ -139,13 +188,14 @@ class RepairMixin:
         image, mask = checked
         masks = snapshot(mask.data)
         self._batch = BatchRun(todo=None, mask=mask.name, sections=int(masks.shape[0]))
-        self._start(self._repair_many, image, image.data, masks, total=self._batch.sections,
-                    desc="Finding the painted slices")
+        self._start(self._repair_many, image, image.data, masks, self._batch,
+                    total=self._batch.sections, desc="Finding the painted slices")
 
     # ------------------------------------------------------------------ worker plumbing
     # The generators below run in the worker thread and yield ("scanned", z) per mask
-    # section read, ("plan", todo) once the painted sections are known, ("repaired", z,
-    # section, text) per section, or ("failed", z, reason) when one fails. They catch every
+    # section read, ("plan", todo) once the painted sections are known (then ("waiting", 0)
+    # until the widget decided whether to go on), ("repaired", z, (section, confidence),
+    # text) per section, or ("failed", z, reason) when one fails. They catch every
     # exception: the worker machinery (superqt) never reports a RuntimeError, which torch
     # raises for many failures, and the widget would wait forever.
     def _repair_one(self, stack, z, damage, masks):
@@ -153,16 +203,17 @@ class RepairMixin:
         try:
             engine = self.inpainter
             z_prev, z_next = find_neighbours(stack, z, masks=masks)
-            repaired = repair_slice(stack, z, damage, masks=masks, inpainter=engine)
+            *repaired, report = repair_slice(stack, z, damage, masks=masks, inpainter=engine,
+                                             return_confidence=True, return_report=True)
         except Exception as exc:  # noqa: BLE001 - reported to the user, see above
             yield "failed", z, reason(exc)
             return
-        yield "repaired", z, repaired, describe_repair(z, z_prev, z_next, engine.method,
-                                                       time.perf_counter() - t0)
+        yield "repaired", z, repaired, describe_repair(
+            z, z_prev, z_next, engine.method, time.perf_counter() - t0, report.confidence)
 
-    def _repair_many(self, stack, masks):
-        try:
-            for z, todo in scan_painted(masks):  # Cancel stops between reports
+    def _repair_many(self, stack, masks, batch: BatchRun):
+        try:  # Cancel stops between reports
+            for z, todo in scan_painted(masks, census=batch.census):
                 if todo is None:
                     yield "scanned", z
         except MaskReadError as exc:
@@ -174,10 +225,16 @@ class RepairMixin:
         yield "plan", todo
         if not todo:
             return
+        while not batch.decided.wait(0.05):  # the widget may be asking the user
+            yield "waiting", 0
+        if not batch.proceed:
+            return
         done = 0
         try:
             engine = self.inpainter
-            for z, repaired in iter_repair_stack(stack, masks, inpainter=engine, slices=todo):
+            for z in todo:
+                repaired = repair_slice(stack, z, np.asarray(masks[z]), masks=masks,
+                                        inpainter=engine, return_confidence=True)
                 done += 1
                 yield "repaired", z, repaired, None
         except Exception as exc:  # noqa: BLE001 - reported to the user, see above
@@ -199,6 +256,8 @@ class RepairMixin:
         batch = self._batch
         # the progress bar goes last: updating it runs the Qt event loop, which may deliver
         # the worker's next signals before this one is handled to the end
+        if kind == "waiting":
+            return
         if kind == "scanned":
             self._set_status(f"Finding the painted slices ({z + 1} of {batch.sections} "
                              "checked)...")
@@ -206,6 +265,13 @@ class RepairMixin:
             return
         if kind == "plan":
             batch.todo = z
+            question = batch.todo and mask_doubt(batch.mask, batch.census, len(batch.todo),
+                                                 batch.sections)
+            if question:
+                batch.proceed = bool(self.confirm(question))
+            batch.decided.set()
+            if batch.todo and not batch.proceed:
+                return
             if batch.todo:
                 desc = f"Repairing {len(batch.todo)} slice{'s' if len(batch.todo) > 1 else ''}"
                 self._set_status(f"{desc}...")
@@ -218,7 +284,7 @@ class RepairMixin:
             self._set_status(text)
             self._notify(show_error, text)
             return
-        repaired, text = rest
+        (repaired, confidence), text = rest
         why = self._missing()
         if why is not None:  # nowhere to put it any more: drop it and stop
             self._stop_work(why)
@@ -226,6 +292,7 @@ class RepairMixin:
         self._result = self._result_layer(self._target)
         self._result.data[z] = repaired
         self._result.refresh()
+        self._put_confidence(self._target, z, confidence)
         batch.done.append(z)
         self._set_status(text if batch.single else
                          f"repaired slice {z} ({len(batch.done)} of {len(batch.todo)})")
@@ -235,6 +302,11 @@ class RepairMixin:
         """Report a finished (or stopped, or failed) repair in the status and a notification;
         ``why`` says why it was stopped, when something it needed went away."""
         done, todo = batch.done, batch.todo
+        if todo and not batch.proceed:
+            self._set_status(f"Nothing was repaired: the mask '{batch.mask}' was not used. "
+                             "Pick a damage mask (New mask or Auto-detect make one) in "
+                             "'damage mask'.")
+            return
         if not todo:  # stopped while scanning the mask, or nothing painted
             if why is not None:
                 text = f"Repair stopped: {why}; no slice was repaired."
@@ -250,7 +322,8 @@ class RepairMixin:
         seconds = time.perf_counter() - batch.t0
         listed = f" ({', '.join(map(str, done))})" if done else ""
         counted = f"{len(done)} of {len(todo)} slice{'s' if len(todo) > 1 else ''} repaired"
-        method = self._inpainter.method if self._inpainter is not None else "no method"
+        method = (STAGE_LABELS.get(self._inpainter.method, self._inpainter.method)
+                  if self._inpainter is not None else "no method")
         if why is not None:
             text = f"Repair stopped: {why}; {counted}{listed}."
             self._set_status(text)
@@ -270,34 +343,3 @@ class RepairMixin:
             text = f"stopped: {counted}{listed} by {method}; the rest are unchanged"
         self._set_status(text)
         self._notify(show_info, text)
-
-    def _find_result(self, image: Image) -> Image | None:
-        """The ``"<image> repaired"`` layer of ``image``, if the viewer holds one."""
-        name = f"{image.name} repaired"
-        for layer in self._viewer.layers:
-            if (layer.name == name and isinstance(layer, Image)
-                    and tuple(layer.data.shape) == tuple(image.data.shape)):
-                return layer
-        return None
-
-    def _result_layer(self, image: Image) -> Image:
-        """The ``"<image> repaired"`` layer, created on first use as a lazy view of the image
-        (:class:`~napari_flowinpaint.gui._view.RepairedView`); the repaired sections of a big
-        lazy image are kept on disk from the first one."""
-        found = self._find_result(image)
-        if found is not None:
-            return found
-        view = RepairedView(image.data, spill_bytes=0 if is_big_lazy(image.data) else None)
-        # made hidden, so that napari reads nothing before it is placed at the viewer's slice
-        result = Image(view, name=f"{image.name} repaired", rgb=False, visible=False,
-                       contrast_limits=image.contrast_limits, colormap=image.colormap,
-                       gamma=image.gamma, metadata={"repaired_from": image.name},
-                       **spatial_kwargs(image))
-        layers = self._viewer.layers
-        active = layers.selection.active
-        layers.insert(layers.index(image) + 1 if image in layers else len(layers), result)
-        if active is not None and active in layers:
-            layers.selection.active = active  # keep painting on the mask
-        result = layers[result.name]
-        result.visible = True
-        return result

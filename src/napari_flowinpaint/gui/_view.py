@@ -18,8 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["LAZY_BYTES", "SPILL_BYTES", "MaskReadError", "RepairedView", "is_big_lazy", "is_lazy",
-           "painted_sections", "scan_painted", "stack_nbytes", "temporary_zarr", "writable_mask"]
+__all__ = ["LAZY_BYTES", "SPILL_BYTES", "MaskCensus", "MaskReadError", "RepairedView",
+           "is_big_lazy", "is_lazy", "painted_sections", "scan_painted", "stack_nbytes",
+           "temporary_zarr", "writable_mask"]
 
 #: A lazy image bigger than this (in bytes) is *big*: **New mask** makes a zarr-backed mask
 #: and its repaired sections go to a temporary zarr store from the first one.
@@ -75,11 +76,41 @@ def temporary_zarr(shape, dtype, name: str):
     return array
 
 
-def painted_sections(masks) -> Iterator[tuple[int, bool]]:
+class MaskCensus:
+    """What a scan saw of a mask: voxels read, voxels marked, and the distinct labels (up to
+    :attr:`MAX_LABELS`, from every 4th pixel of each section): a damage mask has one or a
+    few labels, a segmentation many."""
+
+    MAX_LABELS = 1000
+
+    def __init__(self):
+        self.voxels = 0
+        self.marked = 0
+        self.labels: set[int] = set()
+
+    def add(self, section: np.ndarray) -> int:
+        """Count one section; returns its marked pixels."""
+        marked = int(np.count_nonzero(section))
+        self.voxels += section.size
+        self.marked += marked
+        if marked and len(self.labels) < self.MAX_LABELS:
+            sub = section[::4, ::4]
+            self.labels.update(int(v) for v in np.unique(sub[sub != 0])[:self.MAX_LABELS])
+        return marked
+
+    @property
+    def share(self) -> float:
+        """Fraction of the voxels read that are marked."""
+        return self.marked / self.voxels if self.voxels else 0.0
+
+
+def painted_sections(masks, census: MaskCensus | None = None) -> Iterator[tuple[int, bool]]:
     """``(z, painted)`` for each section of ``masks`` in turn, read one at a time: whether
-    it marks any damaged pixel. A generator, so a worker can stop between sections."""
+    it marks any damaged pixel (counted into ``census`` when given). A generator, so a
+    worker can stop between sections."""
     for z in range(int(masks.shape[0])):
-        yield z, bool(np.asarray(masks[z]).any())
+        section = np.asarray(masks[z])
+        yield z, bool(census.add(section) if census is not None else section.any())
 
 
 class MaskReadError(Exception):
@@ -90,11 +121,12 @@ class MaskReadError(Exception):
         self.z = z
 
 
-def scan_painted(masks, every: float = 0.1) -> Iterator[tuple[int, list[int] | None]]:
+def scan_painted(masks, every: float = 0.1, census: MaskCensus | None = None
+                 ) -> Iterator[tuple[int, list[int] | None]]:
     """Find the painted sections of ``masks`` (:func:`painted_sections`), reporting as it
     goes: yields ``(z, None)`` after section ``z`` at most every ``every`` seconds (so that
     a worker can show progress and stop, without a signal per section of a long stack),
-    then ``(n, painted)`` once every section was read.
+    then ``(n, painted)`` once every section was read. ``census`` counts what was marked.
 
     Raises
     ------
@@ -102,7 +134,7 @@ def scan_painted(masks, every: float = 0.1) -> Iterator[tuple[int, list[int] | N
         When a section cannot be read, naming it.
     """
     painted, last, done = [], time.perf_counter(), 0
-    sections = painted_sections(masks)
+    sections = painted_sections(masks) if census is None else painted_sections(masks, census)
     while True:
         try:
             z, hit = next(sections)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 
-from magicgui.widgets import ComboBox, Container, Label, PushButton, SpinBox
+from magicgui.widgets import CheckBox, ComboBox, Container, PushButton, SpinBox
 
 from ..engine import FlowInpainter
 from ._common import StatusMixin
@@ -71,6 +71,10 @@ class RepairWidget(LayerPickingMixin, RepairMixin, AutoDetectMixin, SaveMixin, S
         #: Asked before Auto-detect adds to slices the user painted: called with the
         #: question, returns "add", "skip" or "cancel". Replaced in tests.
         self.ask = self._ask_dialog
+        #: Asked before a repair that would change much of the stack, or with a mask that
+        #: looks like a segmentation: called with the question, returns True to go on.
+        #: Replaced in tests.
+        self.confirm = self._confirm_dialog
         self._init_saving()
         self.worker = None  # the running worker, if any (napari.qt.threading.GeneratorWorker)
 
@@ -95,18 +99,22 @@ class RepairWidget(LayerPickingMixin, RepairMixin, AutoDetectMixin, SaveMixin, S
         self._repair = PushButton(name="repair_button", text="Repair slice")
         self._repair_all = PushButton(name="repair_all_button",
                                       text="Repair all masked slices")
+        self._show_result = CheckBox(name="show_result", text="show repaired", value=True,
+                                     tooltip="Before/after: show the repaired slices over the "
+                                             "original, or hide them")
+        self._show_confidence = CheckBox(
+            name="show_confidence", text="show confidence", value=False,
+            tooltip="Overlay where the repair can be trusted least (red: low confidence)")
         self._save = PushButton(name="save_button", text="Save result...",
                                 tooltip="Write the repaired stack to TIFF, zarr or OME-Zarr "
                                         "(.ome.zarr) with the image's voxel size")
         self._cancel = PushButton(name="cancel_button", text="Cancel", enabled=False,
                                   tooltip="Stop after the current section; finished ones are kept")
-        self._status = Label(name="status_label", label="status",
-                             value="Pick an image, press New mask and paint the damage.")
+        status = self._make_status("Pick an image, press New mask and paint the damage.")
         super().__init__(widgets=[self._image, self._mask, self._new_mask, self._z,
                                   self._detect_scope, self._grow, self._detect, self._repair,
-                                  self._repair_all, self._save, self._cancel,
-                                  self._status])
-        self._status.native.setWordWrap(True)
+                                  self._repair_all, self._show_result, self._show_confidence,
+                                  self._save, self._cancel, *status])
 
         self._image.changed.connect(self._on_image_changed)
         self._z.changed.connect(self._on_z_changed)
@@ -115,6 +123,8 @@ class RepairWidget(LayerPickingMixin, RepairMixin, AutoDetectMixin, SaveMixin, S
         self._repair.changed.connect(self.repair_current_slice)
         self._repair_all.changed.connect(self.repair_all)
         self._save.changed.connect(self._on_save_clicked)
+        self._show_result.changed.connect(self._on_show_result)
+        self._show_confidence.changed.connect(self._on_show_confidence)
         self._cancel.changed.connect(self.cancel)
         self._viewer.dims.events.current_step.connect(self._follow_viewer)
         self._watch_layers()
@@ -199,6 +209,8 @@ class RepairWidget(LayerPickingMixin, RepairMixin, AutoDetectMixin, SaveMixin, S
         self.save_result()
 
     def _on_errored(self, exc: Exception) -> None:
+        if self._detect_run is not None:
+            self._detect_run.end_history()
         self._batch = self._save_run = self._detect_run = None
         super()._on_errored(exc)
 

@@ -16,16 +16,15 @@ memory). Everything that can be checked is checked before any work. Outputs:
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..engine.files import check_output_path, same_or_nested, write_text
-from .io import StackWriter, read_stack, read_voxel_size, stack_format
+from .io import StackWriter, read_stack, read_voxel_size
+from .outputs import Ones, aborting, guarded, resumable_output
 from .parallel import (
-    ResumableStore,
     SectionRunner,
     choose_workers,
     copy_sections,
@@ -90,68 +89,6 @@ def _repair_task(stack, masks, z, max_distance, engine, array_path, confidence=F
 def _engine_info(settings):
     engine = worker_engine(settings)
     return engine.method, engine.flow_method, str(engine.device)
-
-
-def _output(output, shape, dtype, *, run, overwrite, protect, voxel_size, description=None,
-            confidence=False):
-    """A :class:`ResumableStore` for zarr (None for TIFF: the caller uses a StackWriter)."""
-    if stack_format(output, for_writing=True) == "zarr":
-        attrs = {"description": description} if description else None
-        return ResumableStore(output, shape, dtype, run=run, overwrite=overwrite,
-                              protect=protect, voxel_size=voxel_size, attributes=attrs,
-                              confidence=confidence)
-    return None
-
-
-class _Ones:
-    """Stands for a stack of ones (the confidence of sections not repaired)."""
-
-    def __init__(self, shape):
-        self.shape = tuple(shape)
-
-    def __getitem__(self, z) -> np.ndarray:
-        return np.ones(self.shape[1:], np.float32)
-
-
-@contextmanager
-def _aborting(writer):
-    """Abort ``writer`` (if any) when the block raises; it is committed inside the block."""
-    try:
-        yield
-    except BaseException:
-        if writer is not None:
-            writer.abort()  # nothing left to remove once it was committed
-        raise
-
-
-@contextmanager
-def _guard(writer, store):
-    """On the way out with an exception: a TIFF writer is aborted; a zarr partial store is
-    kept after an interruption (to resume) and removed after an error."""
-    try:
-        yield
-    except BaseException as exc:
-        if writer is not None:
-            writer.abort()
-            raise
-        raised = _keep_partial(store, exc)
-        if raised is exc:
-            raise
-        raise raised from exc
-
-
-def _keep_partial(store, exc: BaseException) -> BaseException:
-    """After an interruption the partial store stays, to resume; after an error (a full
-    disk...) it goes. Returns the exception to raise."""
-    from ..engine.files import explain_write_error, remove_path
-
-    if isinstance(exc, KeyboardInterrupt):
-        exc.resume_hint = (f"the finished sections are kept in {str(store.partial)!r}: run the "
-                           "same command again to continue, or delete it.")
-        return exc
-    remove_path(store.partial)
-    return explain_write_error(exc, store.partial, store.path) if isinstance(exc, OSError) \
-        else exc
 
 
 def repair_to_file(input, mask, output, *, overwrite: bool = False, slices=None,
@@ -250,14 +187,14 @@ def repair_to_file(input, mask, output, *, overwrite: bool = False, slices=None,
         info = runner.call(_engine_info, settings) if inpainter is None else (
             inpainter.method, inpainter.flow_method, str(inpainter.device))
         voxel = read_voxel_size(input)
-        store = _output(output, stack.shape, stack.dtype, run=run, overwrite=overwrite,
-                        protect=(input, mask), voxel_size=voxel,
-                        confidence=confidence is not None)
+        store = resumable_output(output, stack.shape, stack.dtype, run=run,
+                                 overwrite=overwrite, protect=(input, mask), voxel_size=voxel,
+                                 confidence=confidence is not None)
         writer = None if store is not None else StackWriter(
             output, stack.shape, stack.dtype, base=stack, overwrite=overwrite,
             protect=(input, mask), voxel_size=voxel)
         conf_writer = None if confidence is None else StackWriter(
-            confidence, stack.shape, np.float32, base=_Ones(stack.shape),
+            confidence, stack.shape, np.float32, base=Ones(stack.shape),
             overwrite=overwrite, protect=(input, mask, output), voxel_size=voxel,
             description="FlowInpaint repair confidence: 1 = reliable, 1 where not repaired")
         done = set(store.done) if store is not None else set()
@@ -274,7 +211,7 @@ def repair_to_file(input, mask, output, *, overwrite: bool = False, slices=None,
             items += [(copy_sections, src_stack, target, tuple(rest[i:i + _COPY_BLOCK]))
                       for i in range(0, len(rest), _COPY_BLOCK)]
         total, count = stack.shape[0] if store is not None else len(todo), len(done)
-        with _guard(writer, store), _aborting(conf_writer):
+        with guarded(writer, store), aborting(conf_writer):
             for item, result in runner.map(items, should_stop=should_stop):
                 copied = item[0] is copy_sections
                 for z in (item[3] if copied else (item[3],)):
@@ -351,8 +288,8 @@ def detect_to_file(input, output, *, report=None, overwrite: bool = False,
            "options": options}
     description = "napari-flowinpaint detect: 1 = damaged pixel"
     voxel = read_voxel_size(input)
-    store = _output(output, stack.shape, np.uint8, run=run, overwrite=overwrite,
-                    protect=(input,), voxel_size=voxel, description=description)
+    store = resumable_output(output, stack.shape, np.uint8, run=run, overwrite=overwrite,
+                             protect=(input,), voxel_size=voxel, description=description)
     writer = None if store is not None else StackWriter(
         output, stack.shape, np.uint8, overwrite=overwrite, protect=(input,),
         voxel_size=voxel, description=description)
@@ -362,7 +299,7 @@ def detect_to_file(input, output, *, report=None, overwrite: bool = False,
     blocks = [tuple(todo[i:i + _DETECT_BLOCK]) for i in range(0, len(todo), _DETECT_BLOCK)]
     workers = choose_workers(workers, len(todo) * stack.shape[1] * stack.shape[2] / 1e6,
                              seconds_per_mp=0.25)
-    with _guard(writer, store):
+    with guarded(writer, store):
         with SectionRunner(workers, scheduler, log=log) as runner:
             src = str(input) if runner.parallel else stack
             target = None if store is None else str(store.array_path)
