@@ -96,7 +96,7 @@ def _digest(layer) -> str:
 def _digests(viewer) -> dict:
     """What the user holds: every layer's data, by name (a result layer is ours, not theirs)."""
     return {layer.name: _digest(layer) for layer in viewer.layers
-            if not layer.name.endswith("repaired")}
+            if not layer.name.endswith(("repaired", "confidence"))}
 
 
 def _settle(qtbot, widget, timeout=20000):
@@ -303,7 +303,7 @@ def test_a_lazy_mask_repairs_and_is_never_written(make_scene, qtbot, notes, no_q
     before = _digests(viewer)
     widget.repair_all()
     _settle(qtbot, widget)
-    assert widget.status.startswith("1 slice repaired (2) by initial_reference in ")
+    assert widget.status.startswith("1 slice repaired (2) by optical flow only in ")
     assert notes == [(Sev.INFO, widget.status)]
     assert _digests(viewer) == before
     result = viewer.layers["em repaired"].data
@@ -346,7 +346,8 @@ def test_image_removed_mid_run_keeps_what_was_done(make_scene, qtbot, notes, no_
             "repaired (1).")
     assert widget.status == text and notes == [(Sev.WARNING, text)]
     # the result made before is kept as it was; slice 2, finished after, is dropped
-    assert [layer.name for layer in viewer.layers] == ["em repaired", "em damage mask"]
+    assert [layer.name for layer in viewer.layers] == ["em damage mask", "em repaired",
+                                                       "em confidence"]
     assert viewer.layers["em repaired"] is result
     assert not np.array_equal(result.data[1], original[1])
     np.testing.assert_array_equal(result.data[2:], original[2:])
@@ -403,7 +404,7 @@ def test_mask_removed_mid_run_repairs_from_the_snapshot(make_scene, qtbot, notes
     viewer.layers.remove(mask)
     assert widget.mask_layer is None
     _settle(qtbot, widget)
-    assert widget.status.startswith("4 slices repaired (1, 2, 3, 4) by initial_reference in ")
+    assert widget.status.startswith("4 slices repaired (1, 2, 3, 4) by optical flow only in ")
     assert notes == [(Sev.INFO, widget.status)]
     result = viewer.layers["em repaired"].data
     for z in range(6):
@@ -424,7 +425,7 @@ def test_cancel_pressed_twice(make_scene, qtbot, notes, no_qt_errors):
     widget.cancel()  # and called directly: nothing more either
     assert widget.status == "Stopping after the current slice..."
     _settle(qtbot, widget)
-    text = ("stopped: 2 of 4 slices repaired (1, 2) by initial_reference; the rest are "
+    text = ("stopped: 2 of 4 slices repaired (1, 2) by optical flow only; the rest are "
             "unchanged")
     assert widget.status == text and notes == [(Sev.INFO, text)]
     assert _digests(viewer) == before

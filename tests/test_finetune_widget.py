@@ -72,7 +72,7 @@ def test_finetune_reports_psnr_and_feeds_the_repair_widget(scene, qtbot, tmp_pat
     monkeypatch.setattr(finetune_module, "finetune", spy)
 
     shown, set_status = [], widget._set_status  # a magicgui Label emits no change events
-    widget._set_status = lambda text: (shown.append(text), set_status(text))
+    widget._set_status = lambda text, **kw: (shown.append(text), set_status(text, **kw))
     widget["iterations"].value = 4
     widget["start_button"].native.click()
     assert widget.running and widget["cancel_button"].enabled
@@ -85,13 +85,20 @@ def test_finetune_reports_psnr_and_feeds_the_repair_widget(scene, qtbot, tmp_pat
     assert res.weights == out and out.is_file() and out.stat().st_size > 0
     for value in (res.psnr_before, res.psnr_after):
         assert isinstance(value, float) and math.isfinite(value) and 5 < value < 60
-    assert widget.status.startswith(f"held-out PSNR before {res.psnr_before:.2f} dB, after "
-                                    f"{res.psnr_after:.2f} dB")
-    assert str(out) in widget.status
-    # progress went through the status label while it trained
-    assert shown[0].startswith("Scoring the starting weights on the held-out sections of 'em'")
-    ticks = [text for text in shown if text.startswith("iteration ")]
-    assert ticks and ticks[-1].startswith("iteration 4/4, loss "), shown
+    word, said = finetune_module.verdict(res.psnr_before, res.psnr_after)
+    assert widget.status.startswith(said) and str(out) in widget.status
+    assert f"{res.psnr_after:.2f} dB against {res.psnr_before:.2f} dB" in said
+    # progress in every phase, in the status line and the widget's own bar
+    assert shown[0].startswith("Scoring the starting weights on test repairs of the last "
+                               "slices of 'em'")
+    for phase in ("Scoring the starting weights: test repair 1 of ",
+                  "Training: iteration 4 of 4, loss ",
+                  "Scoring the fine-tuned weights: test repair 1 of "):
+        assert any(text.startswith(phase) for text in shown), (phase, shown)
+    assert not widget["progress_bar"].visible
+    # the live loss plot got every logged iteration; the output's whole path is shown
+    assert widget.plot.steps and widget.plot.steps[-1] == 4
+    assert widget["output_path"].value == str(out.resolve())
     # the layers went in as they are (the mask as damaged=), and came back untouched
     (kwargs,) = calls
     np.testing.assert_array_equal(kwargs["damaged"], painted)
@@ -101,9 +108,10 @@ def test_finetune_reports_psnr_and_feeds_the_repair_widget(scene, qtbot, tmp_pat
     assert widget["start_button"].enabled and not widget["cancel_button"].enabled
     assert not [n for n in notes if n[0] >= NotificationSeverity.WARNING]
 
-    # "Use in Repair widget": the docked Repair widget now builds its engine from the file
-    assert widget["use_button"].enabled
-    widget["use_button"].native.click()
+    # "Use in Repair widget" is offered only for weights that scored better; the docked
+    # Repair widget then builds its engine from the file
+    assert widget["use_button"].enabled == (word == "better")
+    widget.use_weights()
     engine = repair.inpainter
     assert engine.stages[-1] == "guided_inpainting"
     assert engine.weights.meta["finetuned_from"] == "bundled"
@@ -130,15 +138,15 @@ def test_cancel_stops_early_and_keeps_the_checkpoint(scene, qtbot, tmp_path):
     viewer, widget, image = scene
     original = image.data.copy()
     widget["iterations"].value = 50
-    # press Cancel at the first progress report, i.e. while training
-    widget._relay.info.connect(lambda info: widget.cancel())
+    # press Cancel at the first progress report of the training
+    widget._relay.info.connect(lambda info: info["phase"] == "training" and widget.cancel())
     widget["start_button"].native.click()
     _wait(qtbot, widget)
     res = widget.result
     assert res.stopped and res.weights is None and 1 <= res.iterations < 50
     assert math.isfinite(res.psnr_before)
-    assert widget.status.startswith(f"stopped at iteration {res.iterations}; held-out PSNR "
-                                    f"before {res.psnr_before:.2f} dB")
+    assert widget.status.startswith(f"Stopped at iteration {res.iterations}; the starting "
+                                    f"weights score {res.psnr_before:.2f} dB")
     assert "resume" in widget.status and str(res.run_dir) in widget.status
     assert (res.run_dir / "checkpoint.pt").is_file()
     assert not (tmp_path / "mine.safetensors").exists()
@@ -209,3 +217,21 @@ def test_manifest_registers_the_widget(make_napari_viewer):
     assert widget["output_file"].value.name == "flowinpaint-finetuned.safetensors"
     assert widget.use_weights() == []
 
+
+
+@pytest.mark.parametrize("before, after, word, offered", [
+    (25.0, 25.5, "better", True), (25.0, 25.05, "no change", False),
+    (25.0, 24.95, "no change", False), (25.0, 24.0, "worse", False)])
+def test_the_verdict_never_recommends_worse_weights(make_napari_viewer, tmp_path, before,
+                                                    after, word, offered):
+    viewer = make_napari_viewer()
+    widget = FinetuneWidget(viewer)
+    result = finetune_module.FinetuneResult(tmp_path / "w.safetensors", before, after,
+                                            (9, 10, 11), 300, False, tmp_path / "w.run")
+    widget._on_returned((result, None))
+    assert widget.status.startswith(word.capitalize() + ": ")
+    assert f"({after - before:+.2f} dB" in widget.status
+    assert widget["use_button"].enabled == offered
+    assert ("Press Use in Repair widget" in widget.status) == offered
+    if word == "worse":
+        assert "Do not use them" in widget.status

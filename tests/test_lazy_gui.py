@@ -116,9 +116,9 @@ def off_main_thread(monkeypatch):
     seen = []
     real = view_module.painted_sections
 
-    def recording(masks):
+    def recording(masks, census=None):
         seen.append(threading.current_thread() is threading.main_thread())
-        yield from real(masks)
+        yield from real(masks, census)
 
     monkeypatch.setattr(view_module, "painted_sections", recording)
     return seen
@@ -132,7 +132,7 @@ def test_repair_slice_reads_only_the_sections_it_needs(lazy, qtbot):
     store.reads.clear()
     widget["repair_button"].native.click()
     _wait(qtbot, widget)
-    assert widget.status.startswith("slice 10 repaired from 9 and 11 by initial_reference")
+    assert widget.status.startswith("slice 10 repaired from 9 and 11 by optical flow only")
     # the section, its two neighbours, and what the viewer shows (z = 10): never the stack
     assert set(store.reads) == {9, 10, 11}, store.reads
     result = viewer.layers["em repaired"]
@@ -153,7 +153,7 @@ def test_repair_all_reads_sections_one_by_one(lazy, qtbot, off_main_thread):
     store.reads.clear()
     widget["repair_all_button"].native.click()
     _wait(qtbot, widget)
-    assert widget.status.startswith("3 slices repaired (4, 10, 15) by initial_reference")
+    assert widget.status.startswith("3 slices repaired (4, 10, 15) by optical flow only")
     assert off_main_thread == [False]  # the mask was scanned in the worker
     # each painted section and its neighbours, a few times each; never the whole stack
     assert set(store.reads) <= {3, 4, 5, 9, 10, 11, 14, 15, 16}, store.reads
@@ -186,7 +186,7 @@ def test_cancel_during_repair_all_keeps_what_is_done(make_lazy, qtbot):
         assert np.array_equal(view[z], damaged[z]) == (z not in done), z
 
 
-def _unreadable_from_3(masks):
+def _unreadable_from_3(masks, census=None):
     """Stands in for painted_sections over a mask whose section 3 cannot be read."""
     for z in range(3):
         yield z, False
@@ -212,7 +212,7 @@ def test_a_mask_section_that_cannot_be_read_is_named(lazy, qtbot, notes, monkeyp
     assert "em repaired" not in viewer.layers and not widget.running
 
 
-def _slow_scan(masks):
+def _slow_scan(masks, census=None):
     """Stands in for painted_sections: 0.1 s a section."""
     for z in range(masks.shape[0]):
         time.sleep(0.1)
@@ -257,7 +257,7 @@ def test_big_lazy_stack_gets_a_zarr_mask_and_results_on_disk(lazy, qtbot, monkey
 
     widget.repair_all()
     _wait(qtbot, widget)
-    assert widget.status.startswith("1 slice repaired (10) by initial_reference")
+    assert widget.status.startswith("1 slice repaired (10) by optical flow only")
     assert off_main_thread == [False]
     view = viewer.layers["em repaired"].data
     # the repaired section went to a temporary zarr store: nothing held in memory
@@ -286,7 +286,7 @@ def test_auto_detect_fills_a_zarr_backed_mask(lazy, qtbot, monkeypatch, off_main
     widget.auto_detect("all slices")
     _wait(qtbot, widget)
     assert off_main_thread == [False]  # painted slices were found in the worker
-    assert len(questions) == 1 and "Slices 15 of 'em damage mask'" in questions[0]
+    assert len(questions) == 1 and "Slice 15 of 'em damage mask' already holds" in questions[0]
     assert widget.status.startswith("damage found on 2 of 19 slices checked (4, 10)")
     found = np.asarray(mask.data)
     assert (found[4][HOLE] == 1).all() and (found[10][HOLE] == 1).all()

@@ -17,6 +17,7 @@ from napari.layers import Image, Labels  # noqa: E402
 from napari.utils.notifications import NotificationSeverity  # noqa: E402
 
 from napari_flowinpaint.engine import FlowInpainter  # noqa: E402
+from napari_flowinpaint.engine.names import STAGE_LABELS  # noqa: E402
 from napari_flowinpaint.gui import RepairWidget, repair_all_masked_slices  # noqa: E402
 
 MANIFEST = Path(__file__).parents[1] / "src" / "napari_flowinpaint" / "napari.yaml"
@@ -97,10 +98,25 @@ def test_repair_slice(scene, qtbot, notes):
     assert result.colormap.name == image.colormap.name
     np.testing.assert_array_equal(image.data, original)
     np.testing.assert_array_equal(mask.data, painted)
-    # the result sits right above the source; the mask stays selected for more painting
-    assert viewer.layers.index(result) == viewer.layers.index(image) + 1
+    # the result is shown over the image and its mask (not hidden under the red paint), the
+    # confidence overlay is there but off; the mask stays selected for more painting
+    layers = viewer.layers
+    assert layers.index(result) == layers.index(mask) + 1 and result.visible
+    confidence = layers["em confidence"]
+    assert layers.index(confidence) == layers.index(result) + 1 and not confidence.visible
+    assert confidence.data.dtype == np.float32
+    assert (np.asarray(confidence.data[2])[~hole] == 1).all()
+    assert 0 < np.asarray(confidence.data[2])[hole].mean() < 1
+    assert (np.asarray(confidence.data[1]) == 1).all()
     assert viewer.layers.selection.active is mask
-    assert widget.status.startswith("slice 2 repaired from 1 and 3 by initial_reference in ")
+    assert widget.status.startswith("slice 2 repaired from 1 and 3 by optical flow only in ")
+    assert "; mean confidence " in widget.status and "initial_reference" not in widget.status
+    # before/after, and the overlay, from the widget
+    widget["show_result"].value = False
+    assert not result.visible
+    widget["show_result"].value = True
+    widget["show_confidence"].value = True
+    assert result.visible and confidence.visible
     assert not [n for n in notes if n[0] >= NotificationSeverity.WARNING]
 
 
@@ -124,7 +140,7 @@ def test_repair_all_masked_slices_updates_one_layer(scene, qtbot):
         np.testing.assert_array_equal(result.data[z][painted[z] == 0], stack[z][painted[z] == 0])
     for z in (0, 2, 4):
         np.testing.assert_array_equal(result.data[z], stack[z])
-    assert widget.status.startswith(f"2 slices repaired (1, 3) by {widget.inpainter.method}")
+    assert widget.status.startswith("2 slices repaired (1, 3) by optical flow only in ")
     np.testing.assert_array_equal(image.data, stack)
     np.testing.assert_array_equal(mask.data, painted)
 
@@ -266,7 +282,7 @@ def test_engine_is_created_once_and_edges_use_one_neighbour(scene, qtbot, notes)
     widget.repair_current_slice()
     _wait(qtbot, widget)
     assert "section 4 has a usable neighbour on one side only" in _warnings(notes)[-1]
-    assert widget.status.startswith(f"slice 4 repaired from 3 by {engine.method}")
+    assert widget.status.startswith(f"slice 4 repaired from 3 by {STAGE_LABELS[engine.method]}")
     widget.repair_all()
     _wait(qtbot, widget)
     assert widget.inpainter is engine

@@ -16,19 +16,35 @@ import numpy as np
 from magicgui.widgets import ComboBox, Container, FileEdit, Label, PushButton, SpinBox
 from napari.layers import Image, Labels
 from napari.qt.threading import create_worker
-from napari.utils import progress
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QObject, Signal
 
 from ..engine import SUPPORTED_DTYPES
 from ..tasks.training import FinetuneResult, finetune
 from ._common import INPUT_ERRORS, ImageChoiceMixin, StatusMixin, reason
+from ._loss_plot import LossPlot
 from ._widget import RepairWidget
 
 __all__ = ["FinetuneWidget"]
 
 #: Where the fine-tuned weights go unless the user picks another file.
 DEFAULT_OUTPUT = Path.home() / "flowinpaint-finetuned.safetensors"
+#: A change of the test repairs' PSNR smaller than this (dB) is "no change".
+NO_CHANGE_DB = 0.1
+#: What each phase of a run is called in the status line.
+PHASES = {"before": "Scoring the starting weights", "training": "Training",
+          "after": "Scoring the fine-tuned weights"}
+
+
+def verdict(before: float, after: float) -> tuple[str, str]:
+    """``("better" | "no change" | "worse", sentence)`` for test repairs scored ``before``
+    and ``after`` (PSNR in dB, higher is better)."""
+    gain = after - before
+    word = ("better" if gain >= NO_CHANGE_DB else "worse" if gain <= -NO_CHANGE_DB
+            else "no change")
+    return word, (f"{word.capitalize()}: the test repairs score {after:.2f} dB against "
+                  f"{before:.2f} dB with the starting weights ({gain:+.2f} dB; higher is "
+                  "better)")
 
 
 class _Relay(QObject):
@@ -136,7 +152,6 @@ class FinetuneWidget(ImageChoiceMixin, StatusMixin, Container):
         self._stop = threading.Event()
         self._relay = _Relay()
         self._relay.info.connect(self._on_progress)
-        self._pbar = None
         #: The last run's :class:`~napari_flowinpaint.tasks.training.FinetuneResult`, or None.
         self.result: FinetuneResult | None = None
         self.worker = None  # the running worker, if any (napari.qt.threading.FunctionWorker)
@@ -157,6 +172,8 @@ class FinetuneWidget(ImageChoiceMixin, StatusMixin, Container):
                                 filter="*.safetensors", value=DEFAULT_OUTPUT,
                                 tooltip="Fine-tuned weights file; checkpoints go to "
                                         "<name>.run beside it, and the same file resumes")
+        self._where = Label(name="output_path", label="saved as", value="")
+        self._where.native.setWordWrap(True)
         self._start_button = PushButton(name="start_button", text="Start")
         self._cancel = PushButton(name="cancel_button", text="Cancel", enabled=False,
                                   tooltip="Stop after the current iteration; the checkpoint "
@@ -164,12 +181,14 @@ class FinetuneWidget(ImageChoiceMixin, StatusMixin, Container):
         self._use = PushButton(name="use_button", text="Use in Repair widget", enabled=False,
                                tooltip="Make the docked Repair section widget use the "
                                        "fine-tuned weights")
-        self._status = Label(name="status_label", label="status",
-                             value="Pick a stack and an output file, then press Start.")
+        status = self._make_status("Pick a stack and an output file, then press Start.")
+        self.plot = LossPlot()
         super().__init__(widgets=[self._image, self._damage, self._iterations, self._spacing,
-                                  self._output, self._start_button, self._cancel, self._use,
-                                  self._status])
-        self._status.native.setWordWrap(True)
+                                  self._output, self._where, self._start_button,
+                                  self._cancel, self._use, *status])
+        self.native.layout().addWidget(self.plot.canvas)
+        self._output.changed.connect(self._show_output)
+        self._show_output()
 
         self._start_button.changed.connect(self.start)
         self._cancel.changed.connect(self.cancel)
@@ -186,6 +205,13 @@ class FinetuneWidget(ImageChoiceMixin, StatusMixin, Container):
     @damage_layer.setter
     def damage_layer(self, layer: Labels | None) -> None:
         self._damage.value = layer
+
+    def _show_output(self, *_args) -> None:
+        """Show the whole output path (the file box shows only its end)."""
+        path = Path(self._output.value).expanduser()
+        if path.suffix != ".safetensors" and str(path) not in ("", "."):
+            path = path.with_name(path.name + ".safetensors")
+        self._where.value = str(path.resolve()) if str(path) not in ("", ".") else "-"
 
     # ------------------------------------------------------------------ layer choices
     def accepts_image(self, layer) -> bool:
@@ -223,8 +249,10 @@ class FinetuneWidget(ImageChoiceMixin, StatusMixin, Container):
         self.result = None
         self._stop.clear()
         self._set_running(True)
-        self._pbar = progress(total=iterations, desc="Fine-tuning")
-        self._set_status(f"Scoring the starting weights on the held-out sections of "
+        self.plot.clear()
+        self._phase = None
+        self._open_progress(1, PHASES["before"])
+        self._set_status(f"{PHASES['before']} on test repairs of the last slices of "
                          f"'{image.name}', then training {iterations} iterations...")
         self.worker = create_worker(
             self._run, image.data, out, None if damage is None else damage.data,
@@ -295,29 +323,41 @@ class FinetuneWidget(ImageChoiceMixin, StatusMixin, Container):
         return result, None
 
     def _set_running(self, running: bool) -> None:
+        result = self.result
+        # weights are offered only when they were scored better than the starting ones
+        better = (result is not None and result.weights is not None
+                  and result.psnr_after is not None
+                  and verdict(result.psnr_before, result.psnr_after)[0] == "better")
         try:
             self._start_button.enabled = not running
             self._cancel.enabled = running
-            self._use.enabled = (not running and self.result is not None
-                                 and self.result.weights is not None)
+            self._use.enabled = not running and better
         except RuntimeError:  # the widget was closed while a worker ran
             pass
 
     def _on_progress(self, info: dict) -> None:
         step, total = int(info["step"]), int(info["total"])
-        if self._pbar is not None:
-            self._pbar.update(max(0, step - self._pbar.n))
-        loss = info.get("losses", {}).get("g_total")
-        text = f"iteration {step}/{total}" + (f", loss {loss:.4f}" if loss is not None else "")
-        text += f" ({info.get('seconds', 0):.0f} s)"
-        if step >= total:
-            text += "; scoring the fine-tuned weights on the held-out sections..."
-        elif self._stop.is_set():
+        phase = info.get("phase", "training")
+        if phase != self._phase:
+            self._phase = phase
+            self._reset_progress(total, PHASES[phase])
+        if phase == "training":
+            loss = info.get("losses", {}).get("g_total")
+            text = (f"Training: iteration {step} of {total}"
+                    + (f", loss {loss:.4f}" if loss is not None else "")
+                    + f" ({info.get('seconds', 0):.0f} s)")
+            if loss is not None:
+                self.plot.add(step, loss)
+        else:
+            text = f"{PHASES[phase]}: test repair {step} of {total}"
+        if self._stop.is_set():
             text += "; stopping..."
         self._set_status(text)
+        self._progress_to(step)  # last: it runs the Qt event loop
 
     def _on_returned(self, item) -> None:
         result, exc = item
+        self.plot.redraw()  # the last points, drawn at once
         if exc is not None:
             text = f"Fine-tuning failed: {reason(exc)}"
             self._set_status(text)
@@ -330,28 +370,30 @@ class FinetuneWidget(ImageChoiceMixin, StatusMixin, Container):
             self._set_status(text)
             self._notify(show_info, text)
             return
-        before = f"held-out PSNR before {result.psnr_before:.2f} dB"
+        before = f"the starting weights score {result.psnr_before:.2f} dB on the test repairs"
         if result.weights is not None and result.psnr_after is None:
             text = (f"Fine-tuned weights written to {result.weights} after "
-                    f"{result.iterations} iterations ({before}; scoring them was stopped). "
-                    "Press Use in Repair widget to repair with them.")
+                    f"{result.iterations} iterations; scoring them was stopped, so whether "
+                    f"they repair better is unknown ({before}).")
         elif result.stopped or result.weights is None:
-            text = (f"stopped at iteration {result.iterations}; {before}. The checkpoint is "
+            text = (f"Stopped at iteration {result.iterations}; {before}. The checkpoint is "
                     f"kept in {result.run_dir}: press Start with the same output file to "
                     "resume.")
         else:
-            gain = result.psnr_after - result.psnr_before
-            sections = f"{result.held_out[0]}-{result.held_out[-1]}"
-            text = (f"{before}, after {result.psnr_after:.2f} dB ({gain:+.2f} dB, sections "
-                    f"{sections}, in the hole) after {result.iterations} iterations; weights "
-                    f"written to {result.weights}. Press Use in Repair widget to repair with "
-                    "them.")
+            word, said = verdict(result.psnr_before, result.psnr_after)
+            where = (f"slices {result.held_out[0]}-{result.held_out[-1]}, left out of the "
+                     "training")
+            advice = {"better": "Press Use in Repair widget to repair with them.",
+                      "no change": "They repair no better: keep the starting weights.",
+                      "worse": "Do not use them: keep the starting weights (try fewer "
+                               "iterations, or mark the damaged slices as known damage)."}
+            text = (f"{said}, on {where}, after {result.iterations} iterations. Weights "
+                    f"written to {result.weights}. {advice[word]}")
         self._set_status(text)
+        self._set_running(False)
         self._notify(show_info, text)
 
     def _on_finished(self) -> None:
         self.worker = None
-        if self._pbar is not None:
-            self._pbar.close()
-            self._pbar = None
+        self._close_progress()
         self._set_running(False)

@@ -26,8 +26,8 @@ from ._view import MaskCensus, MaskReadError, scan_painted
 
 __all__ = ["BatchRun", "RepairMixin", "describe_repair", "mask_doubt", "snapshot"]
 
-#: Before a batch repair marking more than this share of the stack's voxels, ask first.
-ASK_SHARE = 0.10
+#: Before a batch repair replacing more than this share of the stack's voxels, ask first.
+ASK_SHARE = 0.20
 #: A mask with at least this many distinct labels looks like a segmentation: ask first.
 ASK_LABELS = 8
 
@@ -74,9 +74,10 @@ def mask_doubt(name: str, census: MaskCensus, slices: int, sections: int) -> str
     labels = (f"{len(census.labels)}{'+' if len(census.labels) >= census.MAX_LABELS else ''} "
               "different labels, so it looks like a segmentation rather than damage"
               if many else f"{len(census.labels)} label{'s' if len(census.labels) > 1 else ''}")
-    return (f"The mask '{name}' marks {100 * census.share:.0f} % of the voxels of the "
-            f"slices it covers ({slices} of {sections} slices) with {labels}. Every marked "
-            "voxel will be replaced by a repair. Repair them anyway?")
+    where = f"on {slices} of {sections} slices" if sections > 1 else "on this slice"
+    return (f"The mask '{name}' marks {100 * census.share:.0f} % of the "
+            f"{'stack' if sections > 1 else 'slice'} ({where}) with {labels}. Every marked "
+            "voxel will be replaced by a repair. Repair anyway?")
 
 
 def snapshot(data):

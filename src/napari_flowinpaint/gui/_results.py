@@ -87,7 +87,11 @@ class ResultLayersMixin:
     def _put_confidence(self, image: Image, z: int, confidence) -> None:
         """Keep the confidence map of slice ``z``; the layer exists from the first repair
         (hidden until **show confidence** is ticked)."""
-        layer = self._confidence_layer(image, create=True)
+        layer = getattr(self, "_confidence", None)
+        if layer is None:
+            layer = self._confidence = self._confidence_layer(image, create=True)
+        elif layer not in self._viewer.layers:  # removed during the run: not made again
+            return
         layer.data[z] = confidence
         layer.refresh()
 

@@ -158,7 +158,7 @@ class RepairWidget(LayerPickingMixin, RepairMixin, AutoDetectMixin, SaveMixin, S
 
     def _begin_run(self, image) -> None:
         self._target, self._source = image, image.data
-        self._result = None
+        self._result = self._confidence = None
         self._halted = None
 
     def _missing(self) -> str | None:

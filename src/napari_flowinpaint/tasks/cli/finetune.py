@@ -47,7 +47,10 @@ def run(args) -> int:
                        held_out=args.held_out, seed=args.seed, progress=bar,
                        overwrite=args.overwrite, protect=(args.stack, args.mask),
                        callback=lambda info: bar.show(" ".join(
-                           f"{k}={v:.4f}" for k, v in info["losses"].items())))
+                           f"{k}={v:.4f}" for k, v in info["losses"].items())
+                           if "losses" in info else
+                           f"scoring the {'starting' if info['phase'] == 'before' else 'new'} "
+                           f"weights {info['step']}/{info['total']}"))
     if res.weights is None:
         print(f"stopped at iteration {res.iterations}; run again to resume.")
         return 1

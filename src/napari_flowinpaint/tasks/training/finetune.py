@@ -61,8 +61,11 @@ class _Stopped(Exception):
     """Raised inside the scoring when ``should_stop`` says so."""
 
 
-def _score(stack, weights, z_range, spacing, samples, seed, should_stop=None) -> float:
+def _score(stack, weights, z_range, spacing, samples, seed, should_stop=None,
+           report=None) -> float:
     def check(done, total):
+        if report is not None:
+            report(done, total)
         if should_stop is not None and should_stop():
             raise _Stopped
 
@@ -105,7 +108,10 @@ def finetune(stack, out, *, damaged=None, weights=None, iterations: int = 300,
     held_out : float, keyword-only
         Fraction of the sections, at the end of the stack, kept aside for scoring.
     callback : callable, keyword-only
-        ``callback(info)`` with the iteration, total, losses and wall time as it trains.
+        ``callback(info)`` as it works: ``info["phase"]`` is ``"before"`` (scoring the
+        starting weights), ``"training"`` or ``"after"`` (scoring the fine-tuned weights);
+        ``step`` and ``total`` count the scored repairs or the iterations; while training
+        it also holds the losses and the wall time.
     progress : callable(done, total), keyword-only
         Called after every training iteration.
     should_stop : callable, keyword-only
@@ -169,9 +175,14 @@ def finetune(stack, out, *, damaged=None, weights=None, iterations: int = 300,
     hold_range = (split, nz)
     score_seed = seed + 1
     held = tuple(range(split, nz))
+    def phase(name):
+        if callback is None:
+            return None
+        return lambda done, total: callback({"phase": name, "step": done, "total": total})
+
     try:
         before = _score(stack, weights, hold_range, spacing, score_samples, score_seed,
-                        should_stop)
+                        should_stop, phase("before"))
     except _Stopped:  # stopped while scoring the starting weights: nothing trained yet
         return FinetuneResult(None, None, None, held, 0, True, run_dir)
     src = TrainSource("<user stack>", (0, split), (spacing,), 1.0, skip)
@@ -185,7 +196,9 @@ def finetune(stack, out, *, damaged=None, weights=None, iterations: int = 300,
                              checkpoint_every=max(10, iterations // 5), log_every=5,
                              val_samples=8)
     res = train(run_dir, stacks=[(stack, src)], settings=settings,
-                init_weights=weights or "bundled", callback=callback, progress=progress,
+                init_weights=weights or "bundled",
+                callback=None if callback is None else (
+                    lambda info: callback({**info, "phase": "training"})), progress=progress,
                 should_stop=should_stop, meta={"finetuned_from": str(weights or "bundled")})
     if res.stopped:
         return FinetuneResult(None, before, None, held, res.step, True, run_dir)
@@ -194,7 +207,8 @@ def finetune(stack, out, *, damaged=None, weights=None, iterations: int = 300,
                            what="fine-tuned weights file") as tmp:
             shutil.copyfile(res.weights.with_suffix(suffix), tmp)
     try:
-        after = _score(stack, out, hold_range, spacing, score_samples, score_seed, should_stop)
+        after = _score(stack, out, hold_range, spacing, score_samples, score_seed, should_stop,
+                       phase("after"))
     except _Stopped:  # training is complete and the weights are written; only the score is
         return FinetuneResult(out, before, None, held, res.step, True, run_dir)
     return FinetuneResult(out, before, after, held, res.step, res.stopped, run_dir)

@@ -1,0 +1,59 @@
+"""A live plot of the training loss for the Fine-tune dialog: a matplotlib ``Figure`` drawn on a
+Qt canvas in the dock (no pyplot, so nothing global is touched and no window opens)."""
+
+from __future__ import annotations
+
+import time
+
+from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+from matplotlib.figure import Figure
+
+__all__ = ["LossPlot"]
+
+
+class LossPlot:
+    """The generator's loss against the iteration, redrawn at most every ``every`` seconds.
+
+    Attributes
+    ----------
+    canvas : FigureCanvasQTAgg
+        The Qt widget to put in a layout.
+    steps, losses : list
+        What was plotted.
+    """
+
+    def __init__(self, *, every: float = 0.5):
+        self.figure = Figure(figsize=(3.2, 1.8), dpi=90, layout="constrained")
+        self.canvas = FigureCanvasQTAgg(self.figure)
+        self.canvas.setMinimumHeight(140)
+        self.axes = self.figure.add_subplot()
+        self.every = every
+        self.clear()
+
+    def clear(self) -> None:
+        """Start an empty plot (a new run)."""
+        self.steps: list[int] = []
+        self.losses: list[float] = []
+        self._last = 0.0
+        ax = self.axes
+        ax.clear()
+        ax.set_xlabel("iteration", fontsize=8)
+        ax.set_ylabel("training loss", fontsize=8)
+        ax.tick_params(labelsize=7)
+        (self._line,) = ax.plot([], [], color="#3d8fe8", linewidth=1.2)
+        self.canvas.draw_idle()
+
+    def add(self, step: int, loss: float) -> None:
+        """Add a point; the canvas is redrawn when ``every`` seconds have passed."""
+        self.steps.append(int(step))
+        self.losses.append(float(loss))
+        now = time.perf_counter()
+        if now - self._last >= self.every or len(self.steps) == 1:
+            self._last = now
+            self.redraw()
+
+    def redraw(self) -> None:
+        self._line.set_data(self.steps, self.losses)
+        self.axes.relim()
+        self.axes.autoscale_view()
+        self.canvas.draw_idle()
