@@ -95,7 +95,7 @@ def test_finetune_reports_psnr_and_feeds_the_repair_widget(scene, qtbot, tmp_pat
                   "Training: iteration 4 of 4, loss ",
                   "Scoring the fine-tuned weights: test repair 1 of "):
         assert any(text.startswith(phase) for text in shown), (phase, shown)
-    assert not widget["progress_bar"].visible
+    assert widget["progress_bar"].native.isHidden()
     # the live loss plot got every logged iteration; the output's whole path is shown
     assert widget.plot.steps and widget.plot.steps[-1] == 4
     assert widget["output_path"].value == str(out.resolve())
