@@ -13,7 +13,7 @@ APT_PKGS := xvfb libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-xinerama0 l
             libgl1 libegl1 libfontconfig1 libdbus-1-3
 DEMO_DIR ?= flowinpaint-demo
 
-.PHONY: demo test lint bench system-deps clean
+.PHONY: demo test lint bench screenshots system-deps clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ lint: $(STAMP)
 
 test: $(STAMP) system-deps lint
 	$(BIN)/python -m pytest -q
+
+# the README's pictures of the widgets, made in a real napari window under Xvfb
+screenshots: $(STAMP) system-deps
+	xvfb-run -a -s "-screen 0 1400x900x24" $(BIN)/python docs/make_screenshots.py
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_repair.py

@@ -148,12 +148,12 @@ def make_scene(make_napari_viewer):
 STACK = moving_stack(5, (32, 32))
 BAD_IMAGES = {
     "rgb": (dict(data=np.stack([STACK] * 3, axis=-1), rgb=True),
-            "'bad' is an RGB image; EM sections must be grayscale."),
-    "2-D": (dict(data=STACK[0]), "'bad' is a single 2-D section (shape (32, 32))"),
+            "'bad' is an RGB image; EM images must be grayscale."),
+    "2-D": (dict(data=STACK[0]), "'bad' is a single 2-D slice (shape (32, 32))"),
     "4-D": (dict(data=np.stack([STACK, STACK])), "'bad' is 4-D (shape (2, 5, 32, 32))"),
     "multiscale": (dict(data=[STACK, STACK[:, ::2, ::2]], multiscale=True),
                    "'bad' is multiscale; open its full-resolution level"),
-    "one section": (dict(data=STACK[:1]), "'bad' has a single section; there is no neighbour"),
+    "one section": (dict(data=STACK[:1]), "'bad' has a single slice; there is no neighbour"),
     "uint32": (dict(data=STACK.astype(np.uint32)), "'bad' holds uint32 data, which cannot be "
                                                    "repaired; convert it to uint8, uint16 or"),
     "int64": (dict(data=STACK.astype(np.int64)), "'bad' holds int64 data, which cannot be "
@@ -635,7 +635,7 @@ def test_finetune_without_a_usable_image(make_napari_viewer, tmp_path, qtbot, no
     viewer.window.add_dock_widget(widget)
     widget["output_file"].value = tmp_path / "w.safetensors"
     usage = ("No 3-D image layer to fine-tune on: open a grayscale stack (z, y, x), or File > "
-             "Open Sample > FlowInpaint, and pick it in the widget.")
+             "Open Sample > FIB-SEM medulla sample, and pick it in the widget.")
     widget.start()
     assert widget.status == usage
     viewer.add_image(moving_stack(8, (64, 64)).astype(np.uint32), name="wide")

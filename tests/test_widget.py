@@ -205,7 +205,7 @@ def test_problems_become_notifications(scene, notes):
     flat = viewer.add_image(image.data[0], name="flat")
     widget.image_layer = flat
     widget.repair_current_slice()
-    assert "'flat' is a single 2-D section" in _warnings(notes)[-1]
+    assert "'flat' is a single 2-D slice" in _warnings(notes)[-1]
     rgb = viewer.add_image(np.zeros((16, 16, 3), np.uint8), name="rgb", rgb=True)
     widget.image_layer = rgb
     widget["new_mask_button"].native.click()

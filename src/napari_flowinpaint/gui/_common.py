@@ -93,12 +93,13 @@ class StatusMixin:
         from magicgui.widgets import Label
         from qtpy.QtWidgets import QSizePolicy
 
-        self._status = Label(name="status_label", label="", value=text)
+        self._status = Label(name="status_label", label="status", value=text)
         self._status.native.setWordWrap(True)
         self._status.native.setMinimumWidth(260)
         self._status.native.setSizePolicy(QSizePolicy.Policy.Expanding,
                                           QSizePolicy.Policy.Preferred)
-        self._bar = ProgressBar(name="progress_bar", label="", value=0, max=1, visible=False)
+        self._bar = ProgressBar(name="progress_bar", label="progress", value=0, max=1,
+                                visible=False)
         return [self._status, self._bar]
 
     def _set_status(self, text: str, *, warning: bool = False) -> None:

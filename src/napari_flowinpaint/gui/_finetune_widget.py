@@ -161,12 +161,12 @@ class FinetuneWidget(ImageChoiceMixin, StatusMixin, Container):
                                tooltip="3-D grayscale stack (z, y, x) to fine-tune on")
         self._damage = ComboBox(name="damage_choice", label="known damage",
                                 choices=self._labels_choices, nullable=True, value=None,
-                                tooltip="Optional Labels layer of the image's shape: sections "
+                                tooltip="Optional Labels layer of the image's shape: slices "
                                         "with paint on them are not trained on")
         self._iterations = SpinBox(name="iterations", label="iterations", min=1, max=100_000,
                                    value=300, tooltip="Training iterations")
         self._spacing = SpinBox(name="spacing", label="spacing", min=1, max=20, value=1,
-                                tooltip="Neighbour distance in sections: 1 for serial "
+                                tooltip="Neighbour distance in slices: 1 for serial "
                                         "sections, 3-5 for isotropic FIB-SEM stacks")
         self._output = FileEdit(name="output_file", label="output weights", mode="w",
                                 filter="*.safetensors", value=DEFAULT_OUTPUT,
@@ -226,7 +226,7 @@ class FinetuneWidget(ImageChoiceMixin, StatusMixin, Container):
         others = [layer for layer in self._viewer.layers if isinstance(layer, Image)]
         why = "; ".join(f"'{layer.name}' is {_why_not_trainable(layer)}" for layer in others)
         self._warn("No 3-D image layer to fine-tune on: open a grayscale stack (z, y, x), or "
-                   "File > Open Sample > FlowInpaint, and pick it in the widget."
+                   "File > Open Sample > FIB-SEM medulla sample, and pick it in the widget."
                    + (f" ({why}.)" if why else ""))
         return None
 

@@ -110,11 +110,11 @@ class LayerPickingMixin(ImageChoiceMixin):
     def _checked_image(self) -> Image | None:
         image = self._image.value
         if image is None:
-            self._warn("No image layer: open a 3-D stack (or File > Open Sample > FlowInpaint) "
-                       "and pick it in the widget.")
+            self._warn("No image layer: open a 3-D stack (or File > Open Sample > FIB-SEM "
+                       "medulla sample) and pick it in the widget.")
             return None
         if image.rgb:
-            self._warn(f"'{image.name}' is an RGB image; EM sections must be grayscale. "
+            self._warn(f"'{image.name}' is an RGB image; EM images must be grayscale. "
                        "Convert it to one channel first.")
             return None
         if image.multiscale:
@@ -122,12 +122,12 @@ class LayerPickingMixin(ImageChoiceMixin):
                        "single-scale image to repair it.")
             return None
         if image.ndim != 3:
-            what = "a single 2-D section" if image.ndim == 2 else f"{image.ndim}-D"
+            what = "a single 2-D slice" if image.ndim == 2 else f"{image.ndim}-D"
             self._warn(f"'{image.name}' is {what} (shape {tuple(image.data.shape)}); repair "
-                       "needs a 3-D stack (z, y, x) whose neighbouring sections guide it.")
+                       "needs a 3-D stack (z, y, x) whose neighbouring slices guide it.")
             return None
         if image.data.shape[0] < 2:
-            self._warn(f"'{image.name}' has a single section; there is no neighbour to "
+            self._warn(f"'{image.name}' has a single slice; there is no neighbour to "
                        "repair from.")
             return None
         dtype = np.dtype(image.data.dtype)
