@@ -219,7 +219,12 @@ def test_finetune_reports_before_after_and_stops_cleanly(tmp_path):
                    batch=2, crop=64, lr=1e-3, score_samples=3, callback=seen.append)
     assert res.weights.is_file() and res.iterations == 30 and not res.stopped
     assert res.psnr_after > res.psnr_before  # random start: training must help
-    assert seen and seen[-1]["step"] == 30 and "g_l1" in seen[-1]["losses"]
+    training = [info for info in seen if info["phase"] == "training"]
+    assert training and training[-1]["step"] == 30 and "g_l1" in training[-1]["losses"]
+    # every phase reports its progress: the scoring before, the training, the scoring after
+    assert [p for i, p in enumerate(x["phase"] for x in seen)
+            if i == 0 or seen[i - 1]["phase"] != p] == ["before", "training", "after"]
+    assert seen[0]["step"] == 1 and seen[-1]["step"] == seen[-1]["total"] == 9
     assert load_weights(res.weights).meta["finetuned_from"] == str(base)
     # stopped while scoring the starting weights: nothing trained, nothing written
     first = finetune(stack, tmp_path / "first", weights=base, iterations=30, batch=2,
@@ -230,7 +235,7 @@ def test_finetune_reports_before_after_and_stops_cleanly(tmp_path):
     ticks = []
     stopped = finetune(stack, tmp_path / "stop", weights=base, iterations=30, batch=2,
                        crop=64, score_samples=2, callback=ticks.append,
-                       should_stop=lambda: bool(ticks))
+                       should_stop=lambda: any(t["phase"] == "training" for t in ticks))
     assert stopped.stopped and stopped.weights is None and 1 <= stopped.iterations < 30
     assert stopped.psnr_before is not None and stopped.psnr_after is None
     assert (stopped.run_dir / "checkpoint.pt").is_file()
@@ -238,7 +243,8 @@ def test_finetune_reports_before_after_and_stops_cleanly(tmp_path):
     ticks = []
     late = finetune(stack, tmp_path / "late", weights=base, iterations=10, batch=2, crop=64,
                     score_samples=2, callback=ticks.append,
-                    should_stop=lambda: bool(ticks) and ticks[-1]["step"] == 10)
+                    should_stop=lambda: any(t["phase"] == "training" and t["step"] == 10
+                                            for t in ticks))
     assert late.stopped and late.weights.is_file() and late.iterations == 10
     assert late.psnr_before is not None and late.psnr_after is None
     with pytest.raises(ValueError, match="too short"):

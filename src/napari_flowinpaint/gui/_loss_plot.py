@@ -41,7 +41,7 @@ class LossPlot:
         ax.set_ylabel("training loss", fontsize=8)
         ax.tick_params(labelsize=7)
         (self._line,) = ax.plot([], [], color="#3d8fe8", linewidth=1.2)
-        self.canvas.draw_idle()
+        self._draw()
 
     def add(self, step: int, loss: float) -> None:
         """Add a point; the canvas is redrawn when ``every`` seconds have passed."""
@@ -56,4 +56,11 @@ class LossPlot:
         self._line.set_data(self.steps, self.losses)
         self.axes.relim()
         self.axes.autoscale_view()
-        self.canvas.draw_idle()
+        self._draw()
+
+    def _draw(self) -> None:
+        # drawn now, not later (draw_idle): a deferred draw may find the dock closed
+        try:
+            self.canvas.draw()
+        except RuntimeError:  # the Qt canvas is gone with its dock widget
+            pass
