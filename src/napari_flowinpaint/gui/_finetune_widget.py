@@ -152,6 +152,7 @@ class FinetuneWidget(ImageChoiceMixin, StatusMixin, Container):
         self._stop = threading.Event()
         self._relay = _Relay()
         self._relay.info.connect(self._on_progress)
+        self._returned = False
         #: The last run's :class:`~napari_flowinpaint.tasks.training.FinetuneResult`, or None.
         self.result: FinetuneResult | None = None
         self.worker = None  # the running worker, if any (napari.qt.threading.FunctionWorker)
@@ -250,7 +251,7 @@ class FinetuneWidget(ImageChoiceMixin, StatusMixin, Container):
         self._stop.clear()
         self._set_running(True)
         self.plot.clear()
-        self._phase = None
+        self._phase, self._returned = None, False
         self._open_progress(1, PHASES["before"])
         self._set_status(f"{PHASES['before']} on test repairs of the last slices of "
                          f"'{image.name}', then training {iterations} iterations...")
@@ -336,11 +337,10 @@ class FinetuneWidget(ImageChoiceMixin, StatusMixin, Container):
             pass
 
     def _on_progress(self, info: dict) -> None:
+        if self.worker is None or self._returned:  # a report queued before the end
+            return
         step, total = int(info["step"]), int(info["total"])
         phase = info.get("phase", "training")
-        if phase != self._phase:
-            self._phase = phase
-            self._reset_progress(total, PHASES[phase])
         if phase == "training":
             loss = info.get("losses", {}).get("g_total")
             text = (f"Training: iteration {step} of {total}"
@@ -353,10 +353,15 @@ class FinetuneWidget(ImageChoiceMixin, StatusMixin, Container):
         if self._stop.is_set():
             text += "; stopping..."
         self._set_status(text)
-        self._progress_to(step)  # last: it runs the Qt event loop
+        # the bars last: updating them runs the Qt event loop, which may deliver the end
+        if phase != self._phase:
+            self._phase = phase
+            self._reset_progress(total, PHASES[phase])
+        self._progress_to(step)
 
     def _on_returned(self, item) -> None:
         result, exc = item
+        self._returned = True
         self.plot.redraw()  # the last points, drawn at once
         if exc is not None:
             text = f"Fine-tuning failed: {reason(exc)}"
