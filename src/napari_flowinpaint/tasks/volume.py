@@ -238,12 +238,12 @@ def repair_to_file(input, mask, output, *, overwrite: bool = False, slices=None,
     return RepairSummary(path, stack.shape[0], todo, unmasked, *info, resumed=len(done))
 
 
-def _detect_task(stack, zs, options, scale, array_path):
+def _detect_task(stack, zs, options, scale, array_path, level=None):
     from .detection import iter_detect_damage, slice_report
 
     stack = stack_source(stack, "input")
     out = []
-    for z, m in iter_detect_damage(stack, list(zs), scale=scale, **options):
+    for z, m in iter_detect_damage(stack, list(zs), scale=scale, level=level, **options):
         if array_path is not None:
             write_section(array_path, z, m.astype(np.uint8))
         out.append(({"z": z, **slice_report(m)}, None if array_path else m))
@@ -271,7 +271,8 @@ def detect_to_file(input, output, *, report=None, overwrite: bool = False,
     list of dict
         The report's rows, in z order.
     """
-    from .detection import check_options, stack_scale
+    from .detection import check_options
+    from .detection.detector import stack_reference
 
     stack = read_stack(input, name="input")
     check_options(sensitivity, grow, min_area)
@@ -294,7 +295,7 @@ def detect_to_file(input, output, *, report=None, overwrite: bool = False,
         output, stack.shape, np.uint8, overwrite=overwrite, protect=(input,),
         voxel_size=voxel, description=description)
     rows = {} if store is None else {z: r for z, r in store.done.items()}
-    scale = stack_scale(stack)
+    scale, level = stack_reference(stack, options.get("weights"))
     todo = [z for z in range(n) if z not in rows]
     blocks = [tuple(todo[i:i + _DETECT_BLOCK]) for i in range(0, len(todo), _DETECT_BLOCK)]
     workers = choose_workers(workers, len(todo) * stack.shape[1] * stack.shape[2] / 1e6,
@@ -303,7 +304,7 @@ def detect_to_file(input, output, *, report=None, overwrite: bool = False,
         with SectionRunner(workers, scheduler, log=log) as runner:
             src = str(input) if runner.parallel else stack
             target = None if store is None else str(store.array_path)
-            items = [(_detect_task, src, zs, options, scale, target) for zs in blocks]
+            items = [(_detect_task, src, zs, options, scale, target, level) for zs in blocks]
             for _, result in runner.map(items, should_stop=should_stop):
                 for row, m in result:
                     if writer is not None:

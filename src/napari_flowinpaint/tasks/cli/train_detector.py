@@ -42,6 +42,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--p-continuing", type=float, default=0.0,
                         help="share of samples with a dark body drawn in the section and a "
                              "neighbour alike, to teach that it is tissue (default 0)")
+    parser.add_argument("--p-lab", type=float, default=0.0,
+                        help="probability of each variation between labs: pixel size 0.5-2x, "
+                             "gamma, noise, blur, and flicker of the neighbours (default 0)")
     parser.add_argument("--kind-weights", nargs="+", default=[], metavar="KIND=W",
                         help="draw some damage kinds more often, e.g. crack=2 fold=2")
 
@@ -67,7 +70,8 @@ def run(args) -> int:
                               init=args.init, p_clean=args.p_clean,
                               p_one_sided=args.p_one_sided,
                               p_damaged_neighbour=args.p_damaged_neighbour,
-                              p_continuing=args.p_continuing, kind_weights=weights,
+                              p_continuing=args.p_continuing, p_lab=args.p_lab,
+                              kind_weights=weights,
                               callback=lambda info: bar.show(f"loss={info['loss']:.4f}"),
                               progress=bar, overwrite=args.overwrite)
     print(f"detector weights: {path}")

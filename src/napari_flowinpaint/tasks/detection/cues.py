@@ -10,12 +10,13 @@ import cv2
 import numpy as np
 
 __all__ = ["stack_scale", "detector_input", "is_blank", "bright_blank", "without_holes",
-           "label_regions"]
+           "label_regions", "match_neighbour", "stack_level", "level_section"]
 
 
-def stack_scale(stack) -> tuple[float, float]:
+def stack_scale(stack, level: tuple[float, float] | None = None) -> tuple[float, float]:
     """Grey levels mapped to 0 and 1 for the detector: the 0.5 and 99.5 percentiles of up
-    to 9 sections spread over the stack, pooled.
+    to 9 sections spread over the stack, pooled (each brought to ``level`` first, when
+    given: see :func:`level_section`).
 
     Constant sections are left out, and so are sections whose own percentiles lie far from
     the others' (more than 3 median absolute deviations and more than 20 % of the typical
@@ -27,6 +28,8 @@ def stack_scale(stack) -> tuple[float, float]:
     picks = sorted(set(np.linspace(0, n - 1, min(n, 9)).round().astype(int).tolist()))
     samples = [np.asarray(stack[p]) for p in picks]
     usable = [s for s in samples if float(s.max()) > float(s.min())] or samples
+    if level is not None:
+        usable = [level_section(s, level) for s in usable]
     subs = [s[:: max(1, s.shape[0] // 256), :: max(1, s.shape[1] // 256)].astype(np.float32)
             for s in usable]
     own = np.array([np.percentile(v, (0.5, 99.5)) for v in subs])  # (sections, 2)
@@ -41,6 +44,47 @@ def stack_scale(stack) -> tuple[float, float]:
     if hi - lo < 1e-6:
         hi = lo + 1.0
     return float(lo), float(hi)
+
+
+def _level(section) -> tuple[float, float]:
+    """Median and median absolute deviation of a section's grey levels (every 2nd pixel)."""
+    sub = np.asarray(section, np.float32)[::2, ::2]
+    med = float(np.median(sub))
+    return med, float(np.median(np.abs(sub - med)))
+
+
+def stack_level(stack) -> tuple[float, float]:
+    """What is normal for *this* stack: the median, over up to 9 sections spread through it
+    (constant ones left out), of each section's median grey level and of its median absolute
+    deviation. :func:`level_section` brings every section to it."""
+    n = stack.shape[0]
+    picks = sorted(set(np.linspace(0, n - 1, min(n, 9)).round().astype(int).tolist()))
+    levels = [_level(s) for s in (np.asarray(stack[p]) for p in picks)
+              if float(s.max()) > float(s.min())]
+    if not levels:
+        return 0.0, 0.0
+    return float(np.median([m for m, _ in levels])), float(np.median([d for _, d in levels]))
+
+
+def level_section(section, level: tuple[float, float], like=None) -> np.ndarray:
+    """``section`` (float32) with its median and median absolute deviation set to the stack's
+    (``level``, from :func:`stack_level`): a section imaged brighter, darker, or with more or
+    less contrast than the rest of the stack (flicker) is judged as if it were not.
+
+    ``like`` (sections already in ``section``'s grey levels, e.g. its neighbours matched to
+    it by :func:`match_neighbour`) gives the median and deviation instead: damage in the
+    section (a dark fold, a white hole) then does not move them.
+    """
+    f = np.asarray(section, np.float32)
+    like = [x for x in (like or ()) if x is not None]
+    levels = [_level(x) for x in like] if like else [_level(f)]
+    med = float(np.mean([m for m, _ in levels]))
+    dev = float(np.mean([d for _, d in levels]))
+    typical_med, typical_dev = level
+    if dev < 1e-6 or typical_dev <= 0:
+        return f
+    gain = float(np.clip(typical_dev / dev, 1 / 3, 3.0))
+    return ((f - med) * gain + typical_med).astype(np.float32)
 
 
 def _half(f: np.ndarray) -> np.ndarray:
@@ -182,3 +226,47 @@ def label_regions(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
     n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8),
                                                            connectivity=8)
     return n, labels, stats[:, cv2.CC_STAT_AREA]
+
+
+def match_neighbour(neighbour, section, *, blocks: int = 16):
+    """``neighbour`` with its brightness and contrast matched to ``section`` (float32), so
+    that a section imaged brighter or with more contrast than its neighbours (flicker between
+    sections, common in serial-section EM) is not taken for damage.
+
+    The stack's own sections say what is normal: the section and its neighbour are averaged
+    over a ``blocks`` x ``blocks`` grid, and a line ``section = a * neighbour + b`` is fitted
+    to the block means by iteratively reweighted least squares (Tukey's biweight), so that
+    the blocks holding damage, a minority, are left out. The map itself then matches the
+    mean and spread of the blocks kept (a regression slope would be too flat: two sections
+    never agree block for block). ``a`` is kept within [1/3, 3]; None stays None.
+    """
+    if neighbour is None:
+        return None
+    f = np.asarray(neighbour, np.float32)
+    s = np.asarray(section, np.float32)
+    h, w = s.shape
+    k = max(1, min(blocks, h // 4, w // 4))
+    x = cv2.resize(f, (k, k), interpolation=cv2.INTER_AREA).ravel().astype(np.float64)
+    y = cv2.resize(s, (k, k), interpolation=cv2.INTER_AREA).ravel().astype(np.float64)
+    if np.ptp(x) < 1e-6:
+        return f
+    weight = np.ones_like(x)
+    a, b = 1.0, 0.0
+    for _ in range(10):
+        sw = weight.sum()
+        if sw < 4:
+            break
+        mx, my = (weight * x).sum() / sw, (weight * y).sum() / sw
+        vx = (weight * (x - mx) ** 2).sum()
+        if vx < 1e-9:
+            break
+        a = float(np.clip((weight * (x - mx) * (y - my)).sum() / vx, 0.5, 2.0))
+        b = my - a * mx
+        r = y - (a * x + b)
+        c = 4.685 * max(1.4826 * np.median(np.abs(r)), 1e-3 * max(np.ptp(y), 1e-6))
+        weight = np.where(np.abs(r) < c, (1 - (r / c) ** 2) ** 2, 0.0)
+    kept = weight > 0.5
+    if kept.sum() >= 8 and x[kept].std() > 1e-6:
+        a = float(np.clip(y[kept].std() / x[kept].std(), 1 / 3, 3.0))
+        b = float(y[kept].mean() - a * x[kept].mean())
+    return (f * a + b).astype(np.float32)

@@ -11,13 +11,27 @@ import torch
 
 from ...engine import as_slice
 from ...engine.weights import load_detector
-from .cues import bright_blank, detector_input, is_blank, stack_scale, without_holes
+from .cues import (
+    bright_blank,
+    detector_input,
+    is_blank,
+    level_section,
+    match_neighbour,
+    stack_level,
+    stack_scale,
+    without_holes,
+)
 from .postprocess import check_options, decide_mask, refine_mask
 
 __all__ = ["detect_damage", "iter_detect_damage", "damage_scores", "damaged_slices",
+           "stack_reference",
            "damage_probability", "as_section_or_stack", "slice_report"]
 
 _NETS: dict = {}
+#: The ``input`` of detector weights trained on levelled sections (``train-detector`` writes
+#: it): each section is brought to the stack's level before it is judged. Older weights
+#: (the bundled ones) saw the stack's grey levels as they are.
+LEVELLED = "levelled"
 
 
 def _detector(weights=None):
@@ -26,6 +40,15 @@ def _detector(weights=None):
         net = load_detector(weights)
         _NETS[key] = net.to(memory_format=torch.channels_last)
     return _NETS[key]
+
+
+def stack_reference(stack, weights=None) -> tuple[tuple[float, float], tuple[float, float]]:
+    """The stack's grey scale and typical level (:func:`~.cues.stack_scale`,
+    :func:`~.cues.stack_level`) as the detector ``weights`` want them: computed once per
+    stack, and given to :func:`iter_detect_damage` when a stack is judged in parts."""
+    level = stack_level(stack)
+    levelled = _detector(weights).meta.get("input") == LEVELLED
+    return stack_scale(stack, level if levelled else None), level
 
 
 def as_section_or_stack(stack):
@@ -61,13 +84,18 @@ def damage_probability(prev, section, next, *, scale, weights=None,
 def iter_detect_damage(stack, zs=None, *, sensitivity: float = 0.5, grow: int = 0,
                        rectangles: bool = False, min_area: int = 100, weights=None,
                        scale: tuple[float, float] | None = None,
+                       level: tuple[float, float] | None = None,
                        ) -> Iterator[tuple[int, np.ndarray]]:
     """Detect damage slice by slice, yielding ``(z, mask)`` as each slice is done.
 
     Stop iterating to cancel: what was yielded is kept. ``zs`` lists the slices (default
     all); ``scale`` is the stack's grey scale (default :func:`stack_scale` of ``stack``; give
-    it when judging a stack in several calls, so that they need not compute it again). See
-    :func:`detect_damage` for the other parameters.
+    it when judging a stack in several calls, so that they need not compute it again), and
+    ``level`` likewise its typical level (:func:`~.cues.stack_level`). Every section is
+    brought to that level and its neighbours matched to it before it is judged
+    (:func:`~.cues.level_section`, :func:`~.cues.match_neighbour`): brightness and contrast
+    flicker between sections is not damage. See :func:`detect_damage` for the other
+    parameters.
     """
     sensitivity = check_options(sensitivity, grow, min_area)
     arr, shape = as_section_or_stack(stack)
@@ -80,7 +108,10 @@ def iter_detect_damage(stack, zs=None, *, sensitivity: float = 0.5, grow: int = 
         if not -n <= z < n:
             raise IndexError(f"slice {z} is outside the stack of {n} sections (0..{n - 1}).")
     zs = [z % n for z in zs]
-    scale = stack_scale(arr) if scale is None else tuple(scale)
+    levelled = _detector(weights).meta.get("input") == LEVELLED
+    if scale is None or level is None:
+        scale, level = stack_reference(arr, weights)
+    scale, level = tuple(scale), tuple(level)
     threshold = 1.0 - sensitivity
     sections: dict[int, np.ndarray] = {}
     blank: dict[int, bool] = {}
@@ -108,6 +139,13 @@ def iter_detect_damage(stack, zs=None, *, sensitivity: float = 0.5, grow: int = 
             prev, nxt = neighbour(z, -1), neighbour(z, 1)
             prev, nxt = (without_holes(prev, sec, nxt, scale),
                          without_holes(nxt, sec, prev, scale))
+            # flicker is not damage: the neighbours in the section's grey levels, then all
+            # three at the stack's level, measured on the neighbours (damage moves nothing)
+            prev, nxt = match_neighbour(prev, sec), match_neighbour(nxt, sec)
+            if levelled:  # weights trained on sections brought to the stack's level
+                prev, sec, nxt = [None if x is None else level_section(x, level,
+                                                                       like=(prev, nxt))
+                                  for x in (prev, sec, nxt)]
             p = damage_probability(prev, sec, nxt, scale=scale, weights=weights, cache=cues)
             bright = bright_blank(sec, (prev, nxt), scale)
             mask = decide_mask(p, bright, threshold=threshold,

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from ...engine.nets.detector import DamageDetectorNet
 from ...engine.weights import load_detector, save_detector
+from ..detection.detector import LEVELLED
 from ..simulation import DAMAGE_KINDS
 from .common import (
     LossLog,
@@ -46,7 +47,8 @@ def train_detector(out_dir, *, sources=None, iterations: int = 3000, batch: int 
                    crop: int = 192, width: int = 12, lr: float = 1e-3, seed: int = 0,
                    checkpoint_every: int = 250, init=None, p_clean: float = 0.25,
                    p_one_sided: float = 0.1, p_damaged_neighbour: float = 0.0,
-                   p_continuing: float = 0.0, kind_weights: dict | None = None,
+                   p_continuing: float = 0.0, p_lab: float = 0.0,
+                   kind_weights: dict | None = None,
                    callback: Callable[[dict], None] | None = None,
                    progress: Callable[[int, int], None] | None = None,
                    should_stop: Callable[[], bool] | None = None,
@@ -61,6 +63,8 @@ def train_detector(out_dir, *, sources=None, iterations: int = 3000, batch: int 
     section's: the target stays the section's own); ``p_continuing`` the share in which a
     dark body is drawn in the section and a neighbour alike
     (:func:`~napari_flowinpaint.tasks.simulation.continuing_structure`: tissue, not damage);
+    ``p_lab`` the probability of each variation between labs (pixel size, gamma, noise, blur,
+    flicker; see :class:`~napari_flowinpaint.tasks.training.samplers.DetectorSampler`);
     ``kind_weights`` (e.g. ``{"crack": 2}``) draws some damage kinds more often.
     ``callback(info)`` gets the step, total, loss and seconds after every iteration, and
     ``progress(done, total)`` is called then too; ``should_stop()`` is polled after every
@@ -83,7 +87,7 @@ def train_detector(out_dir, *, sources=None, iterations: int = 3000, batch: int 
     sampler = DetectorSampler(stacks, crop=crop, rng=seed, p_clean=p_clean,
                               p_one_sided=p_one_sided, kind_weights=kind_weights,
                               p_damaged_neighbour=p_damaged_neighbour,
-                              p_continuing=p_continuing)
+                              p_continuing=p_continuing, p_lab=p_lab)
     ckpt = out / "checkpoint.pt"
     parts = {"net": net, "opt": opt, "sched": sched}
     resumed = load_checkpoint(ckpt, parts, sampler.rng)
@@ -94,7 +98,7 @@ def train_detector(out_dir, *, sources=None, iterations: int = 3000, batch: int 
 
     def save():
         save_checkpoint(ckpt, parts, sampler.rng, step=step, seconds=seconds)
-        save_detector(weights, net, meta={"training": {
+        save_detector(weights, net, meta={"input": LEVELLED, "training": {
             "data": [s.path.split("/")[-2] + (f" z {s.z_range[0]}:{s.z_range[1]}"
                                               if s.z_range != (0, 1 << 30) else "")
                      for s in sources],
@@ -102,7 +106,7 @@ def train_detector(out_dir, *, sources=None, iterations: int = 3000, batch: int 
             "wall_time_s": round(seconds), "kinds": list(DAMAGE_KINDS),
             "init": str(init) if init else None, "p_clean": p_clean,
             "p_one_sided": p_one_sided, "p_damaged_neighbour": p_damaged_neighbour,
-            "p_continuing": p_continuing,
+            "p_continuing": p_continuing, "p_lab": p_lab,
             "kind_weights": dict(kind_weights or {}),
             "command": "napari-flowinpaint train-detector"}})
 

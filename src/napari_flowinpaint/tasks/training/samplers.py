@@ -11,6 +11,7 @@ import torch
 
 from ...engine.pipeline import prepare_inputs
 from ..detection import detector_input, stack_scale
+from ..detection.cues import level_section, match_neighbour, stack_level
 from ..simulation import DAMAGE_KINDS, continuing_structure, random_mask, simulate_damage
 
 __all__ = ["TripletSampler", "DetectorSampler"]
@@ -113,18 +114,29 @@ class DetectorSampler:
     Each sample is a section with its two neighbours, damaged by
     :func:`~napari_flowinpaint.tasks.simulation.simulate_damage` (every kind equally often
     unless ``kind_weights`` says otherwise, plus clean sections), turned into the detector's
-    input as at inference, cropped and augmented (90-degree rotations, flips, swapped
-    neighbours, gain and offset of the grey-level scale, the section imaged a little apart
-    from its neighbours; sometimes one or both neighbours are withheld).
+    input as at inference (every section brought to the stack's level and the neighbours
+    matched to the section, see
+    :func:`~napari_flowinpaint.tasks.detection.iter_detect_damage`), cropped and augmented
+    (90-degree rotations, flips, swapped neighbours, gain and offset of the grey-level scale,
+    the section imaged a little apart from its neighbours; sometimes one or both neighbours
+    are withheld).
+
+    ``p_lab`` is the probability of each of the variations between labs and microscopes,
+    applied to all three sections alike (the target follows): a pixel size 0.5-2x the
+    stack's, gamma 0.7-1.4, added noise (up to 4 % of the range) and a slight blur (sigma
+    0.5-1.2 px); and of flicker: each neighbour with its own contrast and brightness, up to
+    +-25 %, before the matching.
     """
 
     def __init__(self, stacks, *, crop: int = 192, rng=None, p_clean: float = 0.25,
                  p_one_sided: float = 0.1, p_alone: float = 0.05, kind_weights=None,
-                 p_damaged_neighbour: float = 0.0, p_continuing: float = 0.0):
+                 p_damaged_neighbour: float = 0.0, p_continuing: float = 0.0,
+                 p_lab: float = 0.0):
         self.stacks = []
         for arr, src in stacks:
             z0, z1 = max(0, src.z_range[0]), min(arr.shape[0], src.z_range[1])
-            self.stacks.append((arr, src, z0, z1, stack_scale(arr[z0:z1])))
+            level = stack_level(arr[z0:z1])
+            self.stacks.append((arr, src, z0, z1, stack_scale(arr[z0:z1], level), level))
         w = np.array([s[1].weight for s in self.stacks], float)
         self.weights = w / w.sum()
         self.crop = int(crop)
@@ -132,6 +144,7 @@ class DetectorSampler:
         self.p_clean, self.p_one_sided, self.p_alone = p_clean, p_one_sided, p_alone
         self.p_damaged_neighbour = p_damaged_neighbour
         self.p_continuing = p_continuing
+        self.p_lab = float(p_lab)
         kw = dict(kind_weights or {})
         unknown = set(kw) - set(DAMAGE_KINDS)
         if unknown:
@@ -144,10 +157,19 @@ class DetectorSampler:
 
     def sample(self) -> tuple[np.ndarray, np.ndarray]:
         rng = self.rng
-        arr, src, z0, z1, scale = self.stacks[rng.choice(len(self.stacks), p=self.weights)]
+        arr, src, z0, z1, scale, level = self.stacks[rng.choice(len(self.stacks),
+                                                                p=self.weights)]
         dp, dn = (int(rng.choice(src.spacings)) for _ in range(2))
         z = int(rng.integers(z0 + dp, z1 - dn))
         prev, sec, nxt = (np.asarray(arr[k]) for k in (z - dp, z, z + dn))
+        if self.p_lab and rng.random() < self.p_lab:  # another pixel size
+            # not below the crop (at half resolution): a batch is cut to its smallest item
+            least = min(2.0, max(0.5, (2 * self.crop + 8) / min(sec.shape)))
+            f = float(np.exp(rng.uniform(np.log(least), np.log(2.0))))
+            size = tuple(int(round(n * f)) for n in sec.shape[::-1])
+            prev, sec, nxt = (cv2.resize(a.astype(np.float32), size,
+                                         interpolation=cv2.INTER_AREA if f < 1
+                                         else cv2.INTER_LINEAR) for a in (prev, sec, nxt))
         if rng.random() < self.p_clean:
             mask = np.zeros(sec.shape, bool)
         else:
@@ -176,9 +198,16 @@ class DetectorSampler:
                 sec, prev = continuing_structure(sec, prev, rng)
             else:
                 sec, nxt = continuing_structure(sec, nxt, rng)
+        lo, hi = scale
+        if self.p_lab:
+            prev, sec, nxt = self._lab(prev, sec, nxt, lo, hi - lo)
+        # as the detection does: the neighbours matched to the section, then all three at
+        # the stack's level, measured on the neighbours
+        like = (match_neighbour(prev, sec), match_neighbour(nxt, sec))
+        prev, sec, nxt = [None if a is None else level_section(a, level, like=like)
+                          for a in (like[0], sec, like[1])]
         # intensity augmentation through the grey-level scale, so that the cues computed
         # from the grey levels stay consistent; the section may be imaged a little apart
-        lo, hi = scale
         span = hi - lo
         lo = lo + rng.uniform(-0.1, 0.1) * span
         hi = lo + span * rng.uniform(0.8, 1.25)
@@ -205,6 +234,29 @@ class DetectorSampler:
         if rng.random() < 0.5:  # swap the neighbours (and their cue channels)
             x = x[[2, 1, 0, 3, 4, 7, 6, 5]]
         return np.ascontiguousarray(x, np.float32), np.ascontiguousarray(t, np.float32)
+
+    def _lab(self, prev, sec, nxt, lo: float, span: float):
+        """Gamma, noise, blur (all three alike) and flicker (each neighbour its own)."""
+        rng, p = self.rng, self.p_lab
+        trio = [None if a is None else np.asarray(a, np.float32) for a in (prev, sec, nxt)]
+        if rng.random() < p:
+            g = float(rng.uniform(0.7, 1.4))
+            trio = [None if a is None else
+                    lo + span * np.clip((a - lo) / span, 0, None) ** g for a in trio]
+        if rng.random() < p:
+            sigma = float(rng.uniform(0.5, 1.2))
+            trio = [None if a is None else cv2.GaussianBlur(a, (0, 0), sigma) for a in trio]
+        if rng.random() < p:
+            sd = float(rng.uniform(0.005, 0.04)) * span
+            trio = [None if a is None else a + rng.normal(0, sd, a.shape).astype(np.float32)
+                    for a in trio]
+        if rng.random() < p:
+            for i in (0, 2):
+                if trio[i] is not None:
+                    a = trio[i]
+                    gain, bright = rng.uniform(0.75, 1.25, 2)
+                    trio[i] = ((a - a.mean()) * gain + a.mean()) * bright
+        return trio
 
     def batch(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         items = [self.sample() for _ in range(n)]
