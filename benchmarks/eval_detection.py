@@ -40,22 +40,35 @@ STACKS = {  # name: (path, spacing, z range, real sections known to be damaged)
     "fibsem_medulla_ts1 z >= 200 (FIB-SEM, 250 px, neighbours 4 slices away)":
         (DATA / "fibsem_medulla_ts1" / "raw.tif", 4, "200:", []),
 }
+#: With ``--all``: the two stacks added later (serial-section SEM and serial block-face SEM).
+MORE = {
+    "callosum_sssem z >= 36 (ssSEM, 1024 px, neighbours 1 section away)":
+        (DATA / "callosum_sssem" / "raw.tif", 1, "36:", [43]),
+    "cdeep3m_sbem z >= 15 (SBEM, 1024 px, neighbours 1 section away)":
+        (DATA / "cdeep3m_sbem" / "raw.tif", 1, "15:", []),
+}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--samples", type=int, default=50)
     ap.add_argument("--neighbour-damage", type=float, default=0.0, metavar="P")
+    ap.add_argument("--all", action="store_true",
+                    help="also callosum_sssem and cdeep3m_sbem (their validation parts)")
+    ap.add_argument("--weights", default=None, help="detector weights (default: bundled)")
+    ap.add_argument("--stem", default=None, help="name of the result files")
     args = ap.parse_args()
     p = args.neighbour_damage
-    stem = "detection_neighbours" if p else "detection"
-    flag = f" --neighbour-damage {p:g}" if p else ""
+    stem = args.stem or ("detection_neighbours" if p else "detection")
+    flag = (f" --neighbour-damage {p:g}" if p else "") + (" --all" if args.all else "") + (
+        f" --weights {args.weights}" if args.weights else "")
+    stacks = {**STACKS, **MORE} if args.all else STACKS
     out_dir = ROOT / "benchmarks" / "results"
     reports, parts = {}, []
-    for name, (path, spacing, zr, known) in STACKS.items():
+    for name, (path, spacing, zr, known) in stacks.items():
         rep = evaluate_detection(tifffile.imread(path), spacing=spacing, z_range=zr,
                                  samples=args.samples, seed=0, neighbour_damage=p,
-                                 known_damaged=known)
+                                 known_damaged=known, weights=args.weights)
         reports[name] = rep
         parts.append(f"**{name}**, {args.samples} samples per kind, seed 0, median "
                      f"{1000 * rep['seconds_per_slice']:.0f} ms per slice:\n\n"

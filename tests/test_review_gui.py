@@ -171,3 +171,23 @@ def test_auto_detect_is_one_undo_step(scene, qtbot):
     assert (mask.data[2] > 0).all() and (mask.data[4][HOLE] > 0).mean() > 0.8
     mask.undo()  # Ctrl-Z: the whole proposal goes in one step
     np.testing.assert_array_equal(mask.data, before)
+
+
+def test_old_warning_toasts_close_once_the_problem_is_fixed(scene, monkeypatch):
+    from napari._qt.dialogs.qt_notification import NapariQtNotification
+
+    class Toast:  # stands for a toast napari shows when its window is on screen
+        def __init__(self, text):
+            self.message = type("M", (), {"text": lambda _self: text})()
+            self.closed = False
+
+        def close(self):
+            self.closed = True
+
+    viewer, widget, image = scene
+    widget.repair_current_slice()  # no mask yet: a warning
+    warned = Toast(widget.status)
+    other = Toast("a toast of another plugin")
+    monkeypatch.setattr(NapariQtNotification, "_instances", [warned, other])
+    widget.new_mask()  # fixed: the widget's own warning toast goes, others stay
+    assert warned.closed and not other.closed
