@@ -91,11 +91,12 @@ def iter_detect_damage(stack, zs=None, *, sensitivity: float = 0.5, grow: int = 
     Stop iterating to cancel: what was yielded is kept. ``zs`` lists the slices (default
     all); ``scale`` is the stack's grey scale (default :func:`stack_scale` of ``stack``; give
     it when judging a stack in several calls, so that they need not compute it again), and
-    ``level`` likewise its typical level (:func:`~.cues.stack_level`). Every section is
-    brought to that level and its neighbours matched to it before it is judged
-    (:func:`~.cues.level_section`, :func:`~.cues.match_neighbour`): brightness and contrast
-    flicker between sections is not damage. See :func:`detect_damage` for the other
-    parameters.
+    ``level`` likewise its typical level (:func:`~.cues.stack_level`). With detector weights
+    trained on levelled input (:data:`LEVELLED`), the neighbours are matched to each
+    section and all three brought to that level before it is judged
+    (:func:`~.cues.match_neighbour`, :func:`~.cues.level_section`): brightness and
+    contrast flicker between sections is not damage. See :func:`detect_damage` for the
+    other parameters.
     """
     sensitivity = check_options(sensitivity, grow, min_area)
     arr, shape = as_section_or_stack(stack)
@@ -141,8 +142,8 @@ def iter_detect_damage(stack, zs=None, *, sensitivity: float = 0.5, grow: int = 
                          without_holes(nxt, sec, prev, scale))
             # flicker is not damage: the neighbours in the section's grey levels, then all
             # three at the stack's level, measured on the neighbours (damage moves nothing)
-            prev, nxt = match_neighbour(prev, sec), match_neighbour(nxt, sec)
-            if levelled:  # weights trained on sections brought to the stack's level
+            if levelled:  # weights trained on levelled input: flicker is not damage
+                prev, nxt = match_neighbour(prev, sec), match_neighbour(nxt, sec)
                 prev, sec, nxt = [None if x is None else level_section(x, level,
                                                                        like=(prev, nxt))
                                   for x in (prev, sec, nxt)]
