@@ -42,13 +42,17 @@ def _detector(weights=None):
     return _NETS[key]
 
 
+def _takes_levelled(weights=None) -> bool:
+    """Whether the detector ``weights`` were trained on levelled input (:data:`LEVELLED`)."""
+    return _detector(weights).meta.get("input") == LEVELLED
+
+
 def stack_reference(stack, weights=None) -> tuple[tuple[float, float], tuple[float, float]]:
     """The stack's grey scale and typical level (:func:`~.cues.stack_scale`,
     :func:`~.cues.stack_level`) as the detector ``weights`` want them: computed once per
     stack, and given to :func:`iter_detect_damage` when a stack is judged in parts."""
     level = stack_level(stack)
-    levelled = _detector(weights).meta.get("input") == LEVELLED
-    return stack_scale(stack, level if levelled else None), level
+    return stack_scale(stack, level if _takes_levelled(weights) else None), level
 
 
 def as_section_or_stack(stack):
@@ -109,7 +113,7 @@ def iter_detect_damage(stack, zs=None, *, sensitivity: float = 0.5, grow: int = 
         if not -n <= z < n:
             raise IndexError(f"slice {z} is outside the stack of {n} sections (0..{n - 1}).")
     zs = [z % n for z in zs]
-    levelled = _detector(weights).meta.get("input") == LEVELLED
+    levelled = _takes_levelled(weights)
     if scale is None or level is None:
         scale, level = stack_reference(arr, weights)
     scale, level = tuple(scale), tuple(level)
@@ -140,9 +144,10 @@ def iter_detect_damage(stack, zs=None, *, sensitivity: float = 0.5, grow: int = 
             prev, nxt = neighbour(z, -1), neighbour(z, 1)
             prev, nxt = (without_holes(prev, sec, nxt, scale),
                          without_holes(nxt, sec, prev, scale))
-            # flicker is not damage: the neighbours in the section's grey levels, then all
-            # three at the stack's level, measured on the neighbours (damage moves nothing)
-            if levelled:  # weights trained on levelled input: flicker is not damage
+            # flicker is not damage (weights trained on levelled input): the neighbours in
+            # the section's grey levels, then all three at the stack's level, measured on
+            # the neighbours (damage in the section moves nothing)
+            if levelled:
                 prev, nxt = match_neighbour(prev, sec), match_neighbour(nxt, sec)
                 prev, sec, nxt = [None if x is None else level_section(x, level,
                                                                        like=(prev, nxt))
