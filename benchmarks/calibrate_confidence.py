@@ -11,6 +11,8 @@ repairs them with ``return_confidence=True``. Printed per validation part:
 
 ``--fit`` first refits the log-linear weights of ``engine/confidence.py`` on the *training*
 parts (never the validation parts) and prints them, to paste into that module.
+``--leave-out NAME`` (with ``--fit``) fits without that stack's training part and scores
+only its validation part: the calibration on a stack the map never saw.
 
 Run from the repository root::
 
@@ -58,10 +60,13 @@ def samples(name: str, z_range, spacing: int, n: int, seed: int):
             yield stack[z - spacing][win], stack[z][win], stack[z + spacing][win], mask
 
 
-def fit(engine: FlowInpainter, n: int) -> None:
-    """Least squares of log(error + c) on log(cue + c) over the training parts' hole pixels."""
+def fit(engine: FlowInpainter, n: int, leave_out: str | None = None) -> None:
+    """Least squares of log(error + c) on log(cue + c) over the training parts' hole pixels
+    (all stacks but ``leave_out``)."""
     rows, targets = [], []
-    for (train, z_range), _, spacing in STACKS.values():
+    for name, ((train, z_range), _, spacing) in STACKS.items():
+        if name == leave_out:
+            continue
         for prev, truth, nxt, mask in samples(train, z_range, spacing, n, seed=7):
             u = prepare_inputs(prev, apply_damage(truth, mask), nxt, mask)
             result = np.clip(engine._learned(u), 0, 1)
@@ -99,20 +104,28 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--samples", type=int, default=25, help="samples per ratio and stack")
     ap.add_argument("--fit", action="store_true", help="refit the weights on the training parts")
+    ap.add_argument("--leave-out", choices=sorted(STACKS), default=None,
+                    help="with --fit: fit without this stack, score only its validation part")
     args = ap.parse_args()
+    if args.leave_out and not args.fit:
+        ap.error("--leave-out needs --fit")
     engine = FlowInpainter(device="cpu")
     if args.fit:
-        fit(engine, max(args.samples, 40))
+        fit(engine, max(args.samples, 40), args.leave_out)
     print("| validation part | low/high MAE | Spearman | mean confidence | PSNR hole | n |")
     print("|---|---|---|---|---|---|")
     pooled = []
-    for _, (val, z_range), spacing in STACKS.values():
+    for name, (_, (val, z_range), spacing) in STACKS.items():
+        if args.leave_out and name != args.leave_out:
+            continue
         cases = list(samples(val, z_range, spacing, args.samples, seed=0))
         pooled += cases
         r = calibration(engine, cases)
         print(f"| {val} z {z_range[0]}-{z_range[1] - 1} | {r['ratio']:.2f} | "
               f"{r['spearman']:.2f} | {r['mean_confidence']:.2f} | {r['psnr_hole']:.1f} | "
               f"{r['n']} |")
+    if args.leave_out:
+        return
     r = calibration(engine, pooled)
     print(f"| all four | {r['ratio']:.2f} | {r['spearman']:.2f} | {r['mean_confidence']:.2f} | "
           f"{r['psnr_hole']:.1f} | {r['n']} |")
