@@ -409,7 +409,7 @@ def test_detector_sampler_draws_the_kinds_asked_for(sample):
                                    p_one_sided=0.0, p_alone=0.0,
                                    kind_weights={k: 0 for k in DAMAGE_KINDS if k != "missing"})
     for _ in range(4):
-        _, t = only_missing.sample()
+        _, t, _ = only_missing.sample()
         assert t.all()  # a missing section is damaged everywhere
     clean = DetectorSampler([(sample, src)], crop=48, rng=0, p_clean=1.0)
     assert not any(clean.sample()[1].any() for _ in range(4))
@@ -424,7 +424,7 @@ def test_detector_sampler_draws_the_kinds_asked_for(sample):
                             p_alone=0.0, **p)
         n = 0
         for _ in range(samples):
-            x, t = s.sample()
+            x, t, _ = s.sample()
             assert not t.any()
             n += differ(x)
         return n

@@ -30,6 +30,8 @@ SUBCOMMANDS = {
     "evaluate-detection": ("evaluate_detection",
                            "score the damage detector on simulated damage of a real stack"),
     "train-detector": ("train_detector", "train the damage detector on simulated damage"),
+    "finetune-detector": ("finetune_detector",
+                          "adapt the damage detector to your own stack (self-supervised)"),
 }
 
 

@@ -4,6 +4,7 @@ slices, stacks and stack files (see the package docstring)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -35,7 +36,10 @@ LEVELLED = "levelled"
 
 
 def _detector(weights=None):
-    key = str(weights) if weights is not None else None
+    key = None
+    if weights is not None:  # a file written again (a new fine-tuning) is loaded again
+        path = Path(weights)
+        key = (str(path), path.stat().st_mtime_ns if path.is_file() else None)
     if key not in _NETS:
         net = load_detector(weights)
         _NETS[key] = net.to(memory_format=torch.channels_last)

@@ -23,10 +23,14 @@ from ...engine.files import atomic_output, write_text
 __all__ = ["SHARED_DATA", "TrainSource", "prepare_run_folder", "default_sources",
            "parse_source", "load_sources",
            "save_rng_state", "restore_rng_state", "save_checkpoint", "load_checkpoint",
-           "LossLog", "plot_losses", "cosine_lr", "psnr_masked"]
+           "LossLog", "plot_losses", "cosine_lr", "psnr_masked", "Stopped"]
 
 #: The development data beside a checkout (``../shared/data``).
 SHARED_DATA = Path(__file__).resolve().parents[4].parent / "shared" / "data"
+
+
+class Stopped(Exception):
+    """Raised inside a long step (scoring weights) when its ``should_stop`` says so."""
 
 
 @dataclass(frozen=True)

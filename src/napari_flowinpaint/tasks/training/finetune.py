@@ -19,7 +19,7 @@ import numpy as np
 from ...engine import FlowInpainter, load_weights
 from ...engine.files import atomic_output, check_output_path
 from ..evaluation.repair import evaluate
-from .common import TrainSource
+from .common import Stopped, TrainSource
 from .inpainting import TrainSettings, train
 
 __all__ = ["FinetuneResult", "finetune"]
@@ -57,17 +57,13 @@ class FinetuneResult:
     run_dir: Path
 
 
-class _Stopped(Exception):
-    """Raised inside the scoring when ``should_stop`` says so."""
-
-
 def _score(stack, weights, z_range, spacing, samples, seed, should_stop=None,
            report=None) -> float:
     def check(done, total):
         if report is not None:
             report(done, total)
         if should_stop is not None and should_stop():
-            raise _Stopped
+            raise Stopped
 
     engine = FlowInpainter(weights=weights, device="cpu")
     h, w = stack.shape[1:]
@@ -183,7 +179,7 @@ def finetune(stack, out, *, damaged=None, weights=None, iterations: int = 300,
     try:
         before = _score(stack, weights, hold_range, spacing, score_samples, score_seed,
                         should_stop, phase("before"))
-    except _Stopped:  # stopped while scoring the starting weights: nothing trained yet
+    except Stopped:  # stopped while scoring the starting weights: nothing trained yet
         return FinetuneResult(None, None, None, held, 0, True, run_dir)
     src = TrainSource("<user stack>", (0, split), (spacing,), 1.0, skip)
     # keep the loss weights the starting weights were trained with (a stronger adversarial
@@ -209,6 +205,6 @@ def finetune(stack, out, *, damaged=None, weights=None, iterations: int = 300,
     try:
         after = _score(stack, out, hold_range, spacing, score_samples, score_seed, should_stop,
                        phase("after"))
-    except _Stopped:  # training is complete and the weights are written; only the score is
+    except Stopped:  # training is complete and the weights are written; only the score is
         return FinetuneResult(out, before, None, held, res.step, True, run_dir)
     return FinetuneResult(out, before, after, held, res.step, res.stopped, run_dir)

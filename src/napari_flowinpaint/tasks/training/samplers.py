@@ -121,6 +121,13 @@ class DetectorSampler:
     the section imaged a little apart from its neighbours; sometimes one or both neighbours
     are withheld).
 
+    ``window`` (full-resolution pixels) reads only a random square of that side from each
+    of the three sections (default: whole sections): much faster on big sections, and the
+    stacks may then be lazy (zarr, dask) arrays. ``marks`` (one per stack, each None or an
+    array of the stack's shape; nonzero marks damage the user painted) takes those pixels out
+    of the loss: :meth:`sample` gives them weight 0. Sections listed in a source's ``skip``
+    are never the judged section.
+
     ``p_lab`` is the probability of each of the variations between labs and microscopes,
     applied to all three sections alike (the target follows): a pixel size 0.5-2x the
     stack's, gamma 0.7-1.4, added noise (up to 4 % of the range) and a slight blur (sigma
@@ -131,12 +138,26 @@ class DetectorSampler:
     def __init__(self, stacks, *, crop: int = 192, rng=None, p_clean: float = 0.25,
                  p_one_sided: float = 0.1, p_alone: float = 0.05, kind_weights=None,
                  p_damaged_neighbour: float = 0.0, p_continuing: float = 0.0,
-                 p_lab: float = 0.0):
+                 p_lab: float = 0.0, window: int | None = None, marks=None):
         self.stacks = []
-        for arr, src in stacks:
+        marks = list(marks) if marks is not None else [None] * len(stacks)
+        if len(marks) != len(stacks):
+            raise ValueError(f"marks holds {len(marks)} entries for {len(stacks)} stacks; "
+                             "give one (or None) per stack.")
+        for (arr, src), marked in zip(stacks, marks, strict=True):
             z0, z1 = max(0, src.z_range[0]), min(arr.shape[0], src.z_range[1])
+            if marked is not None and tuple(marked.shape) != tuple(arr.shape):
+                raise ValueError(f"{src.path}: the marks have shape {tuple(marked.shape)}; "
+                                 f"expected the stack's {tuple(arr.shape)}.")
+            centres = [z for z in range(z0 + min(src.spacings), z1 - min(src.spacings))
+                       if z not in set(src.skip)]
+            if not centres:
+                raise ValueError(f"{src.path}: no section of z {z0}:{z1} is left to sample "
+                                 f"({len(src.skip)} skipped).")
             level = stack_level(arr[z0:z1])
-            self.stacks.append((arr, src, z0, z1, stack_scale(arr[z0:z1], level), level))
+            self.stacks.append((arr, src, z0, z1, stack_scale(arr[z0:z1], level), level,
+                                marked, frozenset(src.skip)))
+        self.window = None if window is None else int(window)
         w = np.array([s[1].weight for s in self.stacks], float)
         self.weights = w / w.sum()
         self.crop = int(crop)
@@ -155,13 +176,31 @@ class DetectorSampler:
             raise ValueError(f"kind_weights must be >= 0 and not all 0, got {kw}.")
         self.kind_p = k / k.sum()
 
-    def sample(self) -> tuple[np.ndarray, np.ndarray]:
+    def _read(self, arr, marked, zs):
+        """The three sections (or a random window of them) and the section's marks."""
+        h, w = arr.shape[1:]
+        ys = xs = slice(None)
+        if self.window is not None and (h > self.window or w > self.window):
+            y = int(self.rng.integers(0, max(1, h - self.window + 1)))
+            x = int(self.rng.integers(0, max(1, w - self.window + 1)))
+            ys, xs = slice(y, y + self.window), slice(x, x + self.window)
+        trio = [np.asarray(arr[k, ys, xs]) for k in zs]
+        ignore = None if marked is None else np.asarray(marked[zs[1], ys, xs]) != 0
+        return trio, ignore
+
+    def sample(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One sample: input (8, h, w), target (h, w) (1 = damaged) and the loss weight of
+        each pixel (h, w) (0 where the user marked damage), float32."""
         rng = self.rng
-        arr, src, z0, z1, scale, level = self.stacks[rng.choice(len(self.stacks),
-                                                                p=self.weights)]
-        dp, dn = (int(rng.choice(src.spacings)) for _ in range(2))
-        z = int(rng.integers(z0 + dp, z1 - dn))
-        prev, sec, nxt = (np.asarray(arr[k]) for k in (z - dp, z, z + dn))
+        arr, src, z0, z1, scale, level, marked, skip = self.stacks[
+            rng.choice(len(self.stacks), p=self.weights)]
+        for _ in range(1000):
+            dp, dn = (int(rng.choice(src.spacings)) for _ in range(2))
+            if z1 - z0 > dp + dn:
+                z = int(rng.integers(z0 + dp, z1 - dn))
+                if z not in skip:
+                    break
+        (prev, sec, nxt), ignore = self._read(arr, marked, (z - dp, z, z + dn))
         if self.p_lab and rng.random() < self.p_lab:  # another pixel size
             # not below the crop (at half resolution): a batch is cut to its smallest item
             least = min(2.0, max(0.5, (2 * self.crop + 8) / min(sec.shape)))
@@ -170,6 +209,9 @@ class DetectorSampler:
             prev, sec, nxt = (cv2.resize(a.astype(np.float32), size,
                                          interpolation=cv2.INTER_AREA if f < 1
                                          else cv2.INTER_LINEAR) for a in (prev, sec, nxt))
+            if ignore is not None:
+                ignore = cv2.resize(ignore.astype(np.uint8), size,
+                                    interpolation=cv2.INTER_NEAREST).astype(bool)
         if rng.random() < self.p_clean:
             mask = np.zeros(sec.shape, bool)
         else:
@@ -217,6 +259,10 @@ class DetectorSampler:
         x = detector_input(prev, sec, nxt, (lo, hi))
         h, w = x.shape[1:]
         t = cv2.resize(mask.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA) >= 0.5
+        wt = np.ones((h, w), np.float32)
+        if ignore is not None and ignore.any():  # painted damage: neither damage nor clean
+            wt[cv2.resize(ignore.astype(np.float32), (w, h),
+                          interpolation=cv2.INTER_AREA) > 0] = 0.0
         c = min(self.crop, h, w)
         if t.any() and rng.random() < 0.7:  # a crop holding damage, anywhere in it
             ys, xs = np.nonzero(t)
@@ -226,14 +272,14 @@ class DetectorSampler:
         else:
             y0, x0 = int(rng.integers(0, h - c + 1)), int(rng.integers(0, w - c + 1))
         x = x[:, y0:y0 + c, x0:x0 + c]
-        t = t[y0:y0 + c, x0:x0 + c]
+        t, wt = t[y0:y0 + c, x0:x0 + c], wt[y0:y0 + c, x0:x0 + c]
         k = int(rng.integers(4))
-        x, t = np.rot90(x, k, axes=(1, 2)), np.rot90(t, k)
+        x, t, wt = np.rot90(x, k, axes=(1, 2)), np.rot90(t, k), np.rot90(wt, k)
         if rng.random() < 0.5:
-            x, t = x[:, :, ::-1], t[:, ::-1]
+            x, t, wt = x[:, :, ::-1], t[:, ::-1], wt[:, ::-1]
         if rng.random() < 0.5:  # swap the neighbours (and their cue channels)
             x = x[[2, 1, 0, 3, 4, 7, 6, 5]]
-        return np.ascontiguousarray(x, np.float32), np.ascontiguousarray(t, np.float32)
+        return tuple(np.ascontiguousarray(a, np.float32) for a in (x, t, wt))
 
     def _lab(self, prev, sec, nxt, lo: float, span: float):
         """Gamma, noise, blur (all three alike) and flicker (each neighbour its own)."""
@@ -258,9 +304,11 @@ class DetectorSampler:
                     trio[i] = ((a - a.mean()) * gain + a.mean()) * bright
         return trio
 
-    def batch(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def batch(self, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``n`` samples: inputs (n, 8, c, c), targets and weights (n, 1, c, c)."""
         items = [self.sample() for _ in range(n)]
-        c = min(min(x.shape[1:]) for x, _ in items)
-        xs = np.stack([x[:, :c, :c] for x, _ in items])
-        ts = np.stack([t[:c, :c] for _, t in items])[:, None]
-        return torch.from_numpy(xs), torch.from_numpy(ts)
+        c = min(min(x.shape[1:]) for x, _, _ in items)
+        xs = np.stack([x[:, :c, :c] for x, _, _ in items])
+        ts = np.stack([t[:c, :c] for _, t, _ in items])[:, None]
+        ws = np.stack([w[:c, :c] for _, _, w in items])[:, None]
+        return torch.from_numpy(xs), torch.from_numpy(ts), torch.from_numpy(ws)
