@@ -89,8 +89,8 @@ def test_finetune_reports_psnr_and_feeds_the_repair_widget(scene, qtbot, tmp_pat
     assert widget.status.startswith(said) and str(out) in widget.status
     assert f"{res.psnr_after:.2f} dB against {res.psnr_before:.2f} dB" in said
     # progress in every phase, in the status line and the widget's own bar
-    assert shown[0].startswith("Scoring the starting weights on test repairs of the last "
-                               "slices of 'em'")
+    assert shown[0].startswith("Scoring the starting weights on the last slices of 'em', "
+                               "then training the repair networks 4 iterations")
     for phase in ("Scoring the starting weights: test repair 1 of ",
                   "Training: iteration 4 of 4, loss ",
                   "Scoring the fine-tuned weights: test repair 1 of "):
@@ -235,3 +235,61 @@ def test_the_verdict_never_recommends_worse_weights(make_napari_viewer, tmp_path
     assert ("Press Use in Repair widget" in widget.status) == offered
     if word == "worse":
         assert "Do not use them" in widget.status
+
+
+def test_adapting_the_detector_feeds_auto_detect(scene, qtbot, tmp_path):
+    viewer, widget, image = scene
+    original = image.data.copy()
+    widget.image_layer = image
+    repair = RepairWidget(viewer, inpainter=FlowInpainter(stages="initial_reference"))
+    viewer.window.add_dock_widget(repair, name="Repair section")
+    widget.target = "damage detector"
+    shown, set_status = [], widget._set_status
+    widget._set_status = lambda text, **kw: (shown.append(text), set_status(text, **kw))
+    widget["iterations"].value = 3
+    widget["start_button"].native.click()
+    _wait(qtbot, widget)
+    res = widget.result
+    out = tmp_path / "mine.safetensors"
+    assert isinstance(res, finetune_module.DetectorFinetuneResult) and res.weights == out
+    assert res.iterations == 3 and res.before is not None and res.after is not None
+    for phase in ("Scoring the starting weights: scored slice 1 of ",
+                  "Training: iteration 3 of 3, loss ",
+                  "Scoring the fine-tuned weights: scored slice 1 of "):
+        assert any(text.startswith(phase) for text in shown), (phase, shown)
+    assert "of the real slices flagged" in widget.status and str(out) in widget.status
+    assert widget.plot.steps and widget.plot.steps[-1] == 3
+    np.testing.assert_array_equal(image.data, original)
+    # the Repair widget's Auto-detect takes the adapted detector; its repairs are unchanged
+    assert widget.use_weights() == [repair]
+    assert repair._detector_weights == out and repair._weights is None
+    assert widget.status == f"The Repair section widget now auto-detects with {out}."
+
+
+def test_the_target_choice_sets_its_defaults(make_napari_viewer):
+    widget = FinetuneWidget(make_napari_viewer())
+    assert widget.target == "repair networks"
+    widget.target = "damage detector"
+    assert widget["iterations"].value == 200
+    assert widget["output_file"].value.name == "flowinpaint-detector-adapted.safetensors"
+    widget["iterations"].value = 50  # the user's own choices stay
+    widget.target = "repair networks"
+    assert widget["iterations"].value == 50
+    assert widget["output_file"].value.name == "flowinpaint-finetuned.safetensors"
+    with pytest.raises(ValueError, match="target must be one of"):
+        widget.target = "everything"
+
+
+@pytest.mark.parametrize("after, word", [
+    (dict(false_alarms=0.2, false_pixels=0.001, f1=0.80), "better"),   # fewer alarms
+    (dict(false_alarms=0.4, false_pixels=0.002, f1=0.80), "better"),   # fewer false pixels
+    (dict(false_alarms=0.4, false_pixels=0.010, f1=0.80), "no change"),
+    (dict(false_alarms=0.6, false_pixels=0.001, f1=0.90), "worse"),    # more alarms
+    (dict(false_alarms=0.0, false_pixels=0.000, f1=0.70), "worse")])   # damage missed
+def test_the_detector_verdict(after, word):
+    from napari_flowinpaint.gui._finetune_text import detector_verdict
+
+    before = dict(false_alarms=0.4, false_pixels=0.01, f1=0.80)
+    got, said = detector_verdict(before, after)
+    assert got == word and said.startswith(word.capitalize() + ": ")
+    assert f"{after['false_alarms']:.0%} of the real slices flagged" in said

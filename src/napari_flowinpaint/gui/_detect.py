@@ -69,7 +69,8 @@ class AutoDetectMixin:
 
     Expects the widget to hold the mask combo box (``self._mask``), the scope and grow
     boxes (``self._detect_scope``, ``self._grow``), ``self._detect_run`` (None when no
-    detection runs) and ``self.worker``, and to provide ``_checked_image``,
+    detection runs), ``self._detector_weights`` (None: the bundled detector) and
+    ``self.worker``, and to provide ``_checked_image``,
     ``_refuse_if_running``, ``_begin_run``, ``_missing``, ``_stop_work``, ``new_mask``,
     ``z``, ``_set_running``, ``_on_errored`` and ``_on_finished``; the widget's
     ``_on_finished`` hands a finished run to :meth:`_finish_detection`.
@@ -201,7 +202,8 @@ class AutoDetectMixin:
     def _detect_many(self, stack, zs, grow):
         z = zs[0] if zs else None
         try:
-            for z, found in iter_detect_damage(stack, zs, grow=grow):
+            for z, found in iter_detect_damage(stack, zs, grow=grow,
+                                               weights=self._detector_weights):
                 yield z, found
         except Exception as exc:  # noqa: BLE001 - reported to the user, see above
             yield z, reason(exc)

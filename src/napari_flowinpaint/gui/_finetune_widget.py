@@ -1,7 +1,10 @@
-"""The "Fine-tune weights" dock widget: train the learned stages further on the user's stack.
+"""The "Fine-tune weights" dock widget: train the learned stages, or adapt the damage
+detector, further on the user's stack.
 
 The widget only gathers inputs, checks them and shows progress and results; the work is
-:func:`napari_flowinpaint.tasks.training.finetune`, run in a worker thread so the viewer stays
+:func:`napari_flowinpaint.tasks.training.finetune` (repair networks) or
+:func:`~napari_flowinpaint.tasks.training.finetune_detector` (damage detector), run in a
+worker thread so the viewer stays
 responsive. Its ``callback`` reaches the widget through a Qt signal (queued to the main
 thread) and **Cancel** makes its ``should_stop`` return True.
 """
@@ -19,30 +22,22 @@ from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QObject, Signal
 
 from ..engine import SUPPORTED_DTYPES
-from ..tasks.training import FinetuneResult, finetune
+from ..tasks.training import DetectorFinetuneResult, FinetuneResult, finetune, finetune_detector
 from ._common import INPUT_ERRORS, ImageChoiceMixin, StatusMixin, reason
+from ._finetune_text import result_text, result_verdict, verdict
 from ._loss_plot import LossPlot
-from ._weights_output import DEFAULT_OUTPUT, output_problem
+from ._weights_output import DEFAULT_DETECTOR_OUTPUT, DEFAULT_OUTPUT, output_problem
 from ._widget import RepairWidget
 
-__all__ = ["FinetuneWidget"]
+__all__ = ["FinetuneWidget", "TARGETS", "verdict"]
 
-#: A change of the test repairs' PSNR smaller than this (dB) is "no change".
-NO_CHANGE_DB = 0.1
 #: What each phase of a run is called in the status line.
 PHASES = {"before": "Scoring the starting weights", "training": "Training",
           "after": "Scoring the fine-tuned weights"}
-
-
-def verdict(before: float, after: float) -> tuple[str, str]:
-    """``("better" | "no change" | "worse", sentence)`` for test repairs scored ``before``
-    and ``after`` (PSNR in dB, higher is better)."""
-    gain = after - before
-    word = ("better" if gain >= NO_CHANGE_DB else "worse" if gain <= -NO_CHANGE_DB
-            else "no change")
-    return word, (f"{word.capitalize()}: the test repairs score {after:.2f} dB against "
-                  f"{before:.2f} dB with the starting weights ({gain:+.2f} dB; higher is "
-                  "better)")
+#: What the dialog can fine-tune (the ``target_choice`` box): name -> (default output,
+#: default iterations, what one scored item is called).
+TARGETS = {"repair networks": (DEFAULT_OUTPUT, 300, "test repair"),
+           "damage detector": (DEFAULT_DETECTOR_OUTPUT, 200, "scored slice")}
 
 
 class _Relay(QObject):
@@ -67,20 +62,27 @@ def _why_not_trainable(layer) -> str:
 
 
 class FinetuneWidget(ImageChoiceMixin, StatusMixin, Container):
-    """Dock widget fine-tuning the learned stages on a 3-D image layer (self-supervised).
+    """Dock widget fine-tuning the learned stages, or the damage detector, on a 3-D image
+    layer (self-supervised).
 
-    Pick the stack, optionally a Labels layer of known damage (sections with paint on them
-    are not trained on), the number of iterations, the neighbour spacing and the output
-    weights file, then press **Start**. :func:`~napari_flowinpaint.tasks.training.finetune`
-    damages clean sections synthetically and trains on repairing them; the last sections of
-    the stack are held out and scored before and after. **Cancel** stops after the current
-    iteration (with a checkpoint beside the output; **Start** with the same output resumes)
-    or, while scoring, after the current repair; closing the widget or the viewer does the
-    same. When done, :attr:`result` holds the
-    :class:`~napari_flowinpaint.tasks.training.FinetuneResult` and **Use in Repair widget**
-    (:meth:`use_weights`) makes the docked *Repair section* widget repair with the new
-    weights. The layers are never modified, and no existing file is written over: an output
-    that exists is refused before any work.
+    Pick what to fine-tune (``repair networks`` or ``damage detector``), the stack,
+    optionally a Labels layer of known damage (repair networks: sections with paint on them
+    are not trained on; detector: the painted pixels are left out), the number of
+    iterations, the neighbour spacing and the output weights file, then press **Start**.
+    :func:`~napari_flowinpaint.tasks.training.finetune` damages clean sections synthetically
+    and trains on repairing them;
+    :func:`~napari_flowinpaint.tasks.training.finetune_detector` trains the detector on this
+    stack's sections as they are (what is normal here) and with simulated damage. The last
+    sections of the stack are held out and scored before and after (test repairs' PSNR; the
+    detector's false alarms on real slices and F1 on simulated damage). **Cancel** stops
+    after the current iteration (with a checkpoint beside the output; **Start** with the
+    same output resumes) or, while scoring, after the current repair; closing the widget or
+    the viewer does the same. When done, :attr:`result` holds the
+    :class:`~napari_flowinpaint.tasks.training.FinetuneResult` (or
+    ``DetectorFinetuneResult``) and **Use in Repair widget** (:meth:`use_weights`, offered
+    only for weights scored better) makes the docked *Repair section* widget repair (or
+    auto-detect) with the new weights. The layers are never modified, and no existing file
+    is written over: an output that exists is refused before any work.
 
     Parameters
     ----------
@@ -102,16 +104,20 @@ class FinetuneWidget(ImageChoiceMixin, StatusMixin, Container):
         self._relay.info.connect(self._on_progress)
         self._returned = False
         #: The last run's :class:`~napari_flowinpaint.tasks.training.FinetuneResult`, or None.
-        self.result: FinetuneResult | None = None
+        self.result: FinetuneResult | DetectorFinetuneResult | None = None
         self.worker = None  # the running worker, if any (napari.qt.threading.FunctionWorker)
 
+        self._target = ComboBox(name="target_choice", label="fine-tune", choices=list(TARGETS),
+                                value="repair networks",
+                                tooltip="The repair networks (better repairs of this stack) "
+                                        "or the damage detector (fewer false alarms on it)")
         self._image = ComboBox(name="image_choice", label="image",
                                choices=self._image_choices, nullable=True,
                                tooltip="3-D grayscale stack (z, y, x) to fine-tune on")
         self._damage = ComboBox(name="damage_choice", label="known damage",
                                 choices=self._labels_choices, nullable=True, value=None,
-                                tooltip="Optional Labels layer of the image's shape: slices "
-                                        "with paint on them are not trained on")
+                                tooltip="Optional Labels layer of the image's shape: the "
+                                        "painted damage is not trained on")
         self._iterations = SpinBox(name="iterations", label="iterations", min=1, max=100_000,
                                    value=300, tooltip="Training iterations")
         self._spacing = SpinBox(name="spacing", label="spacing", min=1, max=20, value=1,
@@ -132,11 +138,12 @@ class FinetuneWidget(ImageChoiceMixin, StatusMixin, Container):
                                        "fine-tuned weights")
         status = self._make_status("Pick a stack and an output file, then press Start.")
         self.plot = LossPlot()
-        super().__init__(widgets=[self._image, self._damage, self._iterations, self._spacing,
-                                  self._output, self._where, self._start_button,
+        super().__init__(widgets=[self._target, self._image, self._damage, self._iterations,
+                                  self._spacing, self._output, self._where, self._start_button,
                                   self._cancel, self._use, *status])
         self.native.layout().addWidget(self.plot.canvas)
         self._output.changed.connect(self._show_output)
+        self._target.changed.connect(self._on_target)
         self._show_output()
 
         self._start_button.changed.connect(self.start)
@@ -154,6 +161,26 @@ class FinetuneWidget(ImageChoiceMixin, StatusMixin, Container):
     @damage_layer.setter
     def damage_layer(self, layer: Labels | None) -> None:
         self._damage.value = layer
+
+    @property
+    def target(self) -> str:
+        """What is fine-tuned: a key of :data:`TARGETS`."""
+        return self._target.value
+
+    @target.setter
+    def target(self, value: str) -> None:
+        if value not in TARGETS:
+            raise ValueError(f"target must be one of {list(TARGETS)}, got {value!r}.")
+        self._target.value = value
+
+    def _on_target(self, value: str) -> None:
+        """A default output and iteration count follow the choice (a picked file stays)."""
+        for name, (output, iterations, _item) in TARGETS.items():
+            if name != value:
+                if Path(self._output.value).expanduser() == output:
+                    self._output.value = TARGETS[value][0]
+                if int(self._iterations.value) == iterations:
+                    self._iterations.value = TARGETS[value][1]
 
     def _show_output(self, *_args) -> None:
         """Show the whole output path (the file box shows only its end)."""
@@ -201,10 +228,10 @@ class FinetuneWidget(ImageChoiceMixin, StatusMixin, Container):
         self.plot.clear()
         self._phase, self._returned = None, False
         self._open_progress(1, PHASES["before"])
-        self._set_status(f"{PHASES['before']} on test repairs of the last slices of "
-                         f"'{image.name}', then training {iterations} iterations...")
+        self._set_status(f"{PHASES['before']} on the last slices of '{image.name}', then "
+                         f"training the {self.target} {iterations} iterations...")
         self.worker = create_worker(
-            self._run, image.data, out, None if damage is None else damage.data,
+            self._run, self.target, image.data, out, None if damage is None else damage.data,
             iterations, spacing,
             _connect={"returned": self._on_returned, "errored": self._on_errored,
                       "warned": self._on_warned, "finished": self._on_finished},
@@ -230,7 +257,8 @@ class FinetuneWidget(ImageChoiceMixin, StatusMixin, Container):
 
     def use_weights(self) -> list[RepairWidget]:
         """Make every *Repair section* widget docked in this viewer repair with the fine-tuned
-        weights (:meth:`RepairWidget.set_weights`).
+        weights (:meth:`RepairWidget.set_weights`), or auto-detect with the adapted detector
+        (:meth:`RepairWidget.set_detector_weights`).
 
         Docked widgets are found through ``viewer.window.dock_widgets`` (napari >= 0.6.2);
         otherwise, or with no Repair widget docked, the status says where the weights are.
@@ -251,9 +279,11 @@ class FinetuneWidget(ImageChoiceMixin, StatusMixin, Container):
                        f"FlowInpaint > Repair section and press Use in Repair widget again. "
                        f"The weights are in {weights} (repair --weights on the command line).")
             return []
+        detector = isinstance(self.result, DetectorFinetuneResult)
         for widget in targets:
-            widget.set_weights(weights)
-        text = f"The Repair section widget now repairs with {weights}."
+            (widget.set_detector_weights if detector else widget.set_weights)(weights)
+        text = (f"The Repair section widget now {'auto-detects' if detector else 'repairs'} "
+                f"with {weights}.")
         self._set_status(text)
         self._notify(show_info, text)
         return targets
@@ -262,11 +292,12 @@ class FinetuneWidget(ImageChoiceMixin, StatusMixin, Container):
     # Runs in the worker thread. Every exception is caught and returned as a value: the
     # worker machinery (superqt) never reports a RuntimeError, which torch raises for many
     # failures, and the widget would wait forever.
-    def _run(self, stack, out, damaged, iterations, spacing):
+    def _run(self, target, stack, out, damaged, iterations, spacing):
+        work = finetune_detector if target == "damage detector" else finetune
         try:
-            result = finetune(stack, out, damaged=damaged, iterations=iterations,
-                              spacing=spacing, score_samples=self._score_samples,
-                              callback=self._relay.info.emit, should_stop=self._stop.is_set)
+            result = work(stack, out, damaged=damaged, iterations=iterations,
+                          spacing=spacing, score_samples=self._score_samples,
+                          callback=self._relay.info.emit, should_stop=self._stop.is_set)
         except Exception as exc:  # noqa: BLE001 - reported to the user, see above
             return None, exc
         return result, None
@@ -274,9 +305,8 @@ class FinetuneWidget(ImageChoiceMixin, StatusMixin, Container):
     def _set_running(self, running: bool) -> None:
         result = self.result
         # weights are offered only when they were scored better than the starting ones
-        better = (result is not None and result.weights is not None
-                  and result.psnr_after is not None
-                  and verdict(result.psnr_before, result.psnr_after)[0] == "better")
+        judged = None if result is None or result.weights is None else result_verdict(result)
+        better = judged is not None and judged[0] == "better"
         try:
             self._start_button.enabled = not running
             self._cancel.enabled = running
@@ -290,14 +320,14 @@ class FinetuneWidget(ImageChoiceMixin, StatusMixin, Container):
         step, total = int(info["step"]), int(info["total"])
         phase = info.get("phase", "training")
         if phase == "training":
-            loss = info.get("losses", {}).get("g_total")
+            loss = info.get("losses", {}).get("g_total", info.get("loss"))
             text = (f"Training: iteration {step} of {total}"
                     + (f", loss {loss:.4f}" if loss is not None else "")
                     + f" ({info.get('seconds', 0):.0f} s)")
             if loss is not None:
                 self.plot.add(step, loss)
         else:
-            text = f"{PHASES[phase]}: test repair {step} of {total}"
+            text = f"{PHASES[phase]}: {TARGETS[self.target][2]} {step} of {total}"
         if self._stop.is_set():
             text += "; stopping..."
         self._set_status(text)
@@ -317,31 +347,7 @@ class FinetuneWidget(ImageChoiceMixin, StatusMixin, Container):
             self._notify(show_warning if isinstance(exc, INPUT_ERRORS) else show_error, text)
             return
         self.result = result
-        if result.psnr_before is None:
-            text = ("Stopped while scoring the starting weights; nothing was trained. Press "
-                    "Start to begin again.")
-            self._set_status(text)
-            self._notify(show_info, text)
-            return
-        before = f"the starting weights score {result.psnr_before:.2f} dB on the test repairs"
-        if result.weights is not None and result.psnr_after is None:
-            text = (f"Fine-tuned weights written to {result.weights} after "
-                    f"{result.iterations} iterations; scoring them was stopped, so whether "
-                    f"they repair better is unknown ({before}).")
-        elif result.stopped or result.weights is None:
-            text = (f"Stopped at iteration {result.iterations}; {before}. The checkpoint is "
-                    f"kept in {result.run_dir}: press Start with the same output file to "
-                    "resume.")
-        else:
-            word, said = verdict(result.psnr_before, result.psnr_after)
-            where = (f"slices {result.held_out[0]}-{result.held_out[-1]}, left out of the "
-                     "training")
-            advice = {"better": "Press Use in Repair widget to repair with them.",
-                      "no change": "They repair no better: keep the starting weights.",
-                      "worse": "Do not use them: keep the starting weights (try fewer "
-                               "iterations, or mark the damaged slices as known damage)."}
-            text = (f"{said}, on {where}, after {result.iterations} iterations. Weights "
-                    f"written to {result.weights}. {advice[word]}")
+        text = result_text(result)
         self._set_status(text)
         self._set_running(False)
         self._notify(show_info, text)

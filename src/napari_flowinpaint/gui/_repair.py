@@ -92,13 +92,12 @@ class RepairMixin(ResultLayersMixin):
 
     Expects the widget to hold the viewer (``self._viewer``), the mask combo box
     (``self._mask``), the engine state (``self._inpainter``, ``self._weights``,
-    ``self._engine_lock``), ``self._batch`` (None when no repair runs), ``self._target``
-    (the image being repaired), ``self._result`` (the layer the run writes to, once made)
-    and ``self.worker``, and to provide ``_checked_image``, ``_refuse_if_running``,
-    ``_begin_run``, ``_missing``, ``_stop_work``, ``_set_running``, ``_on_errored``,
-    ``_on_warned`` and ``_on_finished``; the widget's ``_on_finished`` hands a finished run
-    to :meth:`_finish_batch`.
-    """
+    ``self._detector_weights``, ``self._engine_lock``), ``self._batch`` (None when no repair
+    runs), ``self._target`` (the image being repaired), ``self._result`` (the layer the run
+    writes to, once made) and ``self.worker``, and to provide ``_checked_image``,
+    ``_refuse_if_running``, ``_begin_run``, ``_missing``, ``_stop_work``, ``_set_running``,
+    ``_on_errored``, ``_on_warned`` and ``_on_finished``; the widget's ``_on_finished``
+    hands a finished run to :meth:`_finish_batch`. """
 
     @property
     def inpainter(self) -> FlowInpainter:
@@ -121,6 +120,13 @@ class RepairMixin(ResultLayersMixin):
             self._weights = weights
             self._inpainter = None
         self._set_status(f"Repairs will use the weights {weights or 'bundled with the plugin'}.")
+
+    def set_detector_weights(self, weights) -> None:
+        """Auto-detect with these detector weights from now on (e.g. adapted to this stack by
+        the *Fine-tune weights* widget); None for the bundled detector."""
+        self._detector_weights = weights
+        self._set_status("Auto-detect will use the detector "
+                         f"{weights or 'bundled with the plugin'}.")
 
     def _confirm_dialog(self, question: str) -> bool:
         from qtpy.QtWidgets import QMessageBox

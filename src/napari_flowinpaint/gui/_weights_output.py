@@ -6,10 +6,12 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-__all__ = ["DEFAULT_OUTPUT", "is_weights_file", "output_problem"]
+__all__ = ["DEFAULT_DETECTOR_OUTPUT", "DEFAULT_OUTPUT", "is_weights_file", "output_problem"]
 
 #: Where the fine-tuned weights go unless the user picks another file.
 DEFAULT_OUTPUT = Path.home() / "flowinpaint-finetuned.safetensors"
+#: Where the adapted detector goes unless the user picks another file.
+DEFAULT_DETECTOR_OUTPUT = Path.home() / "flowinpaint-detector-adapted.safetensors"
 
 
 def is_weights_file(path: Path) -> bool:

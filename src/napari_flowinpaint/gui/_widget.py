@@ -60,6 +60,7 @@ class RepairWidget(LayerPickingMixin, RepairMixin, AutoDetectMixin, SaveMixin, S
         self._viewer = napari_viewer
         self._inpainter = inpainter
         self._weights = None
+        self._detector_weights = None  # None: the bundled detector
         self._engine_lock = threading.Lock()
         self._syncing = False
         self._batch: BatchRun | None = None
