@@ -64,7 +64,14 @@ def test_simulate_damage_changes_the_masked_pixels(sample, kind, dtype):
     assert damaged.dtype == img.dtype and damaged.shape == img.shape
     assert mask.dtype == bool and 0.003 < mask.mean() <= 1.0
     diff = np.abs(damaged.astype(float) - img.astype(float)) / float(img.max())
-    assert diff[mask].mean() > 0.04, kind  # the damage is visible ...
+    if kind == "defocus":  # the fine detail goes, the rest stays much as it was
+        def detail(a):
+            a = a.astype(np.float32)
+            return float(np.std(a - cv2.GaussianBlur(a, (0, 0), 2.0)))
+
+        assert detail(damaged) < 0.8 * detail(img) and mask.all()
+    else:
+        assert diff[mask].mean() > 0.04, kind  # the damage is visible ...
     if kind in ("hole", "stain", "sediment", "blur"):  # ... and stays where the mask says
         assert diff[~mask].mean() < 0.25 * diff[mask].mean(), kind
     again, mask2 = simulate_damage(img, kind, 3)  # seeded: the same damage

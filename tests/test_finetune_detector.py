@@ -12,6 +12,7 @@ import tifffile
 from napari_flowinpaint.engine.weights import bundled_detector_path, load_detector
 from napari_flowinpaint.tasks.cli import main
 from napari_flowinpaint.tasks.detection import detect_damage
+from napari_flowinpaint.tasks.simulation import DAMAGE_KINDS
 from napari_flowinpaint.tasks.training import (
     DetectorSampler,
     TrainSource,
@@ -86,7 +87,7 @@ def test_finetune_detector_scores_before_after_stops_and_resumes(sample, tmp_pat
     assert not res.stopped and res.iterations == 6 and res.held_out == (12, 13, 14, 15)
     for scores in (res.before, res.after):
         assert 0 <= scores["false_alarms"] <= 1 and 0 <= scores["f1"] <= 1
-        assert scores["sections"] == 3 and len(scores["f1_kinds"]) == 7
+        assert scores["sections"] == 3 and len(scores["f1_kinds"]) == len(DAMAGE_KINDS)
     phases = [x["phase"] for x in seen]
     assert [p for i, p in enumerate(phases) if i == 0 or phases[i - 1] != p] == [
         "before", "training", "after"]
@@ -131,3 +132,12 @@ def test_finetune_detector_command(sample, tmp_path, capsys):
     again = ["finetune-detector", str(path), "-o", str(out), "--iterations", "1"]
     assert main(again) == 2 and "exists" in capsys.readouterr().err
     assert main(again + ["--overwrite"]) == 0
+
+
+def test_training_sources_name_sections_to_skip():
+    from napari_flowinpaint.tasks.training import parse_source
+
+    src = parse_source("data/callosum/raw.tif:0:36:1:4")
+    assert src == TrainSource("data/callosum/raw.tif", (0, 36), (1,), skip=(4,))
+    assert parse_source("a.tif:10:20:2,3").skip == ()
+    assert parse_source("a.tif").z_range == (0, 1 << 30)

@@ -23,8 +23,9 @@ def add_arguments(parser) -> None:
                         help="run folder: new, empty, or a run to resume")
     parser.add_argument("--overwrite", action="store_true",
                         help="write the run into a folder that already holds other files")
-    parser.add_argument("--data", nargs="+", default=None, metavar="STACK[:Z0:Z1[:S,S..]]",
-                        help="training stacks with optional z range and neighbour spacings "
+    parser.add_argument("--data", nargs="+", default=None, metavar="STACK[:Z0:Z1[:S,S..[:K,K..]]]",
+                        help="training stacks with optional z range, neighbour spacings and "
+                             "sections to skip "
                              "(default: isbi2012_train and fibsem_medulla_ts1 z<200 from "
                              "../shared/data)")
     from ..training import TrainSettings

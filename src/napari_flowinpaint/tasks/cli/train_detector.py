@@ -20,9 +20,10 @@ def add_arguments(parser) -> None:
                         help="run folder: new, empty, or a run to resume")
     parser.add_argument("--overwrite", action="store_true",
                         help="write the run into a folder that already holds other files")
-    parser.add_argument("--data", nargs="+", default=None, metavar="STACK[:Z0:Z1[:S,S..]]",
-                        help="training stacks (default: isbi2012_train and fibsem_medulla_ts1 "
-                             "z<200 from ../shared/data)")
+    parser.add_argument("--data", nargs="+", default=None, metavar="STACK[:Z0:Z1[:S,S..[:K,K..]]]",
+                        help="training stacks, with optional z range, neighbour spacings and "
+                             "sections to skip (real defects) (default: isbi2012_train and "
+                             "fibsem_medulla_ts1 z<200 from ../shared/data)")
     parser.add_argument("--iterations", type=int, default=3000)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--crop", type=int, default=192, help="crop side at half resolution")
@@ -45,6 +46,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--p-lab", type=float, default=0.0,
                         help="probability of each variation between labs: pixel size 0.5-2x, "
                              "gamma, noise, blur, and flicker of the neighbours (default 0)")
+    parser.add_argument("--window", type=int, default=None,
+                        help="read a random window of this many pixels from each section "
+                             "instead of the whole section (faster on big sections)")
     parser.add_argument("--kind-weights", nargs="+", default=[], metavar="KIND=W",
                         help="draw some damage kinds more often, e.g. crack=2 fold=2")
 
@@ -71,7 +75,7 @@ def run(args) -> int:
                               p_one_sided=args.p_one_sided,
                               p_damaged_neighbour=args.p_damaged_neighbour,
                               p_continuing=args.p_continuing, p_lab=args.p_lab,
-                              kind_weights=weights,
+                              kind_weights=weights, window=args.window,
                               callback=lambda info: bar.show(f"loss={info['loss']:.4f}"),
                               progress=bar, overwrite=args.overwrite)
     print(f"detector weights: {path}")

@@ -72,12 +72,15 @@ def default_sources(root=None) -> list[TrainSource]:
 
 
 def parse_source(text: str) -> TrainSource:
-    """A :class:`TrainSource` from ``STACK[:Z0:Z1[:S,S..]]`` (the ``--data`` syntax)."""
+    """A :class:`TrainSource` from ``STACK[:Z0:Z1[:S,S..[:K,K..]]]`` (the ``--data``
+    syntax): sections ``Z0 <= z < Z1``, neighbour spacings ``S``, sections ``K`` skipped
+    (real defects: never used as clean tissue)."""
     parts = text.split(":")
     path = parts[0]
     z = (int(parts[1] or 0), int(parts[2] or 1 << 30)) if len(parts) >= 3 else (0, 1 << 30)
     sp = tuple(int(v) for v in parts[3].split(",")) if len(parts) >= 4 else (1,)
-    return TrainSource(path, z, sp)
+    skip = tuple(int(v) for v in parts[4].split(",") if v) if len(parts) >= 5 else ()
+    return TrainSource(path, z, sp, skip=skip)
 
 
 def load_sources(sources: Sequence[TrainSource]) -> list[tuple[np.ndarray, TrainSource]]:
