@@ -37,13 +37,14 @@ from flicker_detection import flicker  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
-#: name -> (file, spacing, training z range, validation z range, known defects)
+#: name -> (file, spacing, training z range, (validation file, z range), known defects of
+#: the training part, known defects of the validation part)
 STACKS = {
-    "isbi2012": ("isbi2012_train", 1, (0, 30), ("isbi2012_test", 0, 30), [15]),
+    "isbi2012": ("isbi2012_train", 1, (0, 30), ("isbi2012_test", 0, 30), [], [15]),
     "fibsem_medulla_ts1": ("fibsem_medulla_ts1", 4, (0, 200),
-                           ("fibsem_medulla_ts1", 200, 250), []),
-    "callosum_sssem": ("callosum_sssem", 1, (0, 36), ("callosum_sssem", 36, 50), [4, 43]),
-    "cdeep3m_sbem": ("cdeep3m_sbem", 1, (0, 15), ("cdeep3m_sbem", 15, 20), []),
+                           ("fibsem_medulla_ts1", 200, 250), [], []),
+    "callosum_sssem": ("callosum_sssem", 1, (0, 36), ("callosum_sssem", 36, 50), [4], [43]),
+    "cdeep3m_sbem": ("cdeep3m_sbem", 1, (0, 15), ("cdeep3m_sbem", 15, 20), [], []),
 }
 
 
@@ -77,11 +78,11 @@ def main() -> None:
     runs.mkdir(parents=True, exist_ok=True)
     results = {}
     for name in args.stacks:
-        file, spacing, (t0, t1), (vfile, v0, v1), known = STACKS[name]
+        file, spacing, (t0, t1), (vfile, v0, v1), tknown, vknown = STACKS[name]
         train = tifffile.imread(DATA / file / "raw.tif")[t0:t1]
         val = tifffile.imread(DATA / vfile / "raw.tif")[v0:v1]
-        vknown = [k - v0 for k in known if v0 <= k < v1]
-        tknown = [k - t0 for k in known if t0 <= k < t1]
+        vknown = [k - v0 for k in vknown]
+        tknown = [k - t0 for k in tknown]
         before = score(val, spacing, vknown, args.weights, args.samples, v0)
         start = time.perf_counter()
         res = finetune_detector(train, runs / f"{name}.safetensors", damaged=tknown or None,
