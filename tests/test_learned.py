@@ -130,6 +130,34 @@ def test_big_regions_are_repaired_in_blended_tiles(tmp_path):
     assert float(np.abs(a[mask] - b[mask]).mean()) < 0.1 * float(np.ptp(truth))
 
 
+def test_scattered_damage_takes_smaller_tiles(tmp_path, monkeypatch):
+    import napari_flowinpaint.engine.inpainter as inpainter
+
+    f, g, d = _nets()
+    path = save_weights(tmp_path / "w", get_config("cpu"), f, g)
+    rng = np.random.default_rng(0)
+    base = rng.normal(0.5, 0.1, (640, 640)).astype(np.float32)
+    mask = np.zeros(base.shape, bool)
+    mask[20:60, 20:60] = mask[580:620, 580:620] = True  # two far corners
+    damaged = np.where(mask, 1.0, base).astype(np.float32)
+    sizes = []
+    real = inpainter.learned_stages
+    monkeypatch.setattr(inpainter, "learned_stages", lambda *a, **k: (
+        sizes.append(a[2].shape[-1]), real(*a, **k))[1])
+    engine = FlowInpainter(weights=path, device="cpu", margin=0)
+    engine.tile = 512
+    out = engine.inpaint(base, damaged, base, mask)
+    assert sizes == [256, 256]  # one small tile per corner, not 512 px ones
+    np.testing.assert_array_equal(out[~mask], damaged[~mask])
+    assert np.isfinite(out).all()
+    sizes.clear()
+    one = base[:512, :512]
+    dense = np.zeros(one.shape, bool)
+    dense[::8] = True  # damage everywhere in one tile's worth: one big tile, not nine
+    engine.inpaint(one, np.where(dense, 1.0, one).astype(np.float32), one, dense)
+    assert sizes == [512]
+
+
 @needs_bundled
 def test_bundled_weights_run_all_stages_by_default():
     engine = FlowInpainter(device="cpu")

@@ -108,6 +108,18 @@ def _spans(n: int, size: int, overlap: int) -> list[tuple[int, int]]:
     return [(round(i * step), round(i * step) + size) for i in range(count)]
 
 
+def _damaged_tiles(mask: np.ndarray, size: int) -> list:
+    """The overlapping tiles of side ``size`` (overlap ``size // 8``) holding damage, as
+    ``((y0, y1), (x0, x1))``."""
+    h, w = mask.shape
+    return [((y0, y1), (x0, x1)) for y0, y1 in _spans(h, size, size // 8)
+            for x0, x1 in _spans(w, size, size // 8) if mask[y0:y1, x0:x1].any()]
+
+
+def _area(tiles) -> int:
+    return sum((y1 - y0) * (x1 - x0) for (y0, y1), (x0, x1) in tiles)
+
+
 def _ramp(n: int, rise: bool, fall: bool, overlap: int) -> torch.Tensor:
     """1-D blending weights: linear ramps over ``overlap`` pixels at shared tile edges."""
     r = torch.ones(n)
@@ -227,32 +239,36 @@ class FlowInpainter:
 
         Regions larger than :attr:`tile` pixels a side are processed in overlapping tiles
         (only those holding damaged pixels), blended with linear ramps, so memory stays
-        bounded on huge sections.
+        bounded on huge sections. Where damage is scattered, tiles half that side (at least
+        256 px) are used when they cover a fifth less area: less work and less memory.
         """
         t = u.tensors(self.device)
         gen = self.weights.generator if self.stages[-1] == "guided_inpainting" else None
         h, w = u.mask.shape
         out = torch.zeros((h, w), dtype=torch.float32)
         weight = torch.zeros((h, w), dtype=torch.float32)
-        size, overlap = self.tile, self.tile // 8
-        for y0, y1 in _spans(h, size, overlap):
-            for x0, x1 in _spans(w, size, overlap):
-                if not u.mask[y0:y1, x0:x1].any():
-                    continue
-                part = {k: v[..., y0:y1, x0:x1] for k, v in t.items()}
-                with torch.inference_mode():
-                    if self.device.type == "cpu":
-                        part = {k: v.contiguous(memory_format=torch.channels_last)
-                                for k, v in part.items()}
-                    refined, res, _ = learned_stages(
-                        self.weights.flow_net, gen, part["reference"], part["prev"],
-                        part["next"], part["damaged"], part["mask"],
-                        use_refined=self._use_refined)
-                    res = refined if res is None else res.raw
-                ramp = _ramp(y1 - y0, y0 > 0, y1 < h, overlap)[:, None] * _ramp(
-                    x1 - x0, x0 > 0, x1 < w, overlap)[None, :]
-                out[y0:y1, x0:x1] += res[0, 0].float().cpu() * ramp
-                weight[y0:y1, x0:x1] += ramp
+        size = self.tile
+        tiles = _damaged_tiles(u.mask, size)
+        if size // 2 >= 256:
+            smaller = _damaged_tiles(u.mask, size // 2)
+            if _area(smaller) < 0.8 * _area(tiles):
+                size, tiles = size // 2, smaller
+        overlap = size // 8
+        for (y0, y1), (x0, x1) in tiles:
+            part = {k: v[..., y0:y1, x0:x1] for k, v in t.items()}
+            with torch.inference_mode():
+                if self.device.type == "cpu":
+                    part = {k: v.contiguous(memory_format=torch.channels_last)
+                            for k, v in part.items()}
+                refined, res, _ = learned_stages(
+                    self.weights.flow_net, gen, part["reference"], part["prev"],
+                    part["next"], part["damaged"], part["mask"],
+                    use_refined=self._use_refined)
+                res = refined if res is None else res.raw
+            ramp = _ramp(y1 - y0, y0 > 0, y1 < h, overlap)[:, None] * _ramp(
+                x1 - x0, x0 > 0, x1 < w, overlap)[None, :]
+            out[y0:y1, x0:x1] += res[0, 0].float().cpu() * ramp
+            weight[y0:y1, x0:x1] += ramp
         return (out / weight.clamp_min(1e-6)).numpy()
 
     def inpaint(self, prev, damaged, next, mask, *, alpha: float = 0.5,

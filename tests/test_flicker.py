@@ -1,0 +1,101 @@
+"""Brightness and contrast flicker between sections is not damage: the neighbour matching,
+the stack's level, and detection with detector weights trained on levelled input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_flowinpaint.engine.weights import bundled_detector_path
+from napari_flowinpaint.tasks.detection import detect_damage, detector_input, stack_scale
+from napari_flowinpaint.tasks.detection.cues import level_section, match_neighbour, stack_level
+from napari_flowinpaint.tasks.simulation import simulate_damage
+
+SAMPLE = (Path(__file__).resolve().parents[1] / "src" / "napari_flowinpaint" / "data"
+          / "fibsem_medulla_sample.tif")
+
+
+@pytest.fixture(scope="module")
+def sample():
+    return tifffile.imread(SAMPLE).astype(np.float32)
+
+
+def flicker(stack, seed=0, amount=0.25):
+    """Each section with its own contrast gain and brightness factor in [1 - amount,
+    1 + amount] (float: nothing saturates)."""
+    rng = np.random.default_rng(seed)
+    out = np.empty(stack.shape, np.float32)
+    for z, sec in enumerate(stack):
+        gain, bright = rng.uniform(1 - amount, 1 + amount, 2)
+        out[z] = ((sec - sec.mean()) * gain + sec.mean()) * bright
+    return out
+
+
+@pytest.mark.parametrize("gain, bright", [(0.75, 1.25), (1.25, 0.75), (1.0, 1.2)])
+def test_matching_undoes_flicker_and_ignores_the_damage(sample, gain, bright):
+    sec, nb = sample[6], sample[5]
+    span = float(np.ptp(sample))
+    flickered = ((nb - nb.mean()) * gain + nb.mean()) * bright
+    plain = match_neighbour(nb, sec)
+    matched = match_neighbour(flickered, sec)
+    assert np.abs(matched - plain).mean() < 0.01 * span
+    # a white hole in the section is a minority of its blocks: the match hardly moves
+    holed, _ = simulate_damage(sec, "hole", 4)
+    assert np.abs(match_neighbour(flickered, holed) - plain).mean() < 0.03 * span
+    assert match_neighbour(None, sec) is None
+
+
+def test_levelling_brings_every_section_to_the_stacks_level(sample):
+    flick = flicker(sample)
+    level = stack_level(flick)
+    levelled = [level_section(s, level) for s in flick]
+    meds = [float(np.median(s)) for s in levelled]
+    devs = [float(np.median(np.abs(s - np.median(s)))) for s in levelled]
+    assert np.ptp(meds) < 0.02 * np.ptp(sample) and np.ptp(devs) < 0.05 * level[1] + 1e-3
+    # measured on its neighbours ("like"), a section's damage does not move its level
+    damaged, _ = simulate_damage(flick[6], "fold", 2)
+    a = level_section(damaged, level, like=(flick[5], flick[7]))
+    b = level_section(flick[6], level, like=(flick[5], flick[7]))
+    untouched = damaged == flick[6]
+    np.testing.assert_allclose(a[untouched], b[untouched], rtol=1e-5, atol=1e-3)
+
+
+def test_the_levelled_input_is_the_same_with_and_without_flicker(sample):
+    """What a detector trained on levelled input sees of a section (its neighbours matched
+    to it, all three at the stack's level) hardly changes when every section flickers."""
+    def seen(stack, z):
+        level = stack_level(stack)
+        prev, sec, nxt = stack[z - 1], stack[z], stack[z + 1]
+        like = (match_neighbour(prev, sec), match_neighbour(nxt, sec))
+        trio = [level_section(x, level, like=like) for x in (like[0], sec, like[1])]
+        return detector_input(*trio, stack_scale(stack, level))
+
+    flick = flicker(sample, seed=3)
+    for z in (3, 8, 12):
+        a, b = seen(sample, z), seen(flick, z)
+        assert np.abs(a - b).mean() < 0.02, z
+
+
+@pytest.mark.skipif(bundled_detector_path() is None, reason="no bundled detector weights")
+def test_detection_with_levelled_weights_is_not_fooled_by_flicker(sample, tmp_path):
+    # the bundled network, declared as taking levelled input
+    src = Path(bundled_detector_path())
+    weights = tmp_path / "levelled.safetensors"
+    shutil.copyfile(src, weights)
+    meta = json.loads(src.with_suffix(".json").read_text())
+    meta["input"] = "levelled"
+    weights.with_suffix(".json").write_text(json.dumps(meta))
+    stack = sample.copy()
+    stack[8], truth = simulate_damage(sample[8], "crack", 5)
+    plain = detect_damage(stack, weights=weights)
+    flick = detect_damage(flicker(stack, seed=1), weights=weights)
+    clean = [z for z in range(len(stack)) if z != 8]
+    assert not any(flick[z].any() for z in clean)  # no clean section flagged
+    assert [z for z in clean if plain[z].any()] == []
+    inter = np.count_nonzero(flick[8] & truth)
+    assert 2 * inter / (flick[8].sum() + truth.sum()) > 0.7  # the crack is still found
