@@ -202,6 +202,27 @@ def test_sampler_gives_aligned_normalised_batches():
                        crop=64, rng=0).sample()
 
 
+def test_sampler_varies_what_differs_between_labs():
+    stacks = _tiny_stacks()
+    plain = TripletSampler(stacks, crop=48, rng=np.random.default_rng(1))
+    lab = TripletSampler(stacks, crop=48, rng=np.random.default_rng(1), p_lab=1.0)
+    for _ in range(4):
+        a, b = plain.sample(), lab.sample()
+        for k in a:
+            assert b[k].shape == a[k].shape == (48, 48) and np.isfinite(b[k]).all()
+        m = b["mask"] > 0.5
+        assert (b["damaged"][m] == 1).all() and (b["damaged"][~m] == b["truth"][~m]).all()
+    # noise, blur and another pixel size change the texture: the fine detail of the truth
+    # (mean absolute difference of adjacent pixels) varies far more between samples
+    def detail(sampler):
+        return [float(np.abs(np.diff(sampler.sample()["truth"], axis=1)).mean())
+                for _ in range(16)]
+
+    a = detail(TripletSampler(stacks, crop=48, rng=np.random.default_rng(2)))
+    b = detail(TripletSampler(stacks, crop=48, rng=np.random.default_rng(2), p_lab=1.0))
+    assert np.std(b) / np.mean(b) > 1.5 * np.std(a) / np.mean(a)
+
+
 def _read(path):
     with open(path) as fh:
         return list(csv.DictReader(fh))

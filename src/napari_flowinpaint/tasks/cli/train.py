@@ -53,6 +53,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--gen-grad-weight", type=float, default=d.gen_perceptual_weight,
                         help="weight of the gradient-pyramid term (the perceptual "
                              "substitute) on the generator's output")
+    parser.add_argument("--p-lab", type=float, default=0.0,
+                        help="probability of each variation between labs in the samples: "
+                             "pixel size 0.5-2x, noise, blur, flicker of the neighbours")
     parser.add_argument("--init", default=None, help="start from these weights ('bundled')")
     parser.add_argument("--init-flow", default=None,
                         help="take only the refined-reference network from these weights")
@@ -73,7 +76,7 @@ def run(args) -> int:
                       use_refined=not args.no_refined, use_gan=not args.no_gan,
                       adv_weight=args.adv_weight, residual=args.residual, recon=args.recon,
                       gen_ssim_weight=args.gen_ssim_weight,
-                      gen_perceptual_weight=args.gen_grad_weight)
+                      gen_perceptual_weight=args.gen_grad_weight, p_lab=args.p_lab)
     sources = [parse_source(t) for t in args.data] if args.data else None
 
     with ProgressBar("train", "iterations") as bar:

@@ -278,7 +278,8 @@ def train(out_dir, *, sources: Sequence[TrainSource] | None = None,
     torch.manual_seed(s.seed)
     models = build_models(s, init_weights=init_weights, init_flow=init_flow)
     total = s.flow_iters + s.gan_iters
-    sampler = TripletSampler(stacks, crop=s.crop, rng=np.random.default_rng(s.seed))
+    sampler = TripletSampler(stacks, crop=s.crop, rng=np.random.default_rng(s.seed),
+                             p_lab=s.p_lab)
     val_sampler = TripletSampler(stacks, crop=s.crop, rng=np.random.default_rng(s.seed + 10_000))
     val = val_sampler.batch(s.val_samples)
     ckpt_path = out_dir / "checkpoint.pt"

@@ -32,10 +32,15 @@ class TripletSampler:
         section.
     ratio_range : (float, float)
         Damaged fraction drawn uniformly from this range.
+    p_lab : float
+        Probability of each variation between labs and microscopes: another pixel size
+        (0.5-2x, all three sections alike), added noise (up to 4 % of the range) and a
+        slight blur (sigma 0.5-1.2 px), both alike in all three, and flicker (each neighbour
+        its own contrast and brightness, up to +-25 %). 0 (default) draws none.
     """
 
     def __init__(self, stacks, *, crop: int = 128, rng=None, p_one_sided: float = 0.05,
-                 p_whole: float = 0.03, ratio_range=(0.05, 0.6)):
+                 p_whole: float = 0.03, ratio_range=(0.05, 0.6), p_lab: float = 0.0):
         self.stacks = []
         for arr, src in stacks:
             z0, z1 = max(0, src.z_range[0]), min(arr.shape[0], src.z_range[1])
@@ -53,6 +58,7 @@ class TripletSampler:
         self.p_one_sided = p_one_sided
         self.p_whole = p_whole
         self.ratio_range = ratio_range
+        self.p_lab = float(p_lab)
 
     def sample(self) -> dict:
         rng = self.rng
@@ -68,10 +74,19 @@ class TripletSampler:
             raise ValueError(f"{src.path}: no usable triplet of sections in z {z0}:{z1} "
                              f"(spacings {src.spacings}, {len(skip)} sections skipped).")
         c = self.crop
-        y = int(rng.integers(0, arr.shape[1] - c + 1))
-        x = int(rng.integers(0, arr.shape[2] - c + 1))
-        tri = np.stack([np.asarray(arr[k, y:y + c, x:x + c]) for k in (z - dp, z, z + dn)])
+        side = c  # another pixel size: a bigger or smaller window brought to the crop
+        if self.p_lab and rng.random() < self.p_lab:
+            side = int(round(c / np.exp(rng.uniform(np.log(0.5), np.log(2.0)))))
+            side = max(8, min(side, arr.shape[1], arr.shape[2]))
+        y = int(rng.integers(0, arr.shape[1] - side + 1))
+        x = int(rng.integers(0, arr.shape[2] - side + 1))
+        tri = np.stack([np.asarray(arr[k, y:y + side, x:x + side]) for k in (z - dp, z, z + dn)])
         tri = tri.astype(np.float32) / (255.0 if tri.dtype == np.uint8 else float(tri.max() or 1))
+        if side != c:
+            tri = np.stack([cv2.resize(a, (c, c), interpolation=cv2.INTER_AREA if side > c
+                                       else cv2.INTER_LINEAR) for a in tri])
+        if self.p_lab:
+            tri = self._lab(tri)
         alpha = dp / (dp + dn)
         # augmentation: 90-degree rotations, flips, swapping the neighbours, intensity changes
         tri = np.rot90(tri, int(rng.integers(4)), axes=(1, 2))
@@ -100,6 +115,22 @@ class TripletSampler:
         return {"prev": u.prev, "next": u.next, "damaged": u.damaged,
                 "mask": mask.astype(np.float32), "reference": u.reference,
                 "truth": u.scale.to_unit(truth)}
+
+    def _lab(self, tri: np.ndarray) -> np.ndarray:
+        """Noise and blur (all three alike) and flicker (each neighbour its own)."""
+        rng, p = self.rng, self.p_lab
+        if rng.random() < p:
+            sigma = float(rng.uniform(0.5, 1.2))
+            tri = np.stack([cv2.GaussianBlur(a, (0, 0), sigma) for a in tri])
+        if rng.random() < p:
+            tri = tri + rng.normal(0, rng.uniform(0.005, 0.04), tri.shape).astype(np.float32)
+        if rng.random() < p:
+            tri = tri.copy()
+            for i in (0, 2):
+                gain, bright = rng.uniform(0.75, 1.25, 2)
+                m = float(tri[i].mean())
+                tri[i] = ((tri[i] - m) * gain + m) * bright
+        return tri.astype(np.float32)
 
     def batch(self, n: int) -> dict[str, torch.Tensor]:
         """``n`` samples stacked as (n, 1, crop, crop) float32 tensors."""

@@ -36,6 +36,9 @@ class TrainSettings:
     gen_ssim_weight: float | None = 0.5
     recon: str | None = None
     residual: bool | None = None
+    #: probability of each variation between labs in the training samples (pixel size,
+    #: noise, blur, flicker; :class:`~napari_flowinpaint.tasks.training.TripletSampler`)
+    p_lab: float = 0.0
     extra: dict = field(default_factory=dict)
 
     def nets_config(self) -> NetsConfig:
