@@ -43,7 +43,7 @@ STACKS = {  # name: (path, spacing, z range, real sections known to be damaged)
 #: With ``--all``: the two stacks added later (serial-section SEM and serial block-face SEM).
 MORE = {
     "callosum_sssem z >= 36 (ssSEM, 1024 px, neighbours 1 section away)":
-        (DATA / "callosum_sssem" / "raw.tif", 1, "36:", [43]),
+        (DATA / "callosum_sssem" / "raw.tif", 1, "36:", [43, 48]),  # out of focus
     "cdeep3m_sbem z >= 15 (SBEM, 1024 px, neighbours 1 section away)":
         (DATA / "cdeep3m_sbem" / "raw.tif", 1, "15:", []),
 }

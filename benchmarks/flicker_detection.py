@@ -28,7 +28,9 @@ STACKS = {
     "isbi2012": ("isbi2012_test", (0, 30), ("isbi2012_train", (0, 30)), ()),
     "fibsem_medulla_ts1": ("fibsem_medulla_ts1", (200, 250), ("fibsem_medulla_ts1", (0, 200)),
                            ()),
-    "callosum_sssem": ("callosum_sssem", (36, 50), ("callosum_sssem", (0, 36)), (4, 43)),
+    # z 4 smeared; 9, 13, 16, 20, 29, 30, 43, 48 out of focus (see adapt_detection.py)
+    "callosum_sssem": ("callosum_sssem", (36, 50), ("callosum_sssem", (0, 36)),
+                       (4, 9, 13, 16, 20, 29, 30, 43, 48)),
     "cdeep3m_sbem": ("cdeep3m_sbem", (15, 20), ("cdeep3m_sbem", (0, 15)), ()),
 }
 
