@@ -74,7 +74,7 @@ class _SlowDetector:
     def __init__(self):
         self._gate = _gate()
 
-    def __call__(self, stack, zs, grow=0):
+    def __call__(self, stack, zs, grow=0, weights=None):
         for i, z in enumerate(zs):
             time.sleep(0.2)
             if i:

@@ -265,7 +265,7 @@ def test_big_lazy_stack_gets_a_zarr_mask_and_results_on_disk(lazy, qtbot, monkey
     _check_result(viewer.layers["em repaired"], damaged, truth, [10])
 
 
-def _fake_detector(stack, zs, grow=0):
+def _fake_detector(stack, zs, grow=0, weights=None):
     """Stands in for iter_detect_damage: finds HOLE on slices 4, 10 and 15."""
     for z in zs:
         found = np.zeros(stack.shape[1:], bool)

@@ -103,6 +103,7 @@ class FinetuneWidget(ImageChoiceMixin, StatusMixin, Container):
         self._relay = _Relay()
         self._relay.info.connect(self._on_progress)
         self._returned = False
+        self._running_target = "repair networks"
         #: The last run's :class:`~napari_flowinpaint.tasks.training.FinetuneResult`, or None.
         self.result: FinetuneResult | DetectorFinetuneResult | None = None
         self.worker = None  # the running worker, if any (napari.qt.threading.FunctionWorker)
@@ -227,11 +228,13 @@ class FinetuneWidget(ImageChoiceMixin, StatusMixin, Container):
         self._set_running(True)
         self.plot.clear()
         self._phase, self._returned = None, False
+        self._running_target = self.target  # the box may be gone (closed) while it runs
         self._open_progress(1, PHASES["before"])
         self._set_status(f"{PHASES['before']} on the last slices of '{image.name}', then "
                          f"training the {self.target} {iterations} iterations...")
         self.worker = create_worker(
-            self._run, self.target, image.data, out, None if damage is None else damage.data,
+            self._run, self._running_target, image.data, out,
+            None if damage is None else damage.data,
             iterations, spacing,
             _connect={"returned": self._on_returned, "errored": self._on_errored,
                       "warned": self._on_warned, "finished": self._on_finished},
@@ -327,7 +330,7 @@ class FinetuneWidget(ImageChoiceMixin, StatusMixin, Container):
             if loss is not None:
                 self.plot.add(step, loss)
         else:
-            text = f"{PHASES[phase]}: {TARGETS[self.target][2]} {step} of {total}"
+            text = f"{PHASES[phase]}: {TARGETS[self._running_target][2]} {step} of {total}"
         if self._stop.is_set():
             text += "; stopping..."
         self._set_status(text)
