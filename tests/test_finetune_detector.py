@@ -141,3 +141,28 @@ def test_training_sources_name_sections_to_skip():
     assert src == TrainSource("data/callosum/raw.tif", (0, 36), (1,), skip=(4,))
     assert parse_source("a.tif:10:20:2,3").skip == ()
     assert parse_source("a.tif").z_range == (0, 1 << 30)
+
+
+class _Counting:
+    """A stack that records how many sections each read takes (a lazy store stand-in)."""
+
+    def __init__(self, array):
+        self.array, self.shape, self.dtype, self.ndim = array, array.shape, array.dtype, 3
+        self.reads = []
+
+    def __getitem__(self, key):
+        first = key[0] if isinstance(key, tuple) else key
+        n = len(range(*first.indices(self.shape[0]))) if isinstance(first, slice) else 1
+        self.reads.append(n)
+        return np.asarray(self.array[key])
+
+
+@needs_detector
+def test_finetune_detector_reads_a_lazy_stack_in_pieces(sample, tmp_path):
+    big = np.concatenate([sample] * 4)  # 64 sections
+    lazy = _Counting(big)
+    res = finetune_detector(lazy, tmp_path / "d", iterations=2, score_sections=6, **FAST)
+    assert res.weights.is_file()
+    # single sections and windows while training; the scored part (6 sections) at once;
+    # never the 48 training sections
+    assert max(lazy.reads) <= 6 and lazy.reads.count(6) == 1

@@ -253,3 +253,18 @@ def test_ome_zarr_with_several_channels_is_refused(tmp_path):
     write_image(np.zeros((2, 3, 16, 16), np.uint8), group, axes="czyx", scale_factors=())
     with pytest.raises(ValueError, match="2 elements along its 'c' axis"):
         read_stack(tmp_path / "c.ome.zarr")
+
+
+def test_section_range_reads_only_what_is_indexed():
+    from napari_flowinpaint.tasks.io import SectionRange
+
+    stack = np.arange(5 * 4 * 3).reshape(5, 4, 3)
+    view = SectionRange(stack, 1, 4)
+    assert view.shape == (3, 4, 3) and len(view) == 3 and view.dtype == stack.dtype
+    np.testing.assert_array_equal(view[0], stack[1])
+    np.testing.assert_array_equal(view[-1, 1:3], stack[3, 1:3])
+    with pytest.raises(IndexError, match="outside the range of 3"):
+        view[3]
+    with pytest.raises(TypeError, match="an int first"):
+        view[0:2]
+    assert SectionRange(stack, 3, 99).shape[0] == 2

@@ -8,6 +8,7 @@ from .sample import SAMPLE_INFO, load_sample, sample_path
 from .stacks import (
     SUPPORTED_EXTENSIONS,
     LazyStack,
+    SectionRange,
     check_output_path,
     read_stack,
     read_voxel_size,
@@ -15,6 +16,7 @@ from .stacks import (
 )
 from .writer import StackWriter, write_stack
 
-__all__ = ["SAMPLE_INFO", "SUPPORTED_EXTENSIONS", "LazyStack", "StackWriter", "check_output_path",
+__all__ = ["SAMPLE_INFO", "SUPPORTED_EXTENSIONS", "LazyStack", "SectionRange", "StackWriter",
+           "check_output_path",
            "load_sample", "read_stack", "read_voxel_size", "sample_path", "stack_format",
            "write_stack"]

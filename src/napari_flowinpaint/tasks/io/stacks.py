@@ -24,8 +24,8 @@ from ...engine import files
 from ._logs import quiet_logger
 from .ome import is_ome_zarr, open_ome_zarr
 
-__all__ = ["SUPPORTED_EXTENSIONS", "LazyStack", "stack_format", "read_stack", "read_voxel_size",
-           "check_3d", "check_output_path"]
+__all__ = ["SUPPORTED_EXTENSIONS", "LazyStack", "SectionRange", "stack_format", "read_stack",
+           "read_voxel_size", "check_3d", "check_output_path"]
 
 #: File extensions understood by :func:`read_stack` and :func:`write_stack`.
 SUPPORTED_EXTENSIONS = (".tif", ".tiff", ".zarr")
@@ -163,6 +163,33 @@ class LazyStack:
 
     def __repr__(self) -> str:
         return f"LazyStack({str(self.path)!r}, shape={self.shape}, dtype={self.dtype})"
+
+
+class SectionRange:
+    """Sections ``start <= z < stop`` of a stack, read only when indexed: what
+    ``stack[start:stop]`` is for numpy, without reading a lazy stack's whole range.
+
+    ``view[i]`` and ``view[i, ...]`` read section ``start + i`` (a negative ``i`` counts
+    from ``stop``); ``shape`` and ``len`` are the range's.
+    """
+
+    def __init__(self, stack, start: int, stop: int):
+        n = int(stack.shape[0])
+        self.stack, self.start, self.stop = stack, max(0, int(start)), min(n, int(stop))
+        self.shape = (max(0, self.stop - self.start), *tuple(stack.shape)[1:])
+        self.dtype, self.ndim = np.dtype(stack.dtype), len(self.shape)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key):
+        first, rest = (key[0], key[1:]) if isinstance(key, tuple) else (key, ())
+        if not isinstance(first, int | np.integer):
+            raise TypeError(f"index a SectionRange by section (an int first), got {key!r}.")
+        i = int(first) + (self.shape[0] if first < 0 else 0)
+        if not 0 <= i < self.shape[0]:
+            raise IndexError(f"section {first} is outside the range of {self.shape[0]}.")
+        return np.asarray(self.stack[(self.start + i, *rest)])
 
 
 def read_stack(path, *, name: str = "stack"):

@@ -12,6 +12,7 @@ import torch
 from ...engine.pipeline import prepare_inputs
 from ..detection import detector_input, stack_scale
 from ..detection.cues import level_section, match_neighbour, stack_level
+from ..io import SectionRange
 from ..simulation import DAMAGE_KINDS, continuing_structure, random_mask, simulate_damage
 
 __all__ = ["TripletSampler", "DetectorSampler"]
@@ -185,8 +186,9 @@ class DetectorSampler:
             if not centres:
                 raise ValueError(f"{src.path}: no section of z {z0}:{z1} is left to sample "
                                  f"({len(src.skip)} skipped).")
-            level = stack_level(arr[z0:z1])
-            self.stacks.append((arr, src, z0, z1, stack_scale(arr[z0:z1], level), level,
+            part = SectionRange(arr, z0, z1)  # a lazy stack's range is not read whole
+            level = stack_level(part)
+            self.stacks.append((arr, src, z0, z1, stack_scale(part, level), level,
                                 marked, frozenset(src.skip)))
         self.window = None if window is None else int(window)
         w = np.array([s[1].weight for s in self.stacks], float)
