@@ -211,12 +211,12 @@ def test_bright_blank_finds_thin_cracks(sample, seed, thin):
 
 # ------------------------------------------------------------------------- the detector
 @needs_detector
-# stains on these 192 px crops are small (radius 7-21 px): the detector, tuned for fewer
-# false alarms on real sections, finds 3 of 4 here (F1 0.80-0.85 on the 250-512 px
-# validation sections, benchmarks/eval_detection.py)
+# stains on these 192 px crops are small (radius 7-21 px) and folds narrow: the detector,
+# tuned for fewer false alarms on real sections of every stack, finds about half of them
+# here (F1 .70-.82 on the 250-512 px validation sections, benchmarks/eval_detection.py)
 @pytest.mark.parametrize("kind,least", [("hole", 0.8), ("missing", 0.95), ("crack", 0.6),
-                                        ("fold", 0.5), ("stain", 0.4), ("sediment", 0.6),
-                                        ("blur", 0.6)])
+                                        ("fold", 0.3), ("stain", 0.4), ("sediment", 0.6),
+                                        ("blur", 0.6), ("defocus", 0.5)])
 def test_detects_each_kind_on_a_real_crop(sample, kind, least):
     f1s = []
     for seed in range(4):
