@@ -18,7 +18,7 @@ from napari_flowinpaint.tasks.training import (
     TrainSource,
     finetune_detector,
 )
-from napari_flowinpaint.tasks.training.finetune_detector import marked_sections
+from napari_flowinpaint.tasks.training.common import marked_sections
 
 SAMPLE = (Path(__file__).resolve().parents[1] / "src" / "napari_flowinpaint" / "data"
           / "fibsem_medulla_sample.tif")

@@ -23,7 +23,12 @@ from ...engine.files import atomic_output, write_text
 __all__ = ["SHARED_DATA", "TrainSource", "prepare_run_folder", "default_sources",
            "parse_source", "load_sources",
            "save_rng_state", "restore_rng_state", "save_checkpoint", "load_checkpoint",
-           "LossLog", "plot_losses", "cosine_lr", "psnr_masked", "Stopped"]
+           "LossLog", "plot_losses", "cosine_lr", "psnr_masked", "Stopped",
+           "weights_output", "publish_weights", "phase_reporter", "held_out_split",
+           "marked_sections", "MOSTLY_MARKED"]
+
+#: A section whose painted damage covers more than this share is not trained on at all.
+MOSTLY_MARKED = 0.5
 
 #: The development data beside a checkout (``../shared/data``).
 SHARED_DATA = Path(__file__).resolve().parents[4].parent / "shared" / "data"
@@ -31,6 +36,78 @@ SHARED_DATA = Path(__file__).resolve().parents[4].parent / "shared" / "data"
 
 class Stopped(Exception):
     """Raised inside a long step (scoring weights) when its ``should_stop`` says so."""
+
+
+def weights_output(out, *, overwrite: bool, protect, what: str) -> tuple[Path, Path]:
+    """The fine-tuned weights file (``.safetensors`` added when missing) and its run folder
+    (``<name>.run``), after checking that the file and its ``.json`` may be written."""
+    from ...engine.files import check_output_path
+
+    out = Path(out)
+    if out.suffix != ".safetensors":
+        out = out.with_name(out.name + ".safetensors")
+    for path in (out, out.with_suffix(".json")):
+        check_output_path(path, overwrite=overwrite, protect=protect, what=what)
+    return out, out.with_name(out.stem + ".run")
+
+
+def publish_weights(trained, out: Path, *, overwrite: bool, protect, what: str) -> None:
+    """Copy a run's weights (``trained`` ``.safetensors`` + ``.json``) to ``out``, each file
+    written atomically."""
+    import shutil
+
+    for suffix in (".safetensors", ".json"):
+        with atomic_output(out.with_suffix(suffix), overwrite=overwrite, protect=protect,
+                           what=what) as tmp:
+            shutil.copyfile(Path(trained).with_suffix(suffix), tmp)
+
+
+def held_out_split(shape, spacing, iterations, held_out, *, doing: str) -> tuple[int, int, int]:
+    """Check a fine-tuning's stack shape and options; ``(spacing, iterations, split)``, where
+    sections ``split`` and after are held out (``held_out`` of them, at least one triplet).
+    ``doing`` names the work in the errors (e.g. ``"fine-tune"``)."""
+    shape = tuple(shape)
+    if len(shape) != 3:
+        raise ValueError(f"expected a 3-D stack (z, y, x), got shape {shape}.")
+    spacing, iterations = int(spacing), int(iterations)
+    if spacing < 1 or iterations < 1:
+        raise ValueError(f"spacing and iterations must be >= 1, got {spacing}, {iterations}.")
+    if not 0 < held_out < 1:
+        raise ValueError(f"held_out must be a fraction in (0, 1), got {held_out}.")
+    nz = shape[0]
+    split = nz - max(2 * spacing + 1, int(math.ceil(held_out * nz)))
+    if split < 2 * spacing + 1:
+        raise ValueError(
+            f"a stack of {nz} sections is too short to {doing} with spacing {spacing}: "
+            f"need at least {2 * (2 * spacing + 1)} sections (training + held-out).")
+    return spacing, iterations, split
+
+
+def marked_sections(damaged, shape) -> tuple[list[int], list[int]]:
+    """Sections with painted damage, and those painted over more than
+    :data:`MOSTLY_MARKED` of their area, from a mask stack (nonzero = damaged; read one
+    section at a time) or a list of section indices (each counted as wholly damaged)."""
+    nz = shape[0]
+    if damaged is None:
+        return [], []
+    if len(np.shape(damaged)) == 3:
+        if tuple(np.shape(damaged)) != tuple(shape):
+            raise ValueError(f"the damage mask has shape {tuple(np.shape(damaged))}; expected "
+                             f"the stack's {tuple(shape)}.")
+        share = [float(np.count_nonzero(np.asarray(damaged[z]))) / float(np.prod(shape[1:]))
+                 for z in range(nz)]
+        return ([z for z in range(nz) if share[z] > 0],
+                [z for z in range(nz) if share[z] > MOSTLY_MARKED])
+    zs = sorted({int(z) % nz for z in np.ravel(damaged)})
+    return zs, zs
+
+
+def phase_reporter(callback, name: str):
+    """``progress(done, total)`` that reports ``{"phase": name, "step", "total"}`` to
+    ``callback`` (None without a callback)."""
+    if callback is None:
+        return None
+    return lambda done, total: callback({"phase": name, "step": done, "total": total})
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,6 @@ masks; sections the user marked as damaged are never used. The last sections of 
 
 from __future__ import annotations
 
-import math
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,9 +15,16 @@ from pathlib import Path
 import numpy as np
 
 from ...engine import FlowInpainter, load_weights
-from ...engine.files import atomic_output, check_output_path
 from ..evaluation.repair import evaluate
-from .common import Stopped, TrainSource
+from .common import (
+    Stopped,
+    TrainSource,
+    held_out_split,
+    marked_sections,
+    phase_reporter,
+    publish_weights,
+    weights_output,
+)
 from .inpainting import TrainSettings, train
 
 __all__ = ["FinetuneResult", "finetune"]
@@ -125,31 +130,10 @@ def finetune(stack, out, *, damaged=None, weights=None, iterations: int = 300,
     FinetuneResult
     """
     stack = np.asarray(stack)
-    if stack.ndim != 3:
-        raise ValueError(f"expected a 3-D stack (z, y, x), got shape {stack.shape}.")
-    spacing, iterations = int(spacing), int(iterations)
-    if spacing < 1 or iterations < 1:
-        raise ValueError(f"spacing and iterations must be >= 1, got {spacing}, {iterations}.")
-    if not 0 < held_out < 1:
-        raise ValueError(f"held_out must be a fraction in (0, 1), got {held_out}.")
+    spacing, iterations, split = held_out_split(stack.shape, spacing, iterations, held_out,
+                                                doing="fine-tune")
     nz = stack.shape[0]
-    if damaged is None:
-        skip = ()
-    else:
-        arr = np.asarray(damaged)
-        if arr.ndim == 3:
-            if arr.shape != stack.shape:
-                raise ValueError(f"the damage mask has shape {arr.shape}; expected the stack's "
-                                 f"{stack.shape}.")
-            skip = tuple(int(z) for z in np.flatnonzero(arr.reshape(nz, -1).any(axis=1)))
-        else:
-            skip = tuple(int(z) for z in arr.ravel())
-    n_hold = max(2 * spacing + 1, int(math.ceil(held_out * nz)))
-    split = nz - n_hold
-    if split < 2 * spacing + 1:
-        raise ValueError(
-            f"a stack of {nz} sections is too short to fine-tune with spacing {spacing}: "
-            f"need at least {2 * (2 * spacing + 1)} sections (training + held-out).")
+    skip = tuple(marked_sections(damaged, stack.shape)[0])
     marked = set(skip)
     if not any(marked.isdisjoint((z - spacing, z, z + spacing))
                for z in range(spacing, split - spacing)):
@@ -161,24 +145,14 @@ def finetune(stack, out, *, damaged=None, weights=None, iterations: int = 300,
         crop = int(min(stack.shape[1:])) // 32 * 32
         if crop < 32:
             raise ValueError(f"sections of {stack.shape[1:]} are too small to fine-tune on.")
-    out = Path(out)
-    if out.suffix != ".safetensors":
-        out = out.with_name(out.name + ".safetensors")
-    for path in (out, out.with_suffix(".json")):
-        check_output_path(path, overwrite=overwrite, protect=protect,
-                          what="fine-tuned weights file")
-    run_dir = out.with_name(out.stem + ".run")
+    out, run_dir = weights_output(out, overwrite=overwrite, protect=protect,
+                                  what="fine-tuned weights file")
     hold_range = (split, nz)
     score_seed = seed + 1
     held = tuple(range(split, nz))
-    def phase(name):
-        if callback is None:
-            return None
-        return lambda done, total: callback({"phase": name, "step": done, "total": total})
-
     try:
         before = _score(stack, weights, hold_range, spacing, score_samples, score_seed,
-                        should_stop, phase("before"))
+                        should_stop, phase_reporter(callback, "before"))
     except Stopped:  # stopped while scoring the starting weights: nothing trained yet
         return FinetuneResult(None, None, None, held, 0, True, run_dir)
     src = TrainSource("<user stack>", (0, split), (spacing,), 1.0, skip)
@@ -198,13 +172,11 @@ def finetune(stack, out, *, damaged=None, weights=None, iterations: int = 300,
                 should_stop=should_stop, meta={"finetuned_from": str(weights or "bundled")})
     if res.stopped:
         return FinetuneResult(None, before, None, held, res.step, True, run_dir)
-    for suffix in (".safetensors", ".json"):
-        with atomic_output(out.with_suffix(suffix), overwrite=overwrite, protect=protect,
-                           what="fine-tuned weights file") as tmp:
-            shutil.copyfile(res.weights.with_suffix(suffix), tmp)
+    publish_weights(res.weights, out, overwrite=overwrite, protect=protect,
+                    what="fine-tuned weights file")
     try:
         after = _score(stack, out, hold_range, spacing, score_samples, score_seed, should_stop,
-                       phase("after"))
+                       phase_reporter(callback, "after"))
     except Stopped:  # training is complete and the weights are written; only the score is
         return FinetuneResult(out, before, None, held, res.step, True, run_dir)
     return FinetuneResult(out, before, after, held, res.step, res.stopped, run_dir)

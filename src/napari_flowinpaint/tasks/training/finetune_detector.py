@@ -12,25 +12,26 @@ are undamaged) and the pixel F1 of simulated damage on them.
 
 from __future__ import annotations
 
-import math
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ...engine.files import atomic_output, check_output_path
 from ...engine.weights import load_detector
 from ..evaluation.detection import evaluate_detection
-from .common import Stopped, TrainSource
+from .common import (
+    Stopped,
+    TrainSource,
+    held_out_split,
+    marked_sections,
+    phase_reporter,
+    publish_weights,
+    weights_output,
+)
 from .detector import train_detector
 
-__all__ = ["DetectorFinetuneResult", "finetune_detector", "marked_sections"]
-
-#: A section whose painted damage covers more than this share is not trained on at all.
-MOSTLY_MARKED = 0.5
-
+__all__ = ["DetectorFinetuneResult", "finetune_detector"]
 
 @dataclass
 class DetectorFinetuneResult:
@@ -64,25 +65,6 @@ class DetectorFinetuneResult:
     iterations: int
     stopped: bool
     run_dir: Path
-
-
-def marked_sections(damaged, shape) -> tuple[list[int], list[int]]:
-    """Sections with painted damage, and those painted over more than
-    :data:`MOSTLY_MARKED` of their area, from a mask stack (read one section at a time) or a
-    list of section indices (each counted as wholly damaged)."""
-    nz = shape[0]
-    if damaged is None:
-        return [], []
-    if len(np.shape(damaged)) == 3:
-        if tuple(np.shape(damaged)) != tuple(shape):
-            raise ValueError(f"the damage mask has shape {tuple(np.shape(damaged))}; expected "
-                             f"the stack's {tuple(shape)}.")
-        share = [float(np.count_nonzero(np.asarray(damaged[z]))) / float(np.prod(shape[1:]))
-                 for z in range(nz)]
-        return ([z for z in range(nz) if share[z] > 0],
-                [z for z in range(nz) if share[z] > MOSTLY_MARKED])
-    zs = sorted({int(z) % nz for z in np.ravel(damaged)})
-    return zs, zs
 
 
 def _score(part, first, known, weights, spacing, samples, seed, report, should_stop):
@@ -159,20 +141,9 @@ def finetune_detector(stack, out, *, damaged=None, weights=None, iterations: int
     DetectorFinetuneResult
     """
     shape = tuple(np.shape(stack))
-    if len(shape) != 3:
-        raise ValueError(f"expected a 3-D stack (z, y, x), got shape {shape}.")
-    spacing, iterations = int(spacing), int(iterations)
-    if spacing < 1 or iterations < 1:
-        raise ValueError(f"spacing and iterations must be >= 1, got {spacing}, {iterations}.")
-    if not 0 < held_out < 1:
-        raise ValueError(f"held_out must be a fraction in (0, 1), got {held_out}.")
+    spacing, iterations, split = held_out_split(shape, spacing, iterations, held_out,
+                                                doing="adapt the detector")
     nz = shape[0]
-    n_hold = max(2 * spacing + 1, int(math.ceil(held_out * nz)))
-    split = nz - n_hold
-    if split < 2 * spacing + 1:
-        raise ValueError(
-            f"a stack of {nz} sections is too short to adapt the detector with spacing "
-            f"{spacing}: need at least {2 * (2 * spacing + 1)} sections (training + held-out).")
     if min(shape[1:]) < 64:
         raise ValueError(f"sections of {shape[1:]} are too small to adapt the detector on "
                          "(64 x 64 pixels at least).")
@@ -188,24 +159,14 @@ def finetune_detector(stack, out, *, damaged=None, weights=None, iterations: int
     if len(known) >= last - split:
         raise ValueError(f"every scored section ({split}-{last - 1}) is marked damaged; "
                          "none is left to count false alarms on. Use a smaller held_out.")
-    out = Path(out)
-    if out.suffix != ".safetensors":
-        out = out.with_name(out.name + ".safetensors")
-    for path in (out, out.with_suffix(".json")):
-        check_output_path(path, overwrite=overwrite, protect=protect,
-                          what="adapted detector weights file")
-    run_dir = out.with_name(out.stem + ".run")
+    out, run_dir = weights_output(out, overwrite=overwrite, protect=protect,
+                                  what="adapted detector weights file")
     held = tuple(range(split, last))
     part = np.asarray(stack[split:last])
 
-    def phase(name):
-        if callback is None:
-            return None
-        return lambda done, total: callback({"phase": name, "step": done, "total": total})
-
     def score(w, name):
-        return _score(part, split, known, w, spacing, score_samples, seed + 1, phase(name),
-                      should_stop)
+        return _score(part, split, known, w, spacing, score_samples, seed + 1,
+                      phase_reporter(callback, name), should_stop)
 
     try:
         before = score(weights, "before")
@@ -236,10 +197,8 @@ def finetune_detector(stack, out, *, damaged=None, weights=None, iterations: int
     step = int(load_detector(path).meta["training"]["iterations"])
     if stopped and step < iterations:
         return DetectorFinetuneResult(None, before, None, held, step, True, run_dir)
-    for suffix in (".safetensors", ".json"):
-        with atomic_output(out.with_suffix(suffix), overwrite=overwrite, protect=protect,
-                           what="adapted detector weights file") as tmp:
-            shutil.copyfile(path.with_suffix(suffix), tmp)
+    publish_weights(path, out, overwrite=overwrite, protect=protect,
+                    what="adapted detector weights file")
     try:
         after = score(out, "after")
     except Stopped:
