@@ -8,8 +8,9 @@ callback. Messages printed while it runs go above it (:meth:`ProgressBar.write`)
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
-__all__ = ["ProgressBar", "add_parallel_arguments"]
+__all__ = ["ProgressBar", "add_parallel_arguments", "add_finetune_arguments"]
 
 _FORMAT = ("{desc}: {n_fmt}/{total_fmt} {unit} {percentage:3.0f}%|{bar}| "
            "[{elapsed}<{remaining}, {rate_fmt}{postfix}]")
@@ -79,3 +80,22 @@ def add_parallel_arguments(parser) -> None:
     parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
                         help="run on an existing dask.distributed cluster, e.g. "
                              "tcp://10.0.0.5:8786 (--workers is then ignored)")
+
+
+def add_finetune_arguments(parser, *, what: str, iterations: int, mask_help: str) -> None:
+    """The options ``finetune`` and ``finetune-detector`` share: the stack, ``-o`` (the
+    ``what`` weights file), ``-m`` (``mask_help``), the starting weights, ``--iterations``
+    (default ``iterations``), ``--spacing``, ``--held-out``, ``--seed``, ``--overwrite``."""
+    parser.add_argument("stack", type=Path, help="TIFF, zarr or OME-Zarr stack (z, y, x)")
+    parser.add_argument("-o", "--out", required=True, type=Path,
+                        help=f"{what} file (.safetensors)")
+    parser.add_argument("-m", "--mask", type=Path, default=None, help=mask_help)
+    parser.add_argument("--weights", default=None, help="starting weights (default: bundled)")
+    parser.add_argument("--iterations", type=int, default=iterations)
+    parser.add_argument("--spacing", type=int, default=1,
+                        help="neighbour distance (1 for serial sections, 3-5 for FIB-SEM)")
+    parser.add_argument("--held-out", type=float, default=0.2,
+                        help="fraction of sections kept aside to score before/after")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the output weights file if it exists")

@@ -7,9 +7,7 @@ before and after; running it again resumes. The work is
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from .common import ProgressBar
+from .common import ProgressBar, add_finetune_arguments
 
 __all__ = ["add_arguments", "run"]
 
@@ -17,20 +15,9 @@ __all__ = ["add_arguments", "run"]
 def add_arguments(parser) -> None:
     parser.description = ("Fine-tune the learned stages on your own stack (self-supervised), "
                           "starting from the bundled weights.")
-    parser.add_argument("stack", type=Path, help="TIFF or zarr stack (z, y, x)")
-    parser.add_argument("-o", "--out", required=True, type=Path,
-                        help="fine-tuned weights file (.safetensors)")
-    parser.add_argument("-m", "--mask", type=Path, default=None,
-                        help="mask stack of known damage: those sections are not trained on")
-    parser.add_argument("--weights", default=None, help="starting weights (default: bundled)")
-    parser.add_argument("--iterations", type=int, default=300)
-    parser.add_argument("--spacing", type=int, default=1,
-                        help="neighbour distance (1 for serial sections, 3-5 for FIB-SEM)")
-    parser.add_argument("--held-out", type=float, default=0.2,
-                        help="fraction of sections kept aside to score before/after")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace the output weights file if it exists")
+    add_finetune_arguments(parser, what="fine-tuned weights", iterations=300,
+                           mask_help="mask stack of known damage: those sections are not "
+                                     "trained on")
 
 
 def run(args) -> int:

@@ -8,29 +8,15 @@ false alarms and F1 before and after; running it again resumes. Use the result w
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from .common import ProgressBar
+from .common import ProgressBar, add_finetune_arguments
 
 __all__ = ["add_arguments", "run", "describe_scores"]
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("stack", type=Path, help="TIFF, zarr or OME-Zarr stack (z, y, x)")
-    parser.add_argument("-o", "--out", required=True, type=Path,
-                        help="adapted detector weights file (.safetensors)")
-    parser.add_argument("-m", "--mask", type=Path, default=None,
-                        help="mask stack of known damage (nonzero): left out of the training")
-    parser.add_argument("--weights", default=None,
-                        help="starting detector weights (default: bundled)")
-    parser.add_argument("--iterations", type=int, default=200)
-    parser.add_argument("--spacing", type=int, default=1,
-                        help="neighbour distance (1 for serial sections, 3-5 for FIB-SEM)")
-    parser.add_argument("--held-out", type=float, default=0.2,
-                        help="fraction of sections kept aside to score before/after")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace the output weights file if it exists")
+    add_finetune_arguments(parser, what="adapted detector weights", iterations=200,
+                           mask_help="mask stack of known damage (nonzero): left out of "
+                                     "the training")
 
 
 def describe_scores(scores: dict) -> str:
