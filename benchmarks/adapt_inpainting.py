@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -24,8 +25,10 @@ import numpy as np
 import tifffile
 
 from napari_flowinpaint.engine import FlowInpainter
-from napari_flowinpaint.tasks.evaluation import evaluate
 from napari_flowinpaint.tasks.training import finetune
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from compare_weights import score_validation  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -59,28 +62,12 @@ def main() -> None:
         engines = {"optical flow only": FlowInpainter(stages="initial_reference", device="cpu"),
                    "bundled": FlowInpainter(device="cpu"),
                    "fine-tuned": FlowInpainter(weights=res.weights, device="cpu")}
-        # real defects of the validation part are left out: each run of sections between
-        # them is scored on its own, with samples in proportion to its length
-        cuts = [-1] + sorted(k - v0 for k in known if v0 <= k < v1) + [len(val)]
-        parts = [(a + 1, b) for a, b in zip(cuts, cuts[1:], strict=False)
-                 if b - a - 1 >= 2 * spacing + 1]
-        total = sum(b - a for a, b in parts)
-        scores: dict = {}
-        for a, b in parts:
-            n = max(4, round(args.samples * (b - a) / total))
-            rep = evaluate(val, spacing=spacing, crop=256, samples=n, seed=0, z_range=(a, b),
-                           methods={k: e.inpaint for k, e in engines.items()})
-            for m, rows in rep["results"].items():
-                for k, r in rows.items():
-                    cell = scores.setdefault(m, {}).setdefault(k, [])
-                    cell.append((n, r["psnr"], r["psnr_hole"], r["ssim"]))
+        scores = score_validation(val, spacing=spacing, known=known, samples=args.samples,
+                                  engines=engines, offset=v0)
         summary[name] = {
             "finetune_minutes": round(minutes, 1), "iterations": res.iterations,
             "train_held_out": {"before": res.psnr_before, "after": res.psnr_after},
-            "validation_parts": parts,
-            "validation": {m: {k: dict(zip(("psnr", "psnr_hole", "ssim"), np.average(
-                np.array(cells)[:, 1:], axis=0, weights=np.array(cells)[:, 0]).tolist(),
-                strict=True)) for k, cells in rows.items()} for m, rows in scores.items()}}
+            "validation": scores}
         print(json.dumps({name: summary[name]}, indent=1), flush=True)
     print("\n| left-out stack (validation part) | method | PSNR 10 % | 30 % | 50 % | mean |")
     print("|---|---|---|---|---|---|")

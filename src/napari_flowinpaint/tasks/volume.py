@@ -252,8 +252,8 @@ def _detect_task(stack, zs, options, scale, array_path, level=None):
 
 def detect_to_file(input, output, *, report=None, overwrite: bool = False,
                    sensitivity: float = 0.5, grow: int = 0, rectangles: bool = False,
-                   min_area: int = 100, weights=None, workers: int | None = 1,
-                   scheduler: str | None = None,
+                   min_area: int = 100, weights=None, relative: bool = True,
+                   workers: int | None = 1, scheduler: str | None = None,
                    progress: Callable[[int, int], None] | None = None,
                    should_stop: Callable[[], bool] | None = None,
                    log: Callable[[str], None] | None = None) -> list[dict]:
@@ -263,7 +263,8 @@ def detect_to_file(input, output, *, report=None, overwrite: bool = False,
 
     Outputs are checked before the work (never onto the input or each other, never over an
     existing file without ``overwrite``); a zarr mask resumes like :func:`repair_to_file`'s
-    output. Options as :func:`~napari_flowinpaint.tasks.detection.detect_damage`; ``workers``,
+    output. Options as :func:`~napari_flowinpaint.tasks.detection.detect_damage` (what is
+    normal for the stack, ``relative``, is measured once, before the work); ``workers``,
     ``scheduler``, ``progress``, ``should_stop`` and ``log`` as :func:`repair_to_file`.
 
     Returns
@@ -272,7 +273,7 @@ def detect_to_file(input, output, *, report=None, overwrite: bool = False,
         The report's rows, in z order.
     """
     from .detection import check_options
-    from .detection.detector import stack_reference
+    from .detection.detector import normal_region_area, relative_min_area, stack_reference
 
     stack = read_stack(input, name="input")
     check_options(sensitivity, grow, min_area)
@@ -283,7 +284,8 @@ def detect_to_file(input, output, *, report=None, overwrite: bool = False,
         check_output_path(report, protect=(input,), overwrite=overwrite, what="report")
     check_output_path(output, protect=(input,), overwrite=overwrite)
     options = dict(sensitivity=sensitivity, grow=grow, rectangles=rectangles,
-                   min_area=min_area, weights=None if weights is None else str(weights))
+                   min_area=min_area, weights=None if weights is None else str(weights),
+                   relative=bool(relative))
     n = stack.shape[0]
     run = {"command": "detect", "input": str(Path(input).resolve()), "shape": list(stack.shape),
            "options": options}
@@ -296,6 +298,16 @@ def detect_to_file(input, output, *, report=None, overwrite: bool = False,
         voxel_size=voxel, description=description)
     rows = {} if store is None else {z: r for z, r in store.done.items()}
     scale, level = stack_reference(stack, options.get("weights"))
+    normal = 0
+    if relative:
+        normal = normal_region_area(stack, sensitivity=sensitivity, min_area=min_area,
+                                    weights=options["weights"], scale=scale, level=level)
+        if normal and log is not None:
+            log(f"healthy sections of this stack show the detector regions of up to {normal} "
+                "px: regions under "
+                f"{relative_min_area(min_area, normal, stack.shape[1] * stack.shape[2])} px "
+                "are not reported (--absolute reports them)")
+    task_options = dict(options, normal_area=normal)
     todo = [z for z in range(n) if z not in rows]
     blocks = [tuple(todo[i:i + _DETECT_BLOCK]) for i in range(0, len(todo), _DETECT_BLOCK)]
     workers = choose_workers(workers, len(todo) * stack.shape[1] * stack.shape[2] / 1e6,
@@ -304,7 +316,8 @@ def detect_to_file(input, output, *, report=None, overwrite: bool = False,
         with SectionRunner(workers, scheduler, log=log) as runner:
             src = str(input) if runner.parallel else stack
             target = None if store is None else str(store.array_path)
-            items = [(_detect_task, src, zs, options, scale, target, level) for zs in blocks]
+            items = [(_detect_task, src, zs, task_options, scale, target, level)
+                     for zs in blocks]
             for _, result in runner.map(items, should_stop=should_stop):
                 for row, m in result:
                     if writer is not None:

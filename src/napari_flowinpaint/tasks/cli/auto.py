@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from ...engine.names import FLOW_METHODS, STAGES
-from .common import ProgressBar, add_parallel_arguments
+from .common import ProgressBar, add_absolute_argument, add_parallel_arguments
 
 __all__ = ["add_arguments", "run"]
 
@@ -37,6 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="detection: grow regions by N pixels (default 2)")
     parser.add_argument("--min-area", type=int, default=100,
                         help="detection: drop regions under N pixels (default 100)")
+    add_absolute_argument(parser)
     parser.add_argument("--detector-weights", type=Path, default=None,
                         help="detector weights (default: bundled)")
     parser.add_argument("--weights", type=Path, default=None,
@@ -62,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
             args.input, args.output, mask_output=args.mask, report=args.report,
             overwrite=args.overwrite, workers=args.workers, scheduler=args.scheduler,
             detect_options=dict(sensitivity=args.sensitivity, grow=args.grow,
-                                min_area=args.min_area, weights=args.detector_weights),
+                                min_area=args.min_area, weights=args.detector_weights,
+                                relative=not args.absolute),
             repair_options=dict(weights=args.weights, device=args.device, stages=args.stages,
                                 flow_method=args.flow_method, max_distance=args.max_distance),
             progress=lambda phase, done, total: bars[phase](done, total),

@@ -99,3 +99,11 @@ def add_finetune_arguments(parser, *, what: str, iterations: int, mask_help: str
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--overwrite", action="store_true",
                         help="replace the output weights file if it exists")
+
+
+def add_absolute_argument(parser) -> None:
+    """``--absolute``: detection not relative to what is normal for the stack."""
+    parser.add_argument("--absolute", action="store_true",
+                        help="report every region of --min-area or more, even the small ones "
+                             "this stack's healthy sections show too (by default those are "
+                             "taken as normal for the stack)")

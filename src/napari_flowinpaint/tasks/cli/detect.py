@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .common import ProgressBar, add_parallel_arguments
+from .common import ProgressBar, add_absolute_argument, add_parallel_arguments
 
 __all__ = ["add_arguments", "run"]
 
@@ -30,6 +30,7 @@ def add_arguments(parser) -> None:
                         help="cover each region by its bounding rectangle")
     parser.add_argument("--min-area", type=int, default=100,
                         help="drop regions under N pixels (default 100)")
+    add_absolute_argument(parser)
     parser.add_argument("--weights", type=Path, default=None,
                         help="detector weights (default: bundled)")
     add_parallel_arguments(parser)
@@ -43,7 +44,8 @@ def run(args) -> int:
         rows = detect_to_file(args.input, args.output, report=args.report,
                               overwrite=args.overwrite, sensitivity=args.sensitivity,
                               grow=args.grow, rectangles=args.rectangles,
-                              min_area=args.min_area, weights=args.weights, progress=bar,
+                              min_area=args.min_area, weights=args.weights,
+                              relative=not args.absolute, progress=bar,
                               workers=args.workers, scheduler=args.scheduler,
                               log=bar.write)
     flagged = [r["z"] for r in rows if r["flagged"]]

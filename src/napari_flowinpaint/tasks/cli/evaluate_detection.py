@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from ..simulation.damage import DAMAGE_KINDS
-from .common import ProgressBar
+from .common import ProgressBar, add_absolute_argument
 
 __all__ = ["add_arguments", "run"]
 
@@ -27,6 +27,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--sensitivity", type=float, default=0.5)
     parser.add_argument("--min-area", type=int, default=100,
                         help="smallest region in pixels (default 100)")
+    add_absolute_argument(parser)
     parser.add_argument("--neighbour-damage", type=float, default=0.0, metavar="P",
                         help="damage each neighbour of a judged section too, with "
                              "probability P (default 0: real neighbours)")
@@ -60,7 +61,8 @@ def run(args) -> int:
                                  sensitivity=args.sensitivity, min_area=args.min_area,
                                  neighbour_damage=args.neighbour_damage,
                                  continuing=not args.no_continuing, weights=args.weights,
-                                 known_damaged=args.known_damaged, progress=bar)
+                                 known_damaged=args.known_damaged,
+                                 relative=not args.absolute, progress=bar)
     print(format_detection_table(rep))
     print(f"median {1000 * rep['seconds_per_slice']:.0f} ms per slice of "
           f"{rep['settings']['shape'][0]}x{rep['settings']['shape'][1]}")

@@ -3,6 +3,8 @@ slices, stacks and stack files (see the package docstring)."""
 
 from __future__ import annotations
 
+import math
+import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -16,6 +18,7 @@ from .cues import (
     bright_blank,
     detector_input,
     is_blank,
+    label_regions,
     level_section,
     match_neighbour,
     stack_level,
@@ -25,7 +28,7 @@ from .cues import (
 from .postprocess import check_options, decide_mask, refine_mask
 
 __all__ = ["detect_damage", "iter_detect_damage", "damage_scores", "damaged_slices",
-           "stack_reference",
+           "stack_reference", "normal_region_area",
            "damage_probability", "as_section_or_stack", "slice_report"]
 
 _NETS: dict = {}
@@ -33,6 +36,14 @@ _NETS: dict = {}
 #: it): each section is brought to the stack's level before it is judged. Older weights
 #: (the bundled ones) saw the stack's grey levels as they are.
 LEVELLED = "levelled"
+#: A region size is normal for a stack when at least this share of its typical sections
+#: (and two of them) show a region (:func:`normal_region_area`).
+NORMAL_SHARE = 1 / 3
+#: A section with more than this fraction found damaged is not typical of its stack.
+TYPICAL_MAX_DAMAGE = 0.01
+#: The most a stack can raise the smallest reported region, as a fraction of a section.
+RELATIVE_MAX_AREA = 0.0025
+_NORMAL: dict = {}  # (id, shape, options) -> (weak reference to the stack, normal area)
 
 
 def _detector(weights=None):
@@ -57,6 +68,81 @@ def stack_reference(stack, weights=None) -> tuple[tuple[float, float], tuple[flo
     stack, and given to :func:`iter_detect_damage` when a stack is judged in parts."""
     level = stack_level(stack)
     return stack_scale(stack, level if _takes_levelled(weights) else None), level
+
+
+def normal_region_area(stack, *, sensitivity: float = 0.5, min_area: int = 100,
+                       weights=None, scale: tuple[float, float] | None = None,
+                       level: tuple[float, float] | None = None, sections: int = 9) -> int:
+    """The size of the regions the detector finds on *this* stack's healthy sections.
+
+    Some stacks show the detector small regions on most healthy sections (on a 60 nm
+    serial-section stack, a profile that the next section no longer holds looks like a
+    stain). What is normal for the stack is not damage: the detector judges up to
+    ``sections`` sections spread through it (:func:`iter_detect_damage` with
+    ``relative=False``); those with more than 1 % of their area found damaged are left out
+    as damaged. When at least a third of the rest, and at least two, show a region, the
+    largest of those regions is returned; otherwise 0 (false alarms are not normal here).
+    :func:`iter_detect_damage` then drops regions smaller than twice that size (at most
+    0.25 % of a section).
+
+    Parameters
+    ----------
+    stack : array_like, shape (Z, H, W)
+        numpy, dask or zarr; only the judged sections and their neighbours are read.
+    sensitivity, min_area, weights, scale, level : keyword-only
+        As :func:`iter_detect_damage`.
+    sections : int, keyword-only
+        How many sections to judge.
+
+    Returns
+    -------
+    int
+        Pixels; 0 when the stack's healthy sections show no region.
+    """
+    n = int(stack.shape[0])
+    if n < 3:
+        return 0
+    picks = sorted(set(np.linspace(1, n - 2, min(n - 2, int(sections))).round().astype(int)
+                       .tolist()))
+    largest = []
+    for _, m in iter_detect_damage(stack, picks, sensitivity=sensitivity, min_area=min_area,
+                                   weights=weights, scale=scale, level=level, relative=False):
+        if m.mean() > TYPICAL_MAX_DAMAGE:
+            continue
+        count, _, area = label_regions(m)
+        largest.append(int(area[1:].max()) if count > 1 else 0)
+    hits = [a for a in largest if a > 0]
+    if len(hits) < 2 or len(hits) < NORMAL_SHARE * len(largest):
+        return 0
+    return max(hits)
+
+
+def relative_min_area(min_area: int, normal_area: int, section_pixels: int) -> int:
+    """The smallest region reported on a stack whose healthy sections show regions of up to
+    ``normal_area`` pixels: twice that, within [``min_area``, 0.25 % of a section]."""
+    cap = math.ceil(RELATIVE_MAX_AREA * section_pixels)
+    return max(int(min_area), min(2 * int(normal_area), cap))
+
+
+def _normal_area_of(arr, **options) -> int:
+    """:func:`normal_region_area` of ``arr``, remembered while ``arr`` lives (a napari layer
+    judged slice by slice pays for it once)."""
+    key = (id(arr), tuple(arr.shape), str(arr.dtype), repr(sorted(options.items())))
+    if options.get("weights") is not None:
+        path = Path(options["weights"])
+        key += (path.stat().st_mtime_ns if path.is_file() else None,)
+    hit = _NORMAL.get(key)
+    if hit is not None and hit[0]() is arr:
+        return hit[1]
+    value = normal_region_area(arr, **options)
+    try:
+        ref = weakref.ref(arr)
+    except TypeError:  # not weakly referenceable: not remembered
+        return value
+    if len(_NORMAL) >= 16:
+        _NORMAL.pop(next(iter(_NORMAL)))
+    _NORMAL[key] = (ref, value)
+    return value
 
 
 def as_section_or_stack(stack):
@@ -92,7 +178,8 @@ def damage_probability(prev, section, next, *, scale, weights=None,
 def iter_detect_damage(stack, zs=None, *, sensitivity: float = 0.5, grow: int = 0,
                        rectangles: bool = False, min_area: int = 100, weights=None,
                        scale: tuple[float, float] | None = None,
-                       level: tuple[float, float] | None = None,
+                       level: tuple[float, float] | None = None, relative: bool = True,
+                       normal_area: int | None = None,
                        ) -> Iterator[tuple[int, np.ndarray]]:
     """Detect damage slice by slice, yielding ``(z, mask)`` as each slice is done.
 
@@ -103,8 +190,10 @@ def iter_detect_damage(stack, zs=None, *, sensitivity: float = 0.5, grow: int = 
     trained on levelled input (:data:`LEVELLED`), the neighbours are matched to each
     section and all three brought to that level before it is judged
     (:func:`~.cues.match_neighbour`, :func:`~.cues.level_section`): brightness and
-    contrast flicker between sections is not damage. See :func:`detect_damage` for the
-    other parameters.
+    contrast flicker between sections is not damage. ``relative`` and ``normal_area``:
+    see :func:`detect_damage` (``normal_area`` is measured once when not given; give it,
+    from :func:`normal_region_area`, when judging a stack in several calls). See
+    :func:`detect_damage` for the other parameters.
     """
     sensitivity = check_options(sensitivity, grow, min_area)
     arr, shape = as_section_or_stack(stack)
@@ -122,6 +211,11 @@ def iter_detect_damage(stack, zs=None, *, sensitivity: float = 0.5, grow: int = 
         scale, level = stack_reference(arr, weights)
     scale, level = tuple(scale), tuple(level)
     threshold = 1.0 - sensitivity
+    if relative and normal_area is None:
+        normal_area = _normal_area_of(arr, sensitivity=sensitivity, min_area=min_area,
+                                      weights=weights, scale=scale, level=level)
+    if relative and normal_area:
+        min_area = relative_min_area(min_area, normal_area, shape[1] * shape[2])
     sections: dict[int, np.ndarray] = {}
     blank: dict[int, bool] = {}
     cues: dict = {}  # half-resolution channels of the cached sections
@@ -170,6 +264,7 @@ def iter_detect_damage(stack, zs=None, *, sensitivity: float = 0.5, grow: int = 
 
 def detect_damage(stack, z: int | None = None, *, sensitivity: float = 0.5, grow: int = 0,
                   rectangles: bool = False, min_area: int = 100, weights=None,
+                  relative: bool = True, normal_area: int | None = None,
                   progress: Callable[[int, int], None] | None = None,
                   should_stop: Callable[[], bool] | None = None) -> np.ndarray:
     """Propose a damage mask for one section, one slice of a stack, or a whole stack.
@@ -193,6 +288,14 @@ def detect_damage(stack, z: int | None = None, *, sensitivity: float = 0.5, grow
         Drop regions of fewer pixels (default 100).
     weights : path, optional, keyword-only
         Detector weights (default: the bundled ``detector-cpu.safetensors``).
+    relative : bool, keyword-only
+        Judge relative to what is normal for this stack (default): when most of its healthy
+        sections show the detector small regions, regions up to twice their size (at most
+        0.25 % of a section) are not reported (:func:`normal_region_area`). False: only
+        ``min_area`` applies. No effect on a single section.
+    normal_area : int, optional, keyword-only
+        The stack's :func:`normal_region_area`, when already known (it costs judging up to
+        9 sections; a stack that stays alive is measured once).
     progress : callable(done, total), keyword-only
         Called after each slice when ``z`` is None.
     should_stop : callable() -> bool, keyword-only
@@ -211,7 +314,7 @@ def detect_damage(stack, z: int | None = None, *, sensitivity: float = 0.5, grow
     """
     arr, shape = as_section_or_stack(stack)
     opts = dict(sensitivity=sensitivity, grow=grow, rectangles=rectangles, min_area=min_area,
-                weights=weights)
+                weights=weights, relative=relative, normal_area=normal_area)
     if arr is None:
         return next(iter_detect_damage(np.asarray(stack)[None], [0], **opts))[1]
     if z is not None:

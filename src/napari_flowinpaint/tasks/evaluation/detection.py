@@ -27,7 +27,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..detection import detect_damage
+from ..detection import detect_damage, normal_region_area
 from ..simulation import DAMAGE_KINDS, continuing_structure, simulate_damage
 from .repair import parse_z_range
 
@@ -44,6 +44,7 @@ def evaluate_detection(stack, *, spacing: int = 1, z_range=None, samples: int = 
                        kinds=DAMAGE_KINDS, seed: int = 0, sensitivity: float = 0.5,
                        min_area: int = 100, neighbour_damage: float = 0.0,
                        continuing: bool = True, weights=None, known_damaged=(),
+                       relative: bool = True,
                        progress: Callable[[int, int], None] | None = None) -> dict:
     """Detection scores on simulated damage of ``stack``.
 
@@ -80,6 +81,11 @@ def evaluate_detection(stack, *, spacing: int = 1, z_range=None, samples: int = 
         they are judged like the others but left out of the clean (undamaged) count and
         reported under ``"known_damaged"`` with whether each was flagged. They may still be
         drawn for simulated damage.
+    relative : bool, keyword-only
+        Judge relative to what is normal for this stack, as
+        :func:`~napari_flowinpaint.tasks.detection.detect_damage` does by default: its
+        :func:`~napari_flowinpaint.tasks.detection.normal_region_area` is measured once on
+        the real sections of the range (reported as ``settings["normal_area"]``).
 
     Returns
     -------
@@ -131,6 +137,9 @@ def evaluate_detection(stack, *, spacing: int = 1, z_range=None, samples: int = 
                     part[j] = simulate_damage(part[j], kind, neighbour_rng)[0]
         return part, i
 
+    # what is normal for this stack, measured once on its real (serial) sections of the range
+    normal = normal_region_area(stack[start:stop:spacing], sensitivity=sensitivity,
+                                min_area=min_area, weights=weights) if relative else 0
     rng = np.random.default_rng(seed)
     total = len(kinds) * samples + (stop - start) + (stop - start - len(known)) * continuing
     done = 0
@@ -140,7 +149,7 @@ def evaluate_detection(stack, *, spacing: int = 1, z_range=None, samples: int = 
         nonlocal done
         t0 = time.perf_counter()
         m = detect_damage(part, i, sensitivity=sensitivity, min_area=min_area,
-                          weights=weights)
+                          weights=weights, relative=relative, normal_area=normal)
         dt = time.perf_counter() - t0
         done += 1
         if progress:
@@ -205,7 +214,8 @@ def evaluate_detection(stack, *, spacing: int = 1, z_range=None, samples: int = 
                      "seed": seed, "sensitivity": sensitivity, "min_area": min_area,
                      "neighbour_damage": neighbour_damage, "shape": list(stack.shape[1:]),
                      "weights": None if weights is None else str(weights),
-                     "known_damaged": known},
+                     "known_damaged": known, "relative": bool(relative),
+                     "normal_area": normal},
     }
 
 
