@@ -321,10 +321,16 @@ class SectionRunner:
                 future.cancel()
 
     def call(self, function: Callable, *args):
-        """``function(*args)`` on a worker (here without workers), e.g. to check settings."""
+        """``function(*args)`` on a worker (here without workers), e.g. to check settings.
+
+        With local workers it is sent to each of them at once, so that they all start (and
+        load what ``function`` loads, such as the engine) side by side rather than one after
+        the other; the first result is returned, and the first error raised."""
         if not self.parallel:
             return function(*args)
-        return self._submit(function, *args).result()
+        copies = self.workers if self._pool is not None else 1
+        futures = [self._submit(function, *args) for _ in range(copies)]
+        return [f.result() for f in futures][0]
 
     def __exit__(self, *exc) -> None:
         if self.client is not None:

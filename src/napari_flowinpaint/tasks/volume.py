@@ -204,8 +204,11 @@ def repair_to_file(input, mask, output, *, overwrite: bool = False, slices=None,
         target = None if store is None else str(store.array_path)
         conf_target = (confidence is not None) if store is None else (
             store.confidence_path and str(store.confidence_path))
+        left = [z for z in todo if z not in done]
+        if runner.parallel:  # the biggest repairs first: no worker is left with one at the end
+            left.sort(key=lambda z: -np.count_nonzero(masks[z]))
         items = [(_repair_task, src_stack, src_masks, z, max_distance, engine, target,
-                  conf_target) for z in todo if z not in done]
+                  conf_target) for z in left]
         if store is not None:
             rest = [z for z in range(stack.shape[0]) if z not in set(todo) and z not in done]
             items += [(copy_sections, src_stack, target, tuple(rest[i:i + _COPY_BLOCK]))
