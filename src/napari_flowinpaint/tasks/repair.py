@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from ..engine import FlowInpainter
 
 __all__ = ["find_neighbours", "repair_slice", "iter_repair_stack", "repair_stack",
-           "damaged_z", "parse_slices", "format_slices"]
+           "damaged_z", "damaged_pixels", "parse_slices", "format_slices"]
 
 
 def _check_stack(stack) -> tuple[int, ...]:
@@ -158,13 +158,20 @@ def repair_slice(stack, z: int, mask, *, masks=None, inpainter: FlowInpainter | 
     return tuple(results) if len(results) > 1 else results[0]
 
 
-def damaged_z(masks) -> list[int]:
-    """Indices of the sections whose mask marks at least one damaged pixel.
+def damaged_pixels(masks) -> dict[int, int]:
+    """``{z: damaged pixel count}`` of the sections whose mask marks at least one.
 
     ``masks`` is any array with a ``shape`` (numpy, zarr, dask), read one section at a time.
     """
     n = getattr(masks, "shape", np.shape(masks))[0]
-    return [z for z in range(n) if np.asarray(masks[z]).any()]
+    counts = ((z, int(np.count_nonzero(masks[z]))) for z in range(n))
+    return {z: c for z, c in counts if c}
+
+
+def damaged_z(masks) -> list[int]:
+    """Indices of the sections whose mask marks at least one damaged pixel (see
+    :func:`damaged_pixels`)."""
+    return list(damaged_pixels(masks))
 
 
 def iter_repair_stack(stack, masks, *, inpainter: FlowInpainter | None = None,

@@ -32,7 +32,7 @@ from .parallel import (
     worker_engine,
     write_section,
 )
-from .repair import damaged_z, find_neighbours, format_slices, parse_slices, repair_slice
+from .repair import damaged_pixels, find_neighbours, format_slices, parse_slices, repair_slice
 
 __all__ = ["RepairSummary", "repair_to_file", "detect_to_file", "auto_to_file"]
 
@@ -158,7 +158,8 @@ def repair_to_file(input, mask, output, *, overwrite: bool = False, slices=None,
     check_output_path(output, protect=(input, mask), overwrite=overwrite)
     if confidence is not None:
         check_output_path(confidence, protect=(input, mask, output), overwrite=overwrite)
-    damaged = damaged_z(masks)
+    pixels = damaged_pixels(masks)  # one read of the mask: which sections, and how much
+    damaged = list(pixels)
     todo, unmasked = damaged, []
     if slices is not None:
         wanted = (parse_slices(slices, stack.shape[0]) if isinstance(slices, str)
@@ -206,7 +207,7 @@ def repair_to_file(input, mask, output, *, overwrite: bool = False, slices=None,
             store.confidence_path and str(store.confidence_path))
         left = [z for z in todo if z not in done]
         if runner.parallel:  # the biggest repairs first: no worker is left with one at the end
-            left.sort(key=lambda z: -np.count_nonzero(masks[z]))
+            left.sort(key=lambda z: -pixels[z])
         items = [(_repair_task, src_stack, src_masks, z, max_distance, engine, target,
                   conf_target) for z in left]
         if store is not None:

@@ -46,11 +46,17 @@ RELATIVE_MAX_AREA = 0.0025
 _NORMAL: dict = {}  # (id, shape, options) -> (weak reference to the stack, normal area)
 
 
+def _weights_key(weights) -> tuple | None:
+    """What identifies detector ``weights``: a file written again (a new fine-tuning) is
+    another key."""
+    if weights is None:
+        return None
+    path = Path(weights)
+    return (str(path), path.stat().st_mtime_ns if path.is_file() else None)
+
+
 def _detector(weights=None):
-    key = None
-    if weights is not None:  # a file written again (a new fine-tuning) is loaded again
-        path = Path(weights)
-        key = (str(path), path.stat().st_mtime_ns if path.is_file() else None)
+    key = _weights_key(weights)
     if key not in _NETS:
         net = load_detector(weights)
         _NETS[key] = net.to(memory_format=torch.channels_last)
@@ -127,10 +133,8 @@ def relative_min_area(min_area: int, normal_area: int, section_pixels: int) -> i
 def _normal_area_of(arr, **options) -> int:
     """:func:`normal_region_area` of ``arr``, remembered while ``arr`` lives (a napari layer
     judged slice by slice pays for it once)."""
-    key = (id(arr), tuple(arr.shape), str(arr.dtype), repr(sorted(options.items())))
-    if options.get("weights") is not None:
-        path = Path(options["weights"])
-        key += (path.stat().st_mtime_ns if path.is_file() else None,)
+    key = (id(arr), tuple(arr.shape), str(arr.dtype), repr(sorted(options.items())),
+           _weights_key(options.get("weights")))
     hit = _NORMAL.get(key)
     if hit is not None and hit[0]() is arr:
         return hit[1]
