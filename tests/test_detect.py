@@ -365,7 +365,7 @@ def test_evaluate_detection_leaves_known_damaged_real_sections_out(sample):
     assert known["known_damaged"] == {3: True}  # judged, flagged, reported apart
     assert plain["clean"]["flagged"] == pytest.approx(1 / 8)
     assert known["clean"]["flagged"] == 0.0
-    assert known["kinds"] == plain["kinds"]  # the simulated samples are the same
+    assert known["kinds"]["missing"]["f1"] == plain["kinds"]["missing"]["f1"] == 1.0
     table = format_detection_table(known)
     assert "known damaged left out, 7 slices" in table
     assert "| real section 3, known damaged | | | | | flagged |" in table
@@ -373,6 +373,25 @@ def test_evaluate_detection_leaves_known_damaged_real_sections_out(sample):
         evaluate_detection(stack, known_damaged=[9], **opts)
     with pytest.raises(ValueError, match="every section"):
         evaluate_detection(stack, known_damaged=range(8), **opts)
+
+
+@needs_detector
+def test_evaluate_detection_draws_no_simulated_damage_on_known_damaged_sections(
+        sample, monkeypatch):
+    # a sample drawn on a really damaged section would score its real damage as false pixels
+    import napari_flowinpaint.tasks.evaluation.detection as det
+
+    stack = sample[:6].copy()
+    drawn = []
+
+    def spy(image, kind, rng=None):
+        drawn.append(next(z for z in range(len(stack)) if np.array_equal(image, stack[z])))
+        return simulate_damage(image, kind, rng)
+
+    monkeypatch.setattr(det, "simulate_damage", spy)
+    det.evaluate_detection(stack, samples=12, kinds=("missing",), continuing=False,
+                           known_damaged=[1, 3, 4])
+    assert len(drawn) == 12 and set(drawn) == {0, 2, 5}
 
 
 def test_detector_training_lowers_the_loss_and_resumes(sample, tmp_path):

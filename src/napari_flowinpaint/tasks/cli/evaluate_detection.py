@@ -38,7 +38,8 @@ def add_arguments(parser) -> None:
                         help="detector weights to score (default: bundled)")
     parser.add_argument("--known-damaged", type=int, nargs="+", default=[], metavar="Z",
                         help="real sections known to carry damage: left out of the "
-                             "undamaged count and reported apart")
+                             "undamaged count, reported apart, and never given "
+                             "simulated damage")
     parser.add_argument("--json", type=Path, default=None, help="also write the report here")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace the --json file if it exists")

@@ -79,8 +79,9 @@ def evaluate_detection(stack, *, spacing: int = 1, z_range=None, samples: int = 
     known_damaged : sequence of int, keyword-only
         Real sections (indices into ``stack``) that carry real damage, found by inspection:
         they are judged like the others but left out of the clean (undamaged) count and
-        reported under ``"known_damaged"`` with whether each was flagged. They may still be
-        drawn for simulated damage.
+        reported under ``"known_damaged"`` with whether each was flagged. They are not drawn
+        for simulated damage: their real damage, absent from the simulated truth, would be
+        scored as false pixels.
     relative : bool, keyword-only
         Judge relative to what is normal for this stack, as
         :func:`~napari_flowinpaint.tasks.detection.detect_damage` does by default: its
@@ -156,6 +157,7 @@ def evaluate_detection(stack, *, spacing: int = 1, z_range=None, samples: int = 
             progress(done, total)
         return m, dt
 
+    drawable = [z for z in range(start, stop) if z not in known]
     seconds = []
     clean_flags, clean_frac, known_flags = [], [], {}
     for z in range(start, stop):  # every real section, judged as it is
@@ -172,7 +174,7 @@ def evaluate_detection(stack, *, spacing: int = 1, z_range=None, samples: int = 
         tp = fp = fn = 0
         prs = []
         for _ in range(samples):
-            z = int(rng.integers(start, stop))
+            z = drawable[int(rng.integers(len(drawable)))]
             damaged, truth = simulate_damage(stack[z], kind, rng)
             found, dt = judge(*around(z, damaged))
             seconds.append(dt)
