@@ -28,3 +28,24 @@ def moving_stack(n=5, shape=(64, 64), *, step=1.5, seed=0, dtype=np.uint8) -> np
     if dtype == np.uint16:
         return np.round(stack * 3000 + 500).astype(np.uint16)
     return stack.astype(dtype)
+
+
+class CountingStack:
+    """A lazy stack stand-in (zarr, dask) that records how many sections each read takes and
+    refuses to be read whole by ``np.asarray``."""
+
+    def __init__(self, array):
+        self.array, self.shape, self.dtype, self.ndim = array, array.shape, array.dtype, 3
+        self.reads = []
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key):
+        first = key[0] if isinstance(key, tuple) else key
+        n = len(range(*first.indices(self.shape[0]))) if isinstance(first, slice) else 1
+        self.reads.append(n)
+        return np.asarray(self.array[key])
+
+    def __array__(self, dtype=None, copy=None):
+        raise AssertionError("the whole lazy stack was read with np.asarray")

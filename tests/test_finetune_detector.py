@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
+from _synth import CountingStack
 
 from napari_flowinpaint.engine.weights import bundled_detector_path, load_detector
 from napari_flowinpaint.tasks.cli import main
@@ -143,24 +144,10 @@ def test_training_sources_name_sections_to_skip():
     assert parse_source("a.tif").z_range == (0, 1 << 30)
 
 
-class _Counting:
-    """A stack that records how many sections each read takes (a lazy store stand-in)."""
-
-    def __init__(self, array):
-        self.array, self.shape, self.dtype, self.ndim = array, array.shape, array.dtype, 3
-        self.reads = []
-
-    def __getitem__(self, key):
-        first = key[0] if isinstance(key, tuple) else key
-        n = len(range(*first.indices(self.shape[0]))) if isinstance(first, slice) else 1
-        self.reads.append(n)
-        return np.asarray(self.array[key])
-
-
 @needs_detector
 def test_finetune_detector_reads_a_lazy_stack_in_pieces(sample, tmp_path):
     big = np.concatenate([sample] * 4)  # 64 sections
-    lazy = _Counting(big)
+    lazy = CountingStack(big)
     res = finetune_detector(lazy, tmp_path / "d", iterations=2, score_sections=6, **FAST)
     assert res.weights.is_file()
     # single sections and windows while training; the scored part (6 sections) at once;

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from _synth import moving_stack
+from _synth import CountingStack, moving_stack
 
 from napari_flowinpaint.engine import (
     FlowInpainter,
@@ -253,6 +253,34 @@ def test_training_lowers_the_loss_and_resumes_exactly(tmp_path):
         torch.testing.assert_close(x, y)
     assert [r["step"] for r in _read(tmp_path / "b" / "losses.csv")] == [
         r["step"] for r in rows]
+
+
+def test_finetune_and_training_read_a_big_lazy_stack_a_crop_at_a_time(tmp_path, monkeypatch):
+    import napari_flowinpaint.tasks.io.stacks as stacks
+    from napari_flowinpaint.tasks.io import load_if_small, write_stack
+    from napari_flowinpaint.tasks.training import finetune
+    from napari_flowinpaint.tasks.training.common import load_sources
+
+    f, g, d = _nets()
+    base = save_weights(tmp_path / "base", get_config("cpu"), f, g, d)
+    stack = moving_stack(16, (64, 64), step=1.0, seed=2).astype(np.uint8)
+    lazy = CountingStack(stack)
+    # a small lazy stack is read into memory (once, whole); a big one is left lazy
+    assert isinstance(load_if_small(lazy), np.ndarray) and lazy.reads == [16]
+    monkeypatch.setattr(stacks, "SMALL_BYTES", stack.nbytes - 1)  # 64 kB is "big" here
+    lazy = CountingStack(stack)
+    assert load_if_small(lazy) is lazy and lazy.reads == []
+    res = finetune(lazy, tmp_path / "tuned", weights=base, iterations=3, batch=2, crop=32,
+                   score_samples=2)
+    assert res.weights.is_file() and res.iterations == 3
+    assert lazy.reads and max(lazy.reads) == 1  # sections and crops, never a range
+    # training from files: a big zarr source stays lazy, a small one (or a TIFF) in memory
+    write_stack(tmp_path / "s.zarr", stack)
+    (arr, _), = load_sources([TrainSource(str(tmp_path / "s.zarr"))])
+    assert not isinstance(arr, np.ndarray) and arr.shape == stack.shape
+    monkeypatch.setattr(stacks, "SMALL_BYTES", 1 << 30)
+    (arr, _), = load_sources([TrainSource(str(tmp_path / "s.zarr"))])
+    assert isinstance(arr, np.ndarray) and np.array_equal(arr, stack)
 
 
 def test_finetune_reports_before_after_and_stops_cleanly(tmp_path):

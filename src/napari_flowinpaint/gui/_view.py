@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..tasks.io import stack_nbytes
+
 __all__ = ["LAZY_BYTES", "SPILL_BYTES", "MaskCensus", "MaskReadError", "RepairedView",
            "is_big_lazy", "is_lazy", "painted_sections", "scan_painted", "stack_nbytes",
            "temporary_zarr", "writable_mask"]
@@ -32,11 +34,6 @@ SPILL_BYTES = 2 << 30
 def is_lazy(data) -> bool:
     """Whether a layer's data are read on demand (dask, zarr, ...) rather than a numpy array."""
     return not isinstance(data, np.ndarray)
-
-
-def stack_nbytes(data) -> int:
-    """The bytes ``data`` would take in memory, from its shape and dtype (nothing is read)."""
-    return int(np.prod(tuple(data.shape), dtype=np.int64)) * np.dtype(data.dtype).itemsize
 
 
 def is_big_lazy(data) -> bool:

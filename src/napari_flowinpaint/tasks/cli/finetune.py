@@ -21,13 +21,12 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    import numpy as np
 
     from ..io import read_stack
     from ..training import finetune
 
-    stack = np.asarray(read_stack(args.stack))
-    damaged = np.asarray(read_stack(args.mask, name="mask")) if args.mask else None
+    stack = read_stack(args.stack)  # a big zarr stays on disk: read a crop at a time
+    damaged = read_stack(args.mask, name="mask") if args.mask else None
     with ProgressBar("finetune", "iterations") as bar:
         res = finetune(stack, args.out, damaged=damaged, weights=args.weights,
                        iterations=args.iterations, spacing=args.spacing,

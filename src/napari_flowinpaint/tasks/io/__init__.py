@@ -6,17 +6,19 @@ napari imports neither torch nor OpenCV.
 
 from .sample import SAMPLE_INFO, load_sample, sample_path
 from .stacks import (
+    SMALL_BYTES,
     SUPPORTED_EXTENSIONS,
     LazyStack,
     SectionRange,
     check_output_path,
+    load_if_small,
     read_stack,
     read_voxel_size,
     stack_format,
+    stack_nbytes,
 )
 from .writer import StackWriter, write_stack
 
-__all__ = ["SAMPLE_INFO", "SUPPORTED_EXTENSIONS", "LazyStack", "SectionRange", "StackWriter",
-           "check_output_path",
-           "load_sample", "read_stack", "read_voxel_size", "sample_path", "stack_format",
-           "write_stack"]
+__all__ = ["SAMPLE_INFO", "SMALL_BYTES", "SUPPORTED_EXTENSIONS", "LazyStack", "SectionRange",
+           "StackWriter", "check_output_path", "load_if_small", "load_sample", "read_stack",
+           "read_voxel_size", "sample_path", "stack_format", "stack_nbytes", "write_stack"]

@@ -24,8 +24,13 @@ from ...engine import files
 from ._logs import quiet_logger
 from .ome import is_ome_zarr, open_ome_zarr
 
-__all__ = ["SUPPORTED_EXTENSIONS", "LazyStack", "SectionRange", "stack_format", "read_stack",
-           "read_voxel_size", "check_3d", "check_output_path"]
+__all__ = ["SMALL_BYTES", "SUPPORTED_EXTENSIONS", "LazyStack", "SectionRange", "stack_format",
+           "read_stack", "read_voxel_size", "check_3d", "check_output_path", "load_if_small",
+           "stack_nbytes"]
+
+#: A lazy stack (zarr, dask) up to this many bytes is read into memory where random access
+#: is the work (training draws crops anywhere); a bigger one is read a crop at a time.
+SMALL_BYTES = 1 << 30
 
 #: File extensions understood by :func:`read_stack` and :func:`write_stack`.
 SUPPORTED_EXTENSIONS = (".tif", ".tiff", ".zarr")
@@ -163,6 +168,23 @@ class LazyStack:
 
     def __repr__(self) -> str:
         return f"LazyStack({str(self.path)!r}, shape={self.shape}, dtype={self.dtype})"
+
+
+def stack_nbytes(data) -> int:
+    """The bytes ``data`` would take in memory, from its shape and dtype (nothing is read)."""
+    return int(np.prod(tuple(data.shape), dtype=np.int64)) * np.dtype(data.dtype).itemsize
+
+
+def load_if_small(stack, *, limit: int | None = None):
+    """``stack`` as a numpy array when it is one already or takes at most ``limit`` bytes
+    (default :data:`SMALL_BYTES`); otherwise ``stack`` itself, lazy, to be indexed a section
+    or a crop at a time. Big data stay on disk: nothing reads a big stack whole."""
+    if isinstance(stack, np.ndarray):
+        return stack
+    if not hasattr(stack, "shape") or not hasattr(stack, "dtype"):
+        return np.asarray(stack)  # a list of sections, or the like
+    limit = SMALL_BYTES if limit is None else int(limit)
+    return np.asarray(stack[:]) if stack_nbytes(stack) <= limit else stack
 
 
 class SectionRange:

@@ -161,10 +161,13 @@ def parse_source(text: str) -> TrainSource:
 
 
 def load_sources(sources: Sequence[TrainSource]) -> list[tuple[np.ndarray, TrainSource]]:
-    """Read each source's stack into memory: ``[(array (Z, H, W), source), ...]``."""
-    from ..io import read_stack
+    """Open each source's stack: ``[(array (Z, H, W), source), ...]``; in memory when small
+    (:func:`~napari_flowinpaint.tasks.io.load_if_small`), else lazy (read a crop at a
+    time)."""
+    from ..io import load_if_small, read_stack
 
-    return [(np.asarray(read_stack(src.path, name="training stack")), src) for src in sources]
+    return [(load_if_small(read_stack(src.path, name="training stack")), src)
+            for src in sources]
 
 
 def prepare_run_folder(out_dir, *, overwrite: bool = False) -> Path:

@@ -16,6 +16,7 @@ import numpy as np
 
 from ...engine import FlowInpainter, load_weights
 from ..evaluation.repair import evaluate
+from ..io import load_if_small
 from .common import (
     Stopped,
     TrainSource,
@@ -92,7 +93,8 @@ def finetune(stack, out, *, damaged=None, weights=None, iterations: int = 300,
     Parameters
     ----------
     stack : array_like, shape (Z, Y, X)
-        The user's stack (read, never modified). Needs at least ``2 * spacing + 1`` clean
+        The user's stack (read, never modified): numpy, zarr or dask; a lazy one over 1 GB
+        is read a crop at a time, never whole. Needs at least ``2 * spacing + 1`` clean
         sections for training and as many held out.
     out : str or Path
         The fine-tuned weights file (``.safetensors``; a ``.json`` side-car goes beside it).
@@ -129,7 +131,7 @@ def finetune(stack, out, *, damaged=None, weights=None, iterations: int = 300,
     -------
     FinetuneResult
     """
-    stack = np.asarray(stack)
+    stack = load_if_small(stack)  # a big lazy stack is read a crop at a time
     spacing, iterations, split = held_out_split(stack.shape, spacing, iterations, held_out,
                                                 doing="fine-tune")
     nz = stack.shape[0]
