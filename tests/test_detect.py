@@ -394,6 +394,23 @@ def test_evaluate_detection_draws_no_simulated_damage_on_known_damaged_sections(
     assert len(drawn) == 12 and set(drawn) == {0, 2, 5}
 
 
+@needs_detector
+def test_evaluate_detection_reads_a_big_lazy_stack_a_few_sections_at_a_time(
+        sample, monkeypatch):
+    from _synth import CountingStack
+
+    import napari_flowinpaint.tasks.io.stacks as stacks
+    from napari_flowinpaint.tasks.evaluation import evaluate_detection
+
+    stack = sample[:9]
+    opts = dict(samples=2, kinds=("hole", "stain"), spacing=2)
+    plain = evaluate_detection(stack, **opts)
+    monkeypatch.setattr(stacks, "SMALL_BYTES", 1024)  # the sample is "big" here
+    lazy = CountingStack(stack)
+    assert evaluate_detection(lazy, **opts)["kinds"] == plain["kinds"]
+    assert lazy.reads and max(lazy.reads) == 1  # section by section, never a range
+
+
 def test_detector_training_lowers_the_loss_and_resumes(sample, tmp_path):
     from napari_flowinpaint.tasks.training import TrainSource, train_detector
 

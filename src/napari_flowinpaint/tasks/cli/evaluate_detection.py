@@ -46,7 +46,6 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    import numpy as np
 
     from ...engine.files import check_output_path, write_text
     from ..evaluation import evaluate_detection, format_detection_table
@@ -55,7 +54,7 @@ def run(args) -> int:
     if args.json:
         check_output_path(args.json, protect=(args.input,), overwrite=args.overwrite,
                           what="--json")
-    stack = np.asarray(read_stack(args.input))
+    stack = read_stack(args.input)  # a big zarr is read a few sections at a time
     with ProgressBar("evaluate-detection", "slices") as bar:
         rep = evaluate_detection(stack, spacing=args.spacing, z_range=args.z_range,
                                  samples=args.samples, kinds=args.kinds, seed=args.seed,

@@ -28,6 +28,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ..detection import detect_damage, normal_region_area
+from ..io import SectionRange, load_if_small
 from ..simulation import DAMAGE_KINDS, continuing_structure, simulate_damage
 from .repair import parse_z_range
 
@@ -51,7 +52,8 @@ def evaluate_detection(stack, *, spacing: int = 1, z_range=None, samples: int = 
     Parameters
     ----------
     stack : array_like, shape (Z, H, W)
-        A real stack, taken as clean. Not modified.
+        A real stack, taken as clean: numpy, zarr or dask; a lazy one over 1 GB is read a
+        few sections at a time, never whole. Not modified.
     spacing : int, keyword-only
         Use every ``spacing``-th section (take 3-5 for isotropic FIB-SEM data, to mimic
         serial sections).
@@ -96,9 +98,9 @@ def evaluate_detection(stack, *, spacing: int = 1, z_range=None, samples: int = 
         "continuing": {same keys as clean} (when ``continuing``), "known_damaged":
         {z: flagged}, "seconds_per_slice", "settings"}``.
     """
-    stack = np.asarray(stack)
-    if stack.ndim != 3:
-        raise ValueError(f"expected a stack (Z, H, W), got shape {stack.shape}.")
+    stack = load_if_small(stack)  # a big lazy stack: only the sections each judgement needs
+    if len(stack.shape) != 3:
+        raise ValueError(f"expected a stack (Z, H, W), got shape {tuple(stack.shape)}.")
     spacing = int(spacing)
     if spacing < 1:
         raise ValueError(f"spacing must be >= 1, got {spacing}.")
@@ -127,7 +129,7 @@ def evaluate_detection(stack, *, spacing: int = 1, z_range=None, samples: int = 
         """Section z (or a replacement) between its serial neighbours, up to 2 each side."""
         zs = [k for k in range(z - 2 * spacing, z + 2 * spacing + 1, spacing)
               if start <= k < stop]
-        part = stack[zs].copy()
+        part = np.stack([np.asarray(stack[k]) for k in zs])
         i = zs.index(z)
         if section is not None:
             part[i] = section
@@ -139,8 +141,9 @@ def evaluate_detection(stack, *, spacing: int = 1, z_range=None, samples: int = 
         return part, i
 
     # what is normal for this stack, measured once on its real (serial) sections of the range
-    normal = normal_region_area(stack[start:stop:spacing], sensitivity=sensitivity,
-                                min_area=min_area, weights=weights) if relative else 0
+    normal = normal_region_area(SectionRange(stack, start, stop, spacing),
+                                sensitivity=sensitivity, min_area=min_area,
+                                weights=weights) if relative else 0
     rng = np.random.default_rng(seed)
     total = len(kinds) * samples + (stop - start) + (stop - start - len(known)) * continuing
     done = 0
@@ -175,7 +178,7 @@ def evaluate_detection(stack, *, spacing: int = 1, z_range=None, samples: int = 
         prs = []
         for _ in range(samples):
             z = drawable[int(rng.integers(len(drawable)))]
-            damaged, truth = simulate_damage(stack[z], kind, rng)
+            damaged, truth = simulate_damage(np.asarray(stack[z]), kind, rng)
             found, dt = judge(*around(z, damaged))
             seconds.append(dt)
             a = int(np.count_nonzero(found & truth))

@@ -188,17 +188,21 @@ def load_if_small(stack, *, limit: int | None = None):
 
 
 class SectionRange:
-    """Sections ``start <= z < stop`` of a stack, read only when indexed: what
-    ``stack[start:stop]`` is for numpy, without reading a lazy stack's whole range.
+    """Sections ``start, start + step, ...`` below ``stop`` of a stack, read only when
+    indexed: what ``stack[start:stop:step]`` is for numpy, without reading a lazy stack's
+    whole range.
 
-    ``view[i]`` and ``view[i, ...]`` read section ``start + i`` (a negative ``i`` counts
-    from ``stop``); ``shape`` and ``len`` are the range's.
+    ``view[i]`` and ``view[i, ...]`` read section ``start + i * step`` (a negative ``i``
+    counts from the end); ``shape`` and ``len`` are the range's.
     """
 
-    def __init__(self, stack, start: int, stop: int):
+    def __init__(self, stack, start: int, stop: int, step: int = 1):
         n = int(stack.shape[0])
+        if int(step) < 1:
+            raise ValueError(f"step must be at least 1, got {step}.")
         self.stack, self.start, self.stop = stack, max(0, int(start)), min(n, int(stop))
-        self.shape = (max(0, self.stop - self.start), *tuple(stack.shape)[1:])
+        self.step = int(step)
+        self.shape = (len(range(self.start, self.stop, self.step)), *tuple(stack.shape)[1:])
         self.dtype, self.ndim = np.dtype(stack.dtype), len(self.shape)
 
     def __len__(self) -> int:
@@ -211,7 +215,7 @@ class SectionRange:
         i = int(first) + (self.shape[0] if first < 0 else 0)
         if not 0 <= i < self.shape[0]:
             raise IndexError(f"section {first} is outside the range of {self.shape[0]}.")
-        return np.asarray(self.stack[(self.start + i, *rest)])
+        return np.asarray(self.stack[(self.start + i * self.step, *rest)])
 
 
 def read_stack(path, *, name: str = "stack"):
