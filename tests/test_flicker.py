@@ -98,3 +98,17 @@ def test_the_bundled_detector_takes_flicker_mostly_in_its_stride(sample):
         assert same > 0.9, seed
         flagged += sum(bool(flick[z].any()) for z in range(len(stack)) if z != 8)
     assert flagged <= 9  # of 45 clean sections judged (5 measured)
+
+
+@pytest.mark.skipif(bundled_detector_path() is None, reason="no bundled detector weights")
+@pytest.mark.parametrize("z", [3, 8, 12])
+def test_a_neighbour_imaged_much_brighter_is_not_taken_for_holes(sample, z):
+    """One neighbour 25 % brighter, the other 22 % darker (seen on FIB-SEM under flicker):
+    matched to the section first, the bright one is not mistaken for blank film (which
+    patched it with the dark one and flagged the whole section)."""
+    part = np.stack([sample[z - 1] * 1.25, sample[z], sample[z + 1] * 0.78])
+    assert not detect_damage(part, 1).any()
+    # a real hole in the brighter neighbour is still left out: not the section's damage
+    holed = part.copy()
+    holed[0], _ = simulate_damage(holed[0], "hole", 3)
+    assert not detect_damage(holed, 1).any()

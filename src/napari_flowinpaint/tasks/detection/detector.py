@@ -244,13 +244,15 @@ def iter_detect_damage(stack, zs=None, *, sensitivity: float = 0.5, grow: int = 
             mask = np.ones(sec.shape, bool)
         else:
             prev, nxt = neighbour(z, -1), neighbour(z, 1)
-            prev, nxt = (without_holes(prev, sec, nxt, scale),
-                         without_holes(nxt, sec, prev, scale))
             # flicker is not damage (weights trained on levelled input): the neighbours in
-            # the section's grey levels, then all three at the stack's level, measured on
-            # the neighbours (damage in the section moves nothing)
+            # the section's grey levels first, so that a neighbour imaged brighter does not
+            # look like a hole to without_holes; then all three at the stack's level,
+            # measured on the neighbours (damage in the section moves nothing)
             if levelled:
                 prev, nxt = match_neighbour(prev, sec), match_neighbour(nxt, sec)
+            prev, nxt = (without_holes(prev, sec, nxt, scale),
+                         without_holes(nxt, sec, prev, scale))
+            if levelled:
                 prev, sec, nxt = [None if x is None else level_section(x, level,
                                                                        like=(prev, nxt))
                                   for x in (prev, sec, nxt)]
