@@ -80,10 +80,10 @@ def test_the_levelled_input_is_the_same_with_and_without_flicker(sample):
 
 
 @pytest.mark.skipif(bundled_detector_path() is None, reason="no bundled detector weights")
-def test_the_bundled_detector_takes_flicker_mostly_in_its_stride(sample):
+def test_the_bundled_detector_takes_flicker_in_its_stride(sample):
     """The bundled detector works on levelled input: with every section flickering by up to
-    +-25 %, the damaged section's mask is the same, and few clean sections get a region
-    (the README gives the validation numbers; "none at all" is not reached yet)."""
+    +-25 %, the damaged section's mask is the same, and no clean section gets a region
+    (the README gives the validation numbers)."""
     from napari_flowinpaint.tasks.detection.detector import _takes_levelled
 
     assert _takes_levelled(None)
@@ -97,7 +97,8 @@ def test_the_bundled_detector_takes_flicker_mostly_in_its_stride(sample):
         same = np.count_nonzero(flick[8] & plain[8]) / np.count_nonzero(flick[8] | plain[8])
         assert same > 0.9, seed
         flagged += sum(bool(flick[z].any()) for z in range(len(stack)) if z != 8)
-    assert flagged <= 9  # of 45 clean sections judged (5 measured)
+    assert flagged == 0  # of 45 clean sections judged (5 before the neighbours were matched
+    # ahead of the check for their holes)
 
 
 @pytest.mark.skipif(bundled_detector_path() is None, reason="no bundled detector weights")
