@@ -79,12 +79,12 @@ def run(argv: list[str], *, kill_after: float | None = None,
     t0 = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "napari_flowinpaint", *argv], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    ps, peak, peak_rss, tick = psutil.Process(proc.pid), 0, 0, 0
     if not monitor:
         err = proc.communicate()[1]
         if proc.returncode != 0:
             print(err, file=sys.stderr)
         return time.perf_counter() - t0, 0.0, proc.returncode
+    ps, peak, peak_rss, tick = psutil.Process(proc.pid), 0, 0, 0
     while proc.poll() is None:
         try:
             procs = [p for p in (ps, *ps.children(recursive=True)) if p.is_running()]

@@ -46,7 +46,6 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-
     from ...engine.files import check_output_path, write_text
     from ..evaluation import evaluate_detection, format_detection_table
     from ..io import read_stack

@@ -21,7 +21,6 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-
     from ..io import read_stack
     from ..training import finetune
 
