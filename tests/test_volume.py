@@ -181,3 +181,21 @@ def test_auto_rejects_outputs_that_collide(volume, tmp_path):
     with pytest.raises(ValueError, match="same path"):
         auto_to_file(d / "in.zarr", tmp_path / "o.zarr", mask_output=tmp_path / "o.zarr")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_worker_keeps_to_its_share_of_the_cores(monkeypatch):
+    """torch and OpenCV (optical flow, warps) both follow FLOWINPAINT_WORKER_THREADS: two
+    workers on two cores run two threads, not four."""
+    import cv2
+    import torch
+
+    from napari_flowinpaint.tasks.parallel import worker_engine
+
+    before = torch.get_num_threads(), cv2.getNumThreads()
+    monkeypatch.setenv("FLOWINPAINT_WORKER_THREADS", "1")
+    try:
+        worker_engine.__wrapped__((None, "cpu", "initial_reference", "dis"))
+        assert (torch.get_num_threads(), cv2.getNumThreads()) == (1, 1)
+    finally:
+        torch.set_num_threads(before[0])
+        cv2.setNumThreads(before[1])

@@ -28,6 +28,7 @@ from .parallel import (
     SectionRunner,
     choose_workers,
     copy_sections,
+    release_memory,
     stack_source,
     worker_engine,
     write_section,
@@ -74,7 +75,8 @@ def _repair_task(stack, masks, z, max_distance, engine, array_path, confidence=F
     confidence array's path) into the output store, or return it (with its confidence when
     ``confidence`` is True) when there is no store."""
     stack, masks = stack_source(stack, "input"), stack_source(masks, "mask")
-    engine = worker_engine(engine) if isinstance(engine, tuple) else engine
+    in_worker = isinstance(engine, tuple)
+    engine = worker_engine(engine) if in_worker else engine
     section = repair_slice(stack, z, np.asarray(masks[z]), masks=masks, inpainter=engine,
                            max_distance=max_distance, return_confidence=bool(confidence))
     if array_path is None:
@@ -83,6 +85,8 @@ def _repair_task(stack, masks, z, max_distance, engine, array_path, confidence=F
         section, conf = section
         write_section(confidence, z, conf)
     write_section(array_path, z, section)
+    if in_worker:
+        release_memory()
     return None
 
 
