@@ -16,6 +16,7 @@ from napari_flowinpaint.engine import (
     optical_flow,
     resolve_device,
     warp,
+    warp_numpy,
 )
 
 INNER = (slice(12, -12), slice(12, -12))
@@ -59,6 +60,29 @@ def test_intermediate_flows_of_uniform_motion():
     to_prev, to_next = intermediate_flows(f, -f, 1 / 3)
     np.testing.assert_allclose(to_prev[..., 0], -2.0, atol=1e-5)
     np.testing.assert_allclose(to_next[..., 0], 4.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(5, 7), (300, 513)])
+def test_warp_numpy_in_bands_of_rows_equals_warp_to_the_bit(shape):
+    rng = np.random.default_rng(0)
+    image = rng.random(shape, dtype=np.float32)
+    flow = rng.normal(0, 3, (*shape, 2)).astype(np.float32)
+    kept = image.copy()
+    with torch.no_grad():
+        whole = warp(torch.from_numpy(image)[None, None],
+                     torch.from_numpy(flow.transpose(2, 0, 1).copy())[None])[0, 0].numpy()
+    np.testing.assert_array_equal(warp_numpy(image, flow, rows=64), whole)
+    np.testing.assert_array_equal(image, kept)  # the input is not touched
+
+
+def test_intermediate_flows_are_the_formula_to_the_bit():
+    rng = np.random.default_rng(1)
+    pn, np_ = (rng.normal(0, 4, (33, 17, 2)).astype(np.float32) for _ in range(2))
+    t = 0.3
+    to_prev, to_next = intermediate_flows(pn, np_, t)
+    np.testing.assert_array_equal(to_prev, (-(1 - t) * t * pn + t * t * np_))
+    np.testing.assert_array_equal(to_next, ((1 - t) * (1 - t) * pn - t * (1 - t) * np_))
+    assert to_prev.dtype == to_next.dtype == np.float32
 
 
 def test_optical_flow_sign_convention(base):

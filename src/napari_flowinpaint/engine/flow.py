@@ -89,12 +89,17 @@ def warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     Tensor, shape (B, C, H, W), same dtype as ``image``.
     """
     check_map_for(image, "image", flow, "flow", 2)
-    b, _, h, w = image.shape
+    h, w = image.shape[2:]
     ys = torch.arange(h, device=flow.device, dtype=flow.dtype)
     xs = torch.arange(w, device=flow.device, dtype=flow.dtype)
     gy, gx = torch.meshgrid(ys, xs, indexing="ij")
-    x = gx.unsqueeze(0) + flow[:, 0]
-    y = gy.unsqueeze(0) + flow[:, 1]
+    return _sample(image, gx.unsqueeze(0) + flow[:, 0], gy.unsqueeze(0) + flow[:, 1])
+
+
+def _sample(image: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``image`` (B, C, H, W) sampled bilinearly at pixel coordinates ``x``, ``y`` (B, h, w;
+    any h, w), nearest border value outside: (B, C, h, w)."""
+    h, w = image.shape[2:]
     # align_corners=True: -1 and 1 are the centres of the first and last pixels
     grid = torch.stack(
         (2.0 * x / max(w - 1, 1) - 1.0, 2.0 * y / max(h - 1, 1) - 1.0), dim=-1
@@ -111,9 +116,22 @@ class Warp(nn.Module):
         return warp(image, flow)
 
 
-def warp_numpy(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
-    """:func:`warp` for one numpy section: ``image`` (H, W) float32, ``flow`` (H, W, 2)."""
+def warp_numpy(image: np.ndarray, flow: np.ndarray, *, rows: int = 256) -> np.ndarray:
+    """:func:`warp` for one numpy section: ``image`` (H, W) float32, ``flow`` (H, W, 2).
+
+    Works through ``rows`` rows at a time: the sampling grid of a whole 2048^2 section
+    would take some 200 MB beside the section; the result is the same to the bit.
+    """
     img = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None, None]
-    fl = torch.from_numpy(np.ascontiguousarray(flow.transpose(2, 0, 1), dtype=np.float32))[None]
+    h, w = img.shape[2:]
+    check_map_for(img, "image", flow.transpose(2, 0, 1)[None], "flow", 2)
+    out = np.empty((h, w), np.float32)
+    xs = torch.arange(w, dtype=torch.float32)
     with torch.no_grad():
-        return warp(img, fl)[0, 0].numpy()
+        for r0 in range(0, h, rows):
+            r1 = min(h, r0 + rows)
+            band = torch.from_numpy(np.ascontiguousarray(flow[r0:r1], dtype=np.float32))
+            ys = torch.arange(r0, r1, dtype=torch.float32)[:, None]
+            x, y = xs[None, None] + band[None, ..., 0], ys[None] + band[None, ..., 1]
+            out[r0:r1] = _sample(img, x, y)[0, 0].numpy()
+    return out
