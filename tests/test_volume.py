@@ -183,19 +183,42 @@ def test_auto_rejects_outputs_that_collide(volume, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_worker_keeps_to_its_share_of_the_cores(monkeypatch):
-    """torch and OpenCV (optical flow, warps) both follow FLOWINPAINT_WORKER_THREADS: two
-    workers on two cores run two threads, not four."""
+@pytest.mark.parametrize("task", ["repair", "detect"])
+def test_a_worker_keeps_to_its_share_of_the_cores(volume, monkeypatch, task):
+    """torch and OpenCV (optical flow, warps) both follow FLOWINPAINT_WORKER_THREADS, in
+    repair and detection tasks alike: two workers on two cores run two threads, not four."""
     import cv2
     import torch
 
+    from napari_flowinpaint.tasks import volume as vol
     from napari_flowinpaint.tasks.parallel import worker_engine
 
+    d, _, damaged, _ = volume
     before = torch.get_num_threads(), cv2.getNumThreads()
     monkeypatch.setenv("FLOWINPAINT_WORKER_THREADS", "1")
     try:
-        worker_engine.__wrapped__((None, "cpu", "initial_reference", "dis"))
+        if task == "repair":
+            worker_engine.__wrapped__((None, "cpu", "initial_reference", "dis"))
+        else:
+            vol._detect_task(damaged, [1], {}, (0.0, 255.0), None)
         assert (torch.get_num_threads(), cv2.getNumThreads()) == (1, 1)
     finally:
         torch.set_num_threads(before[0])
         cv2.setNumThreads(before[1])
+
+
+def test_workers_default_to_the_cores_that_memory_allows(monkeypatch):
+    import psutil
+
+    from napari_flowinpaint.tasks import parallel
+
+    monkeypatch.setattr(parallel.os, "cpu_count", lambda: 8)
+    free = type("Memory", (), {"available": 64 * parallel.WORKER_MEMORY})
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: free)
+    assert parallel.choose_workers(None, 1000, seconds_per_mp=0.5) == 8  # a big job
+    assert parallel.choose_workers(None, 10, seconds_per_mp=0.5) == 1  # 5 s: this process
+    assert parallel.choose_workers(3, 1000, seconds_per_mp=0.5) == 3  # as asked
+    free.available = 3.5 * parallel.WORKER_MEMORY  # room for 3 workers only
+    assert parallel.choose_workers(None, 1000, seconds_per_mp=0.5) == 3
+    free.available = 0
+    assert parallel.choose_workers(None, 1000, seconds_per_mp=0.5) == 1

@@ -30,6 +30,7 @@ from .parallel import (
     copy_sections,
     release_memory,
     stack_source,
+    use_worker_threads,
     worker_engine,
     write_section,
 )
@@ -249,6 +250,7 @@ def repair_to_file(input, mask, output, *, overwrite: bool = False, slices=None,
 def _detect_task(stack, zs, options, scale, array_path, level=None):
     from .detection import iter_detect_damage, slice_report
 
+    use_worker_threads()
     stack = stack_source(stack, "input")
     out = []
     for z, m in iter_detect_damage(stack, list(zs), scale=scale, level=level, **options):
