@@ -272,7 +272,8 @@ def release_memory() -> None:
 
 
 def _init_worker(threads: int) -> None:
-    """Start-up of a local worker process: its share of the cores for torch."""
+    """Start-up of a local worker process: its share of the cores for torch and OpenCV
+    (:func:`use_worker_threads` applies it)."""
     os.environ["FLOWINPAINT_WORKER_THREADS"] = str(threads)
 
 

@@ -76,7 +76,8 @@ def add_parallel_arguments(parser) -> None:
     """``--workers`` and ``--scheduler``, for the commands that work section by section."""
     parser.add_argument("--workers", type=int, default=None, metavar="N",
                         help="local worker processes (default: the cores when the job is big "
-                             "enough to gain from them, else 1 = this process)")
+                             "enough to gain from them, as many as the free memory holds at "
+                             "1 GB each; else 1 = this process)")
     parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
                         help="run on an existing dask.distributed cluster, e.g. "
                              "tcp://10.0.0.5:8786 (--workers is then ignored)")
