@@ -209,6 +209,22 @@ def test_bright_blank_finds_thin_cracks(sample, seed, thin):
     assert not bright_blank(sample[6], neighbours, scale).any()
 
 
+def test_a_bright_speck_in_a_neighbour_does_not_hide_a_crack(sample):
+    """The neighbours' brightest tissue is judged near each pixel: a small saturated speck
+    in a neighbour (about 0.3 % of it) must not lift the level a crack elsewhere has to
+    exceed (on isbi2012_test such specks hid cracks in the next section)."""
+    scale = stack_scale(sample)
+    damaged, truth = simulate_damage(sample[6], "crack", 6)
+    yy, xx = np.mgrid[:sample.shape[1], :sample.shape[2]]
+    speck = (yy - 40) ** 2 + (xx - 150) ** 2 <= 6 ** 2
+    assert 0.002 < speck.mean() < 0.004 and not truth[speck].any()
+    speckled = sample[7].copy()
+    speckled[speck] = 255
+    found = bright_blank(damaged, (sample[5], speckled), scale)
+    assert _f1(found, truth) >= 0.8
+    assert not bright_blank(sample[6], (sample[5], speckled), scale).any()
+
+
 # ------------------------------------------------------------------------- the detector
 @needs_detector
 # stains on these 192 px crops are small (radius 7-21 px) and folds narrow: the detector,

@@ -162,42 +162,68 @@ def is_blank(section, scale: tuple[float, float]) -> bool:
     return float(g.std()) < 0.02
 
 
+#: How far around a pixel :func:`bright_blank` looks for the neighbours' brightest tissue,
+#: as a fraction of the section's side: beyond the shift of tissue between serial sections
+#: (a few %).
+TISSUE_NEAR = 1 / 16
+
+
+def _tissue_top(neighbour, scale: tuple[float, float]) -> np.ndarray:
+    """The brightest tissue of ``neighbour`` near each pixel, in units of ``scale``, at half
+    resolution (float32, every second row and column): its 99.9th percentile, lowered (to
+    its 99.5th at least) where it holds nothing that bright within :data:`TISSUE_NEAR` of
+    the side.
+
+    A small bright speck in a neighbour (a few hundred saturated pixels, common on ssTEM
+    film) sets the 99.9th percentile; taken for the whole section, that level hid the cracks
+    of the next section (no brighter than the speck) wherever they ran. Never above the
+    99.9th percentile: :func:`bright_blank` finds all it found with that level, and more.
+    """
+    lo, hi = scale
+    g = cv2.GaussianBlur((np.asarray(neighbour, np.float32) - lo) / (hi - lo), (0, 0), 1.5)
+    g = g[::2, ::2]
+    top, floor = np.percentile(g, [99.9, 99.5])
+    r = max(1, round(TISSUE_NEAR * max(g.shape)))
+    near = cv2.dilate(g, np.ones((2 * r + 1, 2 * r + 1), np.uint8))
+    return np.clip(near, floor, top)
+
+
 def bright_blank(section, neighbours, scale: tuple[float, float], *,
                  far: float = 0.1) -> np.ndarray:
     """Regions brighter than any tissue and mostly flat: blank film holes, cracks, tears.
 
     Where the electron beam meets no tissue the image saturates and holds only detector
     noise. A region qualifies when its lightly smoothed grey levels exceed the brightest
-    tissue of the neighbours (their 99.9th percentile; without neighbours, the stack's white
-    point) and either at least 30 % of its pixels are flat (local standard deviation under
-    0.6 times the section's median) or it lies far above that tissue (by ``far`` on average,
-    in units of the stack's grey range): a thin crack has no flat pixel, its edges are
-    everywhere. Without neighbours the brightest tissue is the 99.9th percentile
-    of the section's own textured (not flat) pixels. This full-resolution cue finds thin
-    cracks that the half-resolution network can miss: the detector adds the regions that
-    touch what the network found (all of them for a section without neighbours).
+    tissue of the neighbours near it (:func:`_tissue_top`: their 99.9th percentile, lowered
+    where they show nothing that bright nearby) and either at least 30 % of its pixels are
+    flat (local standard deviation under 0.6 times the section's median) or it lies far above
+    that tissue (by ``far`` on average, in units of the stack's grey range): a thin crack has
+    no flat pixel, its edges are everywhere. Without neighbours the brightest tissue is the
+    99.9th percentile of the section's own textured (not flat) pixels. This full-resolution
+    cue finds thin cracks that the half-resolution network can miss: the detector adds the
+    regions that touch what the network found (all of them for a section without
+    neighbours).
     """
     lo, hi = scale
     u = (np.asarray(section, np.float32) - lo) / (hi - lo)
     g = cv2.GaussianBlur(u, (0, 0), 1.5)
-    tops = []
-    for n in neighbours:
-        if n is not None:
-            nu = (np.asarray(n, np.float32) - lo) / (hi - lo)
-            tops.append(float(np.percentile(cv2.GaussianBlur(nu, (0, 0), 1.5)[::2, ::2], 99.9)))
+    tops = [_tissue_top(n, scale) for n in neighbours if n is not None]
     m = cv2.GaussianBlur(u, (0, 0), 1.0)
     sd = np.sqrt(np.maximum(cv2.GaussianBlur(u * u, (0, 0), 1.0) - m * m, 0.0))
     flat = sd < 0.6 * float(np.median(sd[::2, ::2]))
-    if not tops and (~flat).any():  # alone: the brightest textured pixels are tissue
-        tops.append(float(np.percentile(g[~flat], 99.9)))
-    top = max(tops) if tops else 1.0
+    if tops:  # the half-resolution maps brought to full resolution (each pixel's own)
+        top = cv2.resize(np.max(tops, axis=0), (u.shape[1], u.shape[0]),
+                         interpolation=cv2.INTER_NEAREST)
+    else:  # alone: the brightest textured pixels are tissue
+        top = np.full(u.shape, np.percentile(g[~flat], 99.9) if (~flat).any() else 1.0,
+                      np.float32)
     bright = g > top + 0.02
     if not bright.any():
         return bright
     n, labels, area = label_regions(bright)
     inside = labels[bright]
     flat_count = np.bincount(inside, weights=flat[bright], minlength=n)
-    excess = np.bincount(inside, weights=g[bright] - top, minlength=n) / np.maximum(area, 1)
+    excess = np.bincount(inside, weights=g[bright] - top[bright], minlength=n) / np.maximum(area, 1)
     keep = ((flat_count >= 0.3 * area) | (excess >= far)) & (area >= 16)
     keep[0] = False
     return keep[labels]
