@@ -13,7 +13,10 @@ marked, as a user would after a first look) and scored again on the validation p
 - pixel F1 of simulated damage per kind (``evaluate_detection``, ``--samples`` per kind).
 
     .venv/bin/python benchmarks/adapt_detection.py [--stacks callosum_sssem cdeep3m_sbem]
-        [--weights W] [--iterations 200] [--samples 10]
+        [--weights W] [--iterations 200] [--samples 10] [--score-only]
+
+``--score-only`` scores the weights an earlier run adapted (in ``--runs``) again, without
+adapting: for re-measuring after a change to detection itself.
 
 Writes ``benchmarks/results/adapt_detection.json`` (and prints a Markdown table).
 """
@@ -75,6 +78,8 @@ def main() -> None:
     ap.add_argument("--iterations", type=int, default=200)
     ap.add_argument("--samples", type=int, default=10, help="simulated samples per kind")
     ap.add_argument("--runs", default="runs/adapt", help="folder of the adapted weights")
+    ap.add_argument("--score-only", action="store_true",
+                    help="score the adapted weights already in --runs; do not adapt again")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"
                                          / "adapt_detection.json"))
     args = ap.parse_args()
@@ -88,8 +93,17 @@ def main() -> None:
         vknown = [k - v0 for k in vknown]
         tknown = [k - t0 for k in tknown]
         before = score(val, spacing, vknown, args.weights, args.samples, v0)
+        adapted = runs / f"{name}.safetensors"
+        if args.score_only:
+            if not adapted.is_file():
+                raise SystemExit(f"--score-only: no adapted weights {adapted}; run without "
+                                 "--score-only first (or give the --runs folder).")
+            after = score(val, spacing, vknown, str(adapted), args.samples, v0)
+            results[name] = {"before": before, "after": after, "adapt_minutes": None}
+            print(json.dumps({name: results[name]}, indent=1), flush=True)
+            continue
         start = time.perf_counter()
-        res = finetune_detector(train, runs / f"{name}.safetensors", damaged=tknown or None,
+        res = finetune_detector(train, adapted, damaged=tknown or None,
                                 weights=args.weights, iterations=args.iterations,
                                 spacing=spacing, overwrite=True)
         minutes = (time.perf_counter() - start) / 60
@@ -105,7 +119,8 @@ def main() -> None:
         for which in ("before", "after"):
             s = r[which]
             n = s["clean_sections"]
-            label = "starting" if which == "before" else f"adapted ({r['adapt_minutes']} min)"
+            label = ("starting" if which == "before" else "adapted (earlier run)"
+                     if r["adapt_minutes"] is None else f"adapted ({r['adapt_minutes']} min)")
             print(f"| {name} | {label} | {round(s['clean_flagged'] * n)} of {n} | "
                   f"{round(s['flicker_flagged'] * n)} of {n} | {s['false_pixels']:.2%} | "
                   + (", ".join(f"z {k}: {'yes' if v else 'NO'}"

@@ -225,6 +225,24 @@ def test_a_bright_speck_in_a_neighbour_does_not_hide_a_crack(sample):
     assert not bright_blank(sample[6], (sample[5], speckled), scale).any()
 
 
+@pytest.mark.parametrize("kind,seed", [("hole", 0), ("crack", 2), ("crack", 6), ("stain", 1)])
+def test_bright_tissue_judged_nearby_finds_all_the_whole_section_level_finds(sample, kind,
+                                                                            seed):
+    """Judged near each pixel, the neighbours' brightest tissue is never above their 99.9th
+    percentile (``near=False``, what ``without_holes`` uses): here every pixel found with
+    that level is found too, and a hole or crack whole."""
+    scale = stack_scale(sample)
+    damaged, truth = simulate_damage(sample[9], kind, seed)
+    neighbours = (sample[8], sample[10])
+    near = bright_blank(damaged, neighbours, scale)
+    whole = bright_blank(damaged, neighbours, scale, near=False)
+    assert not (whole & ~near).any()
+    if kind in ("hole", "crack"):
+        assert _f1(near, truth) >= 0.8
+    else:  # a dark stain is no blank film either way
+        assert not near.any()
+
+
 # ------------------------------------------------------------------------- the detector
 @needs_detector
 # stains on these 192 px crops are small (radius 7-21 px) and folds narrow: the detector,

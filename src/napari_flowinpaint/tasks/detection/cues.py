@@ -168,28 +168,30 @@ def is_blank(section, scale: tuple[float, float]) -> bool:
 TISSUE_NEAR = 1 / 16
 
 
-def _tissue_top(neighbour, scale: tuple[float, float]) -> np.ndarray:
+def _tissue_top(neighbour, scale: tuple[float, float], *, near: bool = True) -> np.ndarray:
     """The brightest tissue of ``neighbour`` near each pixel, in units of ``scale``, at half
     resolution (float32, every second row and column): its 99.9th percentile, lowered (to
     its 99.5th at least) where it holds nothing that bright within :data:`TISSUE_NEAR` of
-    the side.
+    the side; with ``near=False`` its 99.9th percentile everywhere.
 
     A small bright speck in a neighbour (a few hundred saturated pixels, common on ssTEM
     film) sets the 99.9th percentile; taken for the whole section, that level hid the cracks
     of the next section (no brighter than the speck) wherever they ran. Never above the
-    99.9th percentile: :func:`bright_blank` finds all it found with that level, and more.
+    99.9th percentile: a pixel brighter than that level is brighter than this one too.
     """
     lo, hi = scale
     g = cv2.GaussianBlur((np.asarray(neighbour, np.float32) - lo) / (hi - lo), (0, 0), 1.5)
     g = g[::2, ::2]
     top, floor = np.percentile(g, [99.9, 99.5])
+    if not near:
+        return np.full(g.shape, top, np.float32)
     r = max(1, round(TISSUE_NEAR * max(g.shape)))
     near = cv2.dilate(g, np.ones((2 * r + 1, 2 * r + 1), np.uint8))
     return np.clip(near, floor, top)
 
 
 def bright_blank(section, neighbours, scale: tuple[float, float], *,
-                 far: float = 0.1) -> np.ndarray:
+                 far: float = 0.1, near: bool = True) -> np.ndarray:
     """Regions brighter than any tissue and mostly flat: blank film holes, cracks, tears.
 
     Where the electron beam meets no tissue the image saturates and holds only detector
@@ -202,12 +204,14 @@ def bright_blank(section, neighbours, scale: tuple[float, float], *,
     99.9th percentile of the section's own textured (not flat) pixels. This full-resolution
     cue finds thin cracks that the half-resolution network can miss: the detector adds the
     regions that touch what the network found (all of them for a section without
-    neighbours).
+    neighbours). ``near=False`` takes the neighbours' 99.9th percentile everywhere (the more
+    cautious level, for judging a neighbour against a section that may itself be damaged:
+    see :func:`without_holes`).
     """
     lo, hi = scale
     u = (np.asarray(section, np.float32) - lo) / (hi - lo)
     g = cv2.GaussianBlur(u, (0, 0), 1.5)
-    tops = [_tissue_top(n, scale) for n in neighbours if n is not None]
+    tops = [_tissue_top(n, scale, near=near) for n in neighbours if n is not None]
     m = cv2.GaussianBlur(u, (0, 0), 1.0)
     sd = np.sqrt(np.maximum(cv2.GaussianBlur(u * u, (0, 0), 1.0) - m * m, 0.0))
     flat = sd < 0.6 * float(np.median(sd[::2, ::2]))
@@ -237,7 +241,10 @@ def without_holes(neighbour, section, other, scale: tuple[float, float]):
     strongly and raises the neighbours' brightest tissue level."""
     if neighbour is None:
         return None
-    holes = bright_blank(neighbour, (section,), scale)
+    # the section's level everywhere: judged near each pixel, the bright tissue of a neighbour
+    # next to a blurred or stained section (whose brightest pixels are dimmed) was taken for
+    # holes and replaced, and the section's damage went unseen
+    holes = bright_blank(neighbour, (section,), scale, near=False)
     if not holes.any():
         return neighbour
     holes = cv2.dilate(holes.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)  # rims
