@@ -186,8 +186,8 @@ def _tissue_top(neighbour, scale: tuple[float, float], *, near: bool = True) -> 
     if not near:
         return np.full(g.shape, top, np.float32)
     r = max(1, round(TISSUE_NEAR * max(g.shape)))
-    near = cv2.dilate(g, np.ones((2 * r + 1, 2 * r + 1), np.uint8))
-    return np.clip(near, floor, top)
+    nearby = cv2.dilate(g, np.ones((2 * r + 1, 2 * r + 1), np.uint8))
+    return np.clip(nearby, floor, top)
 
 
 def bright_blank(section, neighbours, scale: tuple[float, float], *,
