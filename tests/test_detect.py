@@ -294,6 +294,28 @@ def test_works_with_one_or_no_neighbour_any_dtype_and_size(sample):
 
 
 @needs_detector
+def test_section_evidence_is_what_detection_decides_from(sample):
+    from napari_flowinpaint.tasks.detection import section_evidence, stack_reference
+
+    stack = sample[4:9].copy()
+    stack[2], truth = simulate_damage(sample[6], "crack", 3)
+    scale, level = stack_reference(stack)
+    p, bright, alone = section_evidence(stack[1], stack[2], stack[3], scale=scale,
+                                        level=level)
+    assert p.shape == bright.shape == truth.shape and p.dtype == np.float32
+    assert not alone
+    assert p[truth].mean() > 0.7 and p[~truth].mean() < 0.1
+    assert bright[truth].mean() > 0.5 and bright[~truth].mean() < 0.01
+    # detection is exactly these, through decide_mask and refine_mask
+    found = refine_mask(decide_mask(p, bright), min_area=100)
+    np.testing.assert_array_equal(found, detect_damage(stack, 2, relative=False))
+    # no neighbour: judged alone; the neighbours given are not modified
+    before = stack.copy()
+    assert section_evidence(None, stack[2], None, scale=scale, level=level)[2]
+    np.testing.assert_array_equal(stack, before)
+
+
+@needs_detector
 def test_stack_detection_ranks_and_stops(sample):
     stack = sample[:8].copy()
     stack[5] = 255  # a missing section

@@ -24,7 +24,8 @@ __getattr__, __dir__, __all__ = _lazy.attach(
         "cues": ["bright_blank", "detector_input", "is_blank", "label_regions", "stack_scale",
                  "without_holes"],
         "detector": ["damage_probability", "damage_scores", "damaged_slices", "detect_damage",
-                     "iter_detect_damage", "normal_region_area", "slice_report"],
+                     "iter_detect_damage", "normal_region_area", "section_evidence",
+                     "slice_report", "stack_reference"],
         "postprocess": ["check_options", "decide_mask", "refine_mask"],
     },
 )

@@ -28,7 +28,7 @@ from .cues import (
 from .postprocess import check_options, decide_mask, refine_mask
 
 __all__ = ["detect_damage", "iter_detect_damage", "damage_scores", "damaged_slices",
-           "stack_reference", "normal_region_area",
+           "stack_reference", "normal_region_area", "section_evidence",
            "damage_probability", "as_section_or_stack", "slice_report"]
 
 _NETS: dict = {}
@@ -179,6 +179,41 @@ def damage_probability(prev, section, next, *, scale, weights=None,
     return p
 
 
+def section_evidence(prev, section, next, *, scale: tuple[float, float],
+                     level: tuple[float, float], weights=None, cache: dict | None = None,
+                     ) -> tuple[np.ndarray, np.ndarray, bool]:
+    """What the detector decides a section's mask from: the network's damage probability,
+    the bright-blank cue and whether the section has no neighbour at all.
+
+    The neighbours (``prev``, ``next``; None where there is none) are prepared as
+    :func:`iter_detect_damage` describes: with levelled weights, matched to the section
+    (:func:`~.cues.match_neighbour`); their own holes filled (:func:`~.cues.without_holes`);
+    with levelled weights, all three brought to the stack's ``level``. ``scale`` and
+    ``level`` as from :func:`stack_reference`; ``cache`` as in :func:`damage_probability`.
+    :func:`~.postprocess.decide_mask` turns the result into a mask.
+
+    Returns
+    -------
+    p : ndarray of float32, shape (H, W)
+    bright : ndarray of bool, shape (H, W)
+    alone : bool
+    """
+    sec = section
+    # flicker is not damage (weights trained on levelled input): the neighbours in the
+    # section's grey levels first, so that a neighbour imaged brighter does not look like a
+    # hole to without_holes; then all three at the stack's level, measured on the
+    # neighbours (damage in the section moves nothing)
+    levelled = _takes_levelled(weights)
+    if levelled:
+        prev, next = match_neighbour(prev, sec), match_neighbour(next, sec)
+    prev, next = without_holes(prev, sec, next, scale), without_holes(next, sec, prev, scale)
+    if levelled:
+        prev, sec, next = [None if x is None else level_section(x, level, like=(prev, next))
+                           for x in (prev, sec, next)]
+    p = damage_probability(prev, sec, next, scale=scale, weights=weights, cache=cache)
+    return p, bright_blank(sec, (prev, next), scale), prev is None and next is None
+
+
 def iter_detect_damage(stack, zs=None, *, sensitivity: float = 0.5, grow: int = 0,
                        rectangles: bool = False, min_area: int = 100, weights=None,
                        scale: tuple[float, float] | None = None,
@@ -210,7 +245,6 @@ def iter_detect_damage(stack, zs=None, *, sensitivity: float = 0.5, grow: int = 
         if not -n <= z < n:
             raise IndexError(f"slice {z} is outside the stack of {n} sections (0..{n - 1}).")
     zs = [z % n for z in zs]
-    levelled = _takes_levelled(weights)
     if scale is None or level is None:
         scale, level = stack_reference(arr, weights)
     scale, level = tuple(scale), tuple(level)
@@ -243,23 +277,10 @@ def iter_detect_damage(stack, zs=None, *, sensitivity: float = 0.5, grow: int = 
         if blank[z]:
             mask = np.ones(sec.shape, bool)
         else:
-            prev, nxt = neighbour(z, -1), neighbour(z, 1)
-            # flicker is not damage (weights trained on levelled input): the neighbours in
-            # the section's grey levels first, so that a neighbour imaged brighter does not
-            # look like a hole to without_holes; then all three at the stack's level,
-            # measured on the neighbours (damage in the section moves nothing)
-            if levelled:
-                prev, nxt = match_neighbour(prev, sec), match_neighbour(nxt, sec)
-            prev, nxt = (without_holes(prev, sec, nxt, scale),
-                         without_holes(nxt, sec, prev, scale))
-            if levelled:
-                prev, sec, nxt = [None if x is None else level_section(x, level,
-                                                                       like=(prev, nxt))
-                                  for x in (prev, sec, nxt)]
-            p = damage_probability(prev, sec, nxt, scale=scale, weights=weights, cache=cues)
-            bright = bright_blank(sec, (prev, nxt), scale)
-            mask = decide_mask(p, bright, threshold=threshold,
-                               alone=prev is None and nxt is None)
+            p, bright, alone = section_evidence(neighbour(z, -1), sec, neighbour(z, 1),
+                                                scale=scale, level=level, weights=weights,
+                                                cache=cues)
+            mask = decide_mask(p, bright, threshold=threshold, alone=alone)
         yield z, refine_mask(mask, grow=grow, rectangles=rectangles, min_area=min_area)
         for k in [k for k in sections if k < z - 2]:
             del sections[k], blank[k]
