@@ -62,9 +62,9 @@ def main() -> None:
                     help="judge without matching the neighbours to each section (as before)")
     args = ap.parse_args()
     if args.no_match:
-        import napari_flowinpaint.tasks.detection.detector as detector
+        import napari_flowinpaint.tasks.detection.evidence as evidence
 
-        detector.match_neighbour = lambda neighbour, section: neighbour
+        evidence.match_neighbour = lambda neighbour, section: neighbour
     print("| stack part | clean: flagged | with +-25 % flicker: flagged | s/section |")
     print("|---|---|---|---|")
     for val, vz, (train, tz), known in STACKS.values():

@@ -84,7 +84,7 @@ def test_the_bundled_detector_takes_flicker_in_its_stride(sample):
     """The bundled detector works on levelled input: with every section flickering by up to
     +-25 %, the damaged section's mask is the same, and no clean section gets a region
     (the README gives the validation numbers)."""
-    from napari_flowinpaint.tasks.detection.detector import _takes_levelled
+    from napari_flowinpaint.tasks.detection.evidence import _takes_levelled
 
     assert _takes_levelled(None)
     stack = sample.copy()

@@ -72,6 +72,36 @@ def test_regions_normal_for_the_stack_are_not_reported(stacks):
     assert _f1(relative[5], truth) > 0.8 and _f1(absolute[5], truth) > 0.8
 
 
+def test_when_the_first_sections_cannot_tell_more_are_judged():
+    """16 sections; of the 9 judged first (1, 3, 4, 6, 8, 9, 11, 12, 14) only section 1
+    shows a small dark blob (too few to call it normal), but the sections between them (2,
+    5, 7, 10, 13) all do: judging those too finds the blobs normal for this stack."""
+    s = tifffile.imread(SAMPLE)
+    stack = np.stack([cv2.resize(x, (384, 384), interpolation=cv2.INTER_CUBIC) for x in s])
+    rng = np.random.default_rng(4)  # places where the detector takes each blob for a stain
+    for z in (1, 2, 5, 7, 10, 13):
+        y, x = rng.integers(40, 340, 2)
+        cv2.circle(stack[z], (int(x), int(y)), 9, 15, -1)
+    first = sorted(set(np.linspace(1, 14, 9).round().astype(int).tolist()))
+    assert first == [1, 3, 4, 6, 8, 9, 11, 12, 14]
+    judged = []
+    real = detector.iter_detect_damage
+
+    def spy(stack, zs=None, **kw):
+        judged.extend(zs)
+        return real(stack, zs, **kw)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(detector, "iter_detect_damage", spy)
+        area = normal_region_area(stack)
+    assert sorted(judged) == sorted(first + [2, 5, 7, 10, 13])
+    assert 100 < area < 600, area
+    # one blob in the whole stack is not normal: looked at again, still nothing normal
+    lone = np.stack([cv2.resize(x, (384, 384), interpolation=cv2.INTER_CUBIC) for x in s])
+    lone[1] = stack[1]
+    assert normal_region_area(lone) == 0
+
+
 def test_a_clean_stack_is_judged_as_before(stacks):
     clean, _, truth = stacks
     assert normal_region_area(clean) == 0

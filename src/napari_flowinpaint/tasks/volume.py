@@ -283,7 +283,8 @@ def detect_to_file(input, output, *, report=None, overwrite: bool = False,
         The report's rows, in z order.
     """
     from .detection import check_options
-    from .detection.detector import normal_region_area, relative_min_area, stack_reference
+    from .detection.detector import normal_region_area, relative_min_area
+    from .detection.evidence import stack_reference
 
     stack = read_stack(input, name="input")
     check_options(sensitivity, grow, min_area)

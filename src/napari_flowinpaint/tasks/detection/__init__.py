@@ -8,7 +8,8 @@ cracks, folds, stain precipitates, sediment, blur). It sees what the section sho
 and how it disagrees with its neighbours, so it works with two, one or no neighbours.
 A blank (structureless) section is always reported as wholly missing.
 
-Modules: :mod:`.cues` (what the network and the rules look at), :mod:`.postprocess` (from
+Modules: :mod:`.cues` (what the network and the rules look at), :mod:`.evidence` (the
+network's probability and the cues for one section), :mod:`.postprocess` (from
 probabilities to a mask), :mod:`.detector` (the driver over slices and stacks).
 
 Mask convention of the package: ``True`` marks a *damaged* pixel.
@@ -19,13 +20,13 @@ import lazy_loader as _lazy
 # lazily: the cues and the post-processing need no torch; the detector network does
 __getattr__, __dir__, __all__ = _lazy.attach(
     __name__,
-    submodules=["cues", "detector", "postprocess"],
+    submodules=["cues", "detector", "evidence", "postprocess"],
     submod_attrs={
         "cues": ["bright_blank", "detector_input", "is_blank", "label_regions", "stack_scale",
                  "without_holes"],
-        "detector": ["damage_probability", "damage_scores", "damaged_slices", "detect_damage",
-                     "iter_detect_damage", "normal_region_area", "section_evidence",
-                     "slice_report", "stack_reference"],
+        "detector": ["damage_scores", "damaged_slices", "detect_damage", "iter_detect_damage",
+                     "normal_region_area", "slice_report"],
+        "evidence": ["damage_probability", "section_evidence", "stack_reference"],
         "postprocess": ["check_options", "decide_mask", "refine_mask"],
     },
 )

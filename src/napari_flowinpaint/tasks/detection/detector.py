@@ -1,41 +1,24 @@
-"""The detection driver: the network's probability for a section, and detection over
-slices, stacks and stack files (see the package docstring)."""
+"""The detection driver: detection over slices, stacks and stack files, relative to what
+is normal for the stack (see the package docstring; what a section is judged from is in
+:mod:`.evidence`)."""
 
 from __future__ import annotations
 
 import math
 import weakref
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
 
 from ...engine import as_slice
-from ...engine.weights import load_detector
-from .cues import (
-    bright_blank,
-    detector_input,
-    is_blank,
-    label_regions,
-    level_section,
-    match_neighbour,
-    stack_level,
-    stack_scale,
-    without_holes,
-)
+from .cues import is_blank, label_regions
+from .evidence import section_evidence, stack_reference, weights_key
 from .postprocess import check_options, decide_mask, refine_mask
 
 __all__ = ["detect_damage", "iter_detect_damage", "damage_scores", "damaged_slices",
-           "stack_reference", "normal_region_area", "section_evidence",
-           "damage_probability", "as_section_or_stack", "slice_report"]
+           "normal_region_area", "as_section_or_stack", "slice_report"]
 
-_NETS: dict = {}
-#: The ``input`` of detector weights trained on levelled sections (``train-detector`` writes
-#: it): each section is brought to the stack's level before it is judged. Older weights
-#: (the bundled ones) saw the stack's grey levels as they are.
-LEVELLED = "levelled"
 #: A region size is normal for a stack when at least this share of its typical sections
 #: (and two of them) show a region (:func:`normal_region_area`).
 NORMAL_SHARE = 1 / 3
@@ -44,36 +27,6 @@ TYPICAL_MAX_DAMAGE = 0.01
 #: The most a stack can raise the smallest reported region, as a fraction of a section.
 RELATIVE_MAX_AREA = 0.0025
 _NORMAL: dict = {}  # (id, shape, options) -> (weak reference to the stack, normal area)
-
-
-def _weights_key(weights) -> tuple | None:
-    """What identifies detector ``weights``: a file written again (a new fine-tuning) is
-    another key."""
-    if weights is None:
-        return None
-    path = Path(weights)
-    return (str(path), path.stat().st_mtime_ns if path.is_file() else None)
-
-
-def _detector(weights=None):
-    key = _weights_key(weights)
-    if key not in _NETS:
-        net = load_detector(weights)
-        _NETS[key] = net.to(memory_format=torch.channels_last)
-    return _NETS[key]
-
-
-def _takes_levelled(weights=None) -> bool:
-    """Whether the detector ``weights`` were trained on levelled input (:data:`LEVELLED`)."""
-    return _detector(weights).meta.get("input") == LEVELLED
-
-
-def stack_reference(stack, weights=None) -> tuple[tuple[float, float], tuple[float, float]]:
-    """The stack's grey scale and typical level (:func:`~.cues.stack_scale`,
-    :func:`~.cues.stack_level`) as the detector ``weights`` want them: computed once per
-    stack, and given to :func:`iter_detect_damage` when a stack is judged in parts."""
-    level = stack_level(stack)
-    return stack_scale(stack, level if _takes_levelled(weights) else None), level
 
 
 def normal_region_area(stack, *, sensitivity: float = 0.5, min_area: int = 100,
@@ -89,7 +42,10 @@ def normal_region_area(stack, *, sensitivity: float = 0.5, min_area: int = 100,
     as damaged. When at least a third of the rest, and at least two, show a region, the
     largest of those regions is returned; otherwise 0 (false alarms are not normal here).
     :func:`iter_detect_damage` then drops regions smaller than twice that size (at most
-    0.25 % of a section).
+    0.25 % of a section). When the first sections cannot tell (fewer than half of them
+    typical, or some showing a region but too few), up to ``sections`` more, lying between
+    them, are judged too: on a stack with many damaged sections, the few typical ones left
+    said nothing.
 
     Parameters
     ----------
@@ -98,7 +54,8 @@ def normal_region_area(stack, *, sensitivity: float = 0.5, min_area: int = 100,
     sensitivity, min_area, weights, scale, level : keyword-only
         As :func:`iter_detect_damage`.
     sections : int, keyword-only
-        How many sections to judge.
+        How many sections to judge (twice as many at most, in a stack with many damaged
+        sections).
 
     Returns
     -------
@@ -108,19 +65,33 @@ def normal_region_area(stack, *, sensitivity: float = 0.5, min_area: int = 100,
     n = int(stack.shape[0])
     if n < 3:
         return 0
-    picks = sorted(set(np.linspace(1, n - 2, min(n - 2, int(sections))).round().astype(int)
+    sections = int(sections)
+    picks = sorted(set(np.linspace(1, n - 2, min(n - 2, sections)).round().astype(int)
                        .tolist()))
+    more = [z for z in np.linspace(1, n - 2, min(n - 2, 2 * sections)).round().astype(int)
+            .tolist() if z not in picks]  # between those, when they cannot tell
+    if scale is None or level is None:
+        scale, level = stack_reference(stack, weights)
     largest = []
-    for _, m in iter_detect_damage(stack, picks, sensitivity=sensitivity, min_area=min_area,
-                                   weights=weights, scale=scale, level=level, relative=False):
-        if m.mean() > TYPICAL_MAX_DAMAGE:
-            continue
-        count, _, area = label_regions(m)
-        largest.append(int(area[1:].max()) if count > 1 else 0)
-    hits = [a for a in largest if a > 0]
-    if len(hits) < 2 or len(hits) < NORMAL_SHARE * len(largest):
-        return 0
-    return max(hits)
+
+    def judge(zs):
+        for _, m in iter_detect_damage(stack, zs, sensitivity=sensitivity, min_area=min_area,
+                                       weights=weights, scale=scale, level=level,
+                                       relative=False):
+            if m.mean() > TYPICAL_MAX_DAMAGE:
+                continue
+            count, _, area = label_regions(m)
+            largest.append(int(area[1:].max()) if count > 1 else 0)
+
+    def normal() -> bool:
+        hits = sum(a > 0 for a in largest)
+        return hits >= 2 and hits >= NORMAL_SHARE * len(largest)
+
+    judge(picks)
+    few = len(largest) < (len(picks) + 1) // 2  # most of them damaged
+    if more and (few or (any(largest) and not normal())):  # not enough to tell: look again
+        judge(more[:len(picks)])
+    return max(largest) if normal() else 0
 
 
 def relative_min_area(min_area: int, normal_area: int, section_pixels: int) -> int:
@@ -134,7 +105,7 @@ def _normal_area_of(arr, **options) -> int:
     """:func:`normal_region_area` of ``arr``, remembered while ``arr`` lives (a napari layer
     judged slice by slice pays for it once)."""
     key = (id(arr), tuple(arr.shape), str(arr.dtype), repr(sorted(options.items())),
-           _weights_key(options.get("weights")))
+           weights_key(options.get("weights")))
     hit = _NORMAL.get(key)
     if hit is not None and hit[0]() is arr:
         return hit[1]
@@ -162,58 +133,6 @@ def as_section_or_stack(stack):
     return stack, shape
 
 
-def damage_probability(prev, section, next, *, scale, weights=None,
-                       cache: dict | None = None) -> np.ndarray:
-    """Per-pixel damage probability of ``section`` (H, W) float32, from the detector network.
-
-    ``prev`` and ``next`` may be None (no neighbour on that side); ``scale`` maps grey levels
-    to [0, 1] (see :func:`stack_scale`); ``cache`` as in :func:`detector_input`.
-    """
-    net = _detector(weights)
-    x = torch.from_numpy(detector_input(prev, section, next, scale, cache=cache))[None]
-    with torch.no_grad():
-        p = torch.sigmoid(net(x.to(memory_format=torch.channels_last)))[0, 0].numpy()
-    h, w = np.shape(section)
-    if p.shape != (h, w):
-        p = cv2.resize(p, (w, h), interpolation=cv2.INTER_LINEAR)
-    return p
-
-
-def section_evidence(prev, section, next, *, scale: tuple[float, float],
-                     level: tuple[float, float], weights=None, cache: dict | None = None,
-                     ) -> tuple[np.ndarray, np.ndarray, bool]:
-    """What the detector decides a section's mask from: the network's damage probability,
-    the bright-blank cue and whether the section has no neighbour at all.
-
-    The neighbours (``prev``, ``next``; None where there is none) are prepared as
-    :func:`iter_detect_damage` describes: with levelled weights, matched to the section
-    (:func:`~.cues.match_neighbour`); their own holes filled (:func:`~.cues.without_holes`);
-    with levelled weights, all three brought to the stack's ``level``. ``scale`` and
-    ``level`` as from :func:`stack_reference`; ``cache`` as in :func:`damage_probability`.
-    :func:`~.postprocess.decide_mask` turns the result into a mask.
-
-    Returns
-    -------
-    p : ndarray of float32, shape (H, W)
-    bright : ndarray of bool, shape (H, W)
-    alone : bool
-    """
-    sec = section
-    # flicker is not damage (weights trained on levelled input): the neighbours in the
-    # section's grey levels first, so that a neighbour imaged brighter does not look like a
-    # hole to without_holes; then all three at the stack's level, measured on the
-    # neighbours (damage in the section moves nothing)
-    levelled = _takes_levelled(weights)
-    if levelled:
-        prev, next = match_neighbour(prev, sec), match_neighbour(next, sec)
-    prev, next = without_holes(prev, sec, next, scale), without_holes(next, sec, prev, scale)
-    if levelled:
-        prev, sec, next = [None if x is None else level_section(x, level, like=(prev, next))
-                           for x in (prev, sec, next)]
-    p = damage_probability(prev, sec, next, scale=scale, weights=weights, cache=cache)
-    return p, bright_blank(sec, (prev, next), scale), prev is None and next is None
-
-
 def iter_detect_damage(stack, zs=None, *, sensitivity: float = 0.5, grow: int = 0,
                        rectangles: bool = False, min_area: int = 100, weights=None,
                        scale: tuple[float, float] | None = None,
@@ -226,7 +145,7 @@ def iter_detect_damage(stack, zs=None, *, sensitivity: float = 0.5, grow: int = 
     all); ``scale`` is the stack's grey scale (default :func:`stack_scale` of ``stack``; give
     it when judging a stack in several calls, so that they need not compute it again), and
     ``level`` likewise its typical level (:func:`~.cues.stack_level`). With detector weights
-    trained on levelled input (:data:`LEVELLED`), the neighbours are matched to each
+    trained on levelled input (:data:`~.evidence.LEVELLED`), the neighbours are matched to each
     section and all three brought to that level before it is judged
     (:func:`~.cues.match_neighbour`, :func:`~.cues.level_section`): brightness and
     contrast flicker between sections is not damage. ``relative`` and ``normal_area``:

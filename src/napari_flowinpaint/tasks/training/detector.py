@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from ...engine.nets.detector import DamageDetectorNet
 from ...engine.weights import load_detector, save_detector
-from ..detection.detector import LEVELLED
+from ..detection.evidence import LEVELLED
 from ..simulation import DAMAGE_KINDS
 from .common import (
     LossLog,

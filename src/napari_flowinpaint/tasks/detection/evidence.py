@@ -1,0 +1,112 @@
+"""What the detector decides a section's mask from: the network's damage probability (the
+bundled or given weights, loaded once) and the bright-blank cue, with the neighbours
+prepared as the weights want them (matched, hole-filled, levelled)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from ...engine.weights import load_detector
+from .cues import (
+    bright_blank,
+    detector_input,
+    level_section,
+    match_neighbour,
+    stack_level,
+    stack_scale,
+    without_holes,
+)
+
+__all__ = ["damage_probability", "section_evidence", "stack_reference", "LEVELLED"]
+
+_NETS: dict = {}
+#: The ``input`` of detector weights trained on levelled sections (``train-detector`` writes
+#: it): each section is brought to the stack's level before it is judged. Older weights
+#: (before round 7 of the bundled detector) saw the stack's grey levels as they are.
+LEVELLED = "levelled"
+
+
+def weights_key(weights) -> tuple | None:
+    """What identifies detector ``weights``: a file written again (a new fine-tuning) is
+    another key."""
+    if weights is None:
+        return None
+    path = Path(weights)
+    return (str(path), path.stat().st_mtime_ns if path.is_file() else None)
+
+
+def _detector(weights=None):
+    key = weights_key(weights)
+    if key not in _NETS:
+        net = load_detector(weights)
+        _NETS[key] = net.to(memory_format=torch.channels_last)
+    return _NETS[key]
+
+
+def _takes_levelled(weights=None) -> bool:
+    """Whether the detector ``weights`` were trained on levelled input (:data:`LEVELLED`)."""
+    return _detector(weights).meta.get("input") == LEVELLED
+
+
+def stack_reference(stack, weights=None) -> tuple[tuple[float, float], tuple[float, float]]:
+    """The stack's grey scale and typical level (:func:`~.cues.stack_scale`,
+    :func:`~.cues.stack_level`) as the detector ``weights`` want them: computed once per
+    stack, and given to :func:`~.detector.iter_detect_damage` when a stack is judged in parts."""
+    level = stack_level(stack)
+    return stack_scale(stack, level if _takes_levelled(weights) else None), level
+
+
+def damage_probability(prev, section, next, *, scale, weights=None,
+                       cache: dict | None = None) -> np.ndarray:
+    """Per-pixel damage probability of ``section`` (H, W) float32, from the detector network.
+
+    ``prev`` and ``next`` may be None (no neighbour on that side); ``scale`` maps grey levels
+    to [0, 1] (see :func:`~.cues.stack_scale`); ``cache`` as in :func:`~.cues.detector_input`.
+    """
+    net = _detector(weights)
+    x = torch.from_numpy(detector_input(prev, section, next, scale, cache=cache))[None]
+    with torch.no_grad():
+        p = torch.sigmoid(net(x.to(memory_format=torch.channels_last)))[0, 0].numpy()
+    h, w = np.shape(section)
+    if p.shape != (h, w):
+        p = cv2.resize(p, (w, h), interpolation=cv2.INTER_LINEAR)
+    return p
+
+
+def section_evidence(prev, section, next, *, scale: tuple[float, float],
+                     level: tuple[float, float], weights=None, cache: dict | None = None,
+                     ) -> tuple[np.ndarray, np.ndarray, bool]:
+    """What the detector decides a section's mask from: the network's damage probability,
+    the bright-blank cue and whether the section has no neighbour at all.
+
+    The neighbours (``prev``, ``next``; None where there is none) are prepared as
+    :func:`~.detector.iter_detect_damage` describes: with levelled weights, matched to the section
+    (:func:`~.cues.match_neighbour`); their own holes filled (:func:`~.cues.without_holes`);
+    with levelled weights, all three brought to the stack's ``level``. ``scale`` and
+    ``level`` as from :func:`stack_reference`; ``cache`` as in :func:`damage_probability`.
+    :func:`~.postprocess.decide_mask` turns the result into a mask.
+
+    Returns
+    -------
+    p : ndarray of float32, shape (H, W)
+    bright : ndarray of bool, shape (H, W)
+    alone : bool
+    """
+    sec = section
+    # flicker is not damage (weights trained on levelled input): the neighbours in the
+    # section's grey levels first, so that a neighbour imaged brighter does not look like a
+    # hole to without_holes; then all three at the stack's level, measured on the
+    # neighbours (damage in the section moves nothing)
+    levelled = _takes_levelled(weights)
+    if levelled:
+        prev, next = match_neighbour(prev, sec), match_neighbour(next, sec)
+    prev, next = without_holes(prev, sec, next, scale), without_holes(next, sec, prev, scale)
+    if levelled:
+        prev, sec, next = [None if x is None else level_section(x, level, like=(prev, next))
+                           for x in (prev, sec, next)]
+    p = damage_probability(prev, sec, next, scale=scale, weights=weights, cache=cache)
+    return p, bright_blank(sec, (prev, next), scale), prev is None and next is None
