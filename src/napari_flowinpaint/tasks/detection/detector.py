@@ -68,8 +68,8 @@ def normal_region_area(stack, *, sensitivity: float = 0.5, min_area: int = 100,
     sections = int(sections)
     picks = sorted(set(np.linspace(1, n - 2, min(n - 2, sections)).round().astype(int)
                        .tolist()))
-    more = [z for z in np.linspace(1, n - 2, min(n - 2, 2 * sections)).round().astype(int)
-            .tolist() if z not in picks]  # between those, when they cannot tell
+    more = sorted(set(np.linspace(1, n - 2, min(n - 2, 2 * sections)).round().astype(int)
+                      .tolist()) - set(picks))  # between those, when they cannot tell
     if scale is None or level is None:
         scale, level = stack_reference(stack, weights)
     largest = []
