@@ -9,7 +9,9 @@ from _synth import moving_stack
 from napari_flowinpaint.tasks import evaluation as ev
 from napari_flowinpaint.tasks.cli import main
 
-ROW_KEYS = {"psnr", "psnr_hole", "ssim", "fsim", "sharpness", "seconds", "n"}
+ROW_KEYS = {"psnr", "psnr_hole", "ssim", "fsim", "sharpness", "grain", "membrane_f1",
+            "membrane_f1_undamaged", "seconds", "n"}
+DOWNSTREAM = {"membrane_f1", "membrane_f1_undamaged"}  # None without membrane labels
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +39,8 @@ def test_structure(report):
         for row in by_ratio.values():
             assert set(row) == ROW_KEYS
             assert row["n"] == 3
-            assert all(isinstance(row[k], float) for k in ROW_KEYS - {"n"})
+            assert all(isinstance(row[k], float) for k in ROW_KEYS - {"n"} - DOWNSTREAM)
+            assert all(row[k] is None for k in DOWNSTREAM)
     cfg = report["config"]
     assert cfg["spacing"] == 1 and cfg["samples"] == 3 and cfg["ratios"] == [0.1, 0.3]
     assert cfg["methods"] == ["average", "flow"] and cfg["z_range"] == "0:8"

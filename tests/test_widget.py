@@ -432,3 +432,34 @@ def test_auto_detect_all_slices_asks_before_touching_painted_ones(damaged_sample
     _wait(qtbot, widget)
     assert not widget.running and widget.status == "Auto-detect cancelled."
     np.testing.assert_array_equal(mask.data, before)
+
+
+def test_repair_mode_choice_reaches_the_engine(make_napari_viewer, qtbot):
+    """The widget's *repair* choice: textured by default, faithful on request; the engine of
+    a running repair is never changed under it."""
+    truth = moving_stack(3, (64, 64), step=1.0, seed=3)
+    damaged = truth.copy()
+    damaged[1][HOLE] = 0
+    viewer = make_napari_viewer()
+    viewer.add_image(damaged, name="em")
+    widget = RepairWidget(viewer)
+    mask = widget.new_mask()
+    mask.data[1][HOLE] = 1
+    widget.z = 1
+    assert widget["repair_mode"].value == "textured"
+    results = {}
+    for mode in ("textured", "faithful"):
+        before = widget._inpainter
+        widget["repair_mode"].value = mode
+        widget.repair_current_slice()
+        _wait(qtbot, widget, timeout=60000)
+        assert widget.inpainter.mode == mode
+        if before is not None:
+            assert before.mode == "textured"  # a copy was changed, not the engine in use
+        results[mode] = np.array(viewer.layers["em repaired"].data[1])
+    hole = np.zeros((64, 64), bool)
+    hole[HOLE] = True
+    expected = FlowInpainter(mode="faithful").inpaint(damaged[0], damaged[1], damaged[2], hole)
+    np.testing.assert_array_equal(results["faithful"], expected)
+    assert not np.array_equal(results["textured"][hole], results["faithful"][hole])
+    assert widget.status == "" or "repaired" in widget.status

@@ -15,6 +15,7 @@ from .confidence import repair_confidence
 from .flow import FLOW_METHODS
 from .pipeline import STAGES, learned_stages, prepare_inputs
 from .reference import check_alpha
+from .texture import carry_grain, check_mode
 from .weights import bundled_weights_path, load_weights
 
 __all__ = ["FlowInpainter", "RepairReport", "resolve_device", "damage_box"]
@@ -145,6 +146,8 @@ class RepairReport:
     notes: list[str] = field(default_factory=list)
     #: mean confidence over the damaged pixels, when the confidence map was asked for
     confidence: float | None = None
+    #: "textured" or "faithful" when the generator ran, else "" (no such choice)
+    mode: str = ""
 
 
 class FlowInpainter:
@@ -173,6 +176,13 @@ class FlowInpainter:
     margin : int, keyword-only
         Context, in pixels, kept around the damaged region's bounding box: the work is done
         on that box, so a small hole in a huge section is cheap.
+    mode : {"textured", "faithful"}, keyword-only
+        ``"textured"`` (default) keeps the generator's structure and gives it the grain of
+        real tissue, carried from the refined reference and matched to the section's known
+        pixels (:func:`~napari_flowinpaint.engine.texture.carry_grain`): it looks like tissue
+        and serves segmentation better. ``"faithful"`` returns the generator's output, the
+        least-error repair (smooth): pick it when you measure error against a truth. Only
+        the full pipeline (``stages="guided_inpainting"``) has the two modes.
 
     Examples
     --------
@@ -185,7 +195,7 @@ class FlowInpainter:
     """
 
     def __init__(self, weights=None, *, device="auto", stages: str = "guided_inpainting",
-                 flow_method: str = "dis", margin: int = 48):
+                 flow_method: str = "dis", margin: int = 48, mode: str = "textured"):
         if flow_method not in FLOW_METHODS:
             raise ValueError(
                 f"unknown flow_method {flow_method!r}; expected one of {FLOW_METHODS}."
@@ -195,6 +205,7 @@ class FlowInpainter:
                              f"one of {STAGES}.")
         if int(margin) < 0:
             raise ValueError(f"margin must be >= 0 pixels, got {margin}.")
+        self.mode = check_mode(mode)
         self.device = resolve_device(device)
         self.flow_method = flow_method
         self.margin = int(margin)
@@ -234,10 +245,11 @@ class FlowInpainter:
     def __repr__(self) -> str:
         w = "" if self.weights is None else f", weights='{self.weights.path.name}'"
         return (f"FlowInpainter(stages={self.stages}{w}, device='{self.device}', "
-                f"flow_method='{self.flow_method}', margin={self.margin})")
+                f"flow_method='{self.flow_method}', margin={self.margin}, mode='{self.mode}')")
 
-    def _learned(self, u) -> np.ndarray:
-        """Run the learned stages on prepared inputs; the unit-range result (H, W).
+    def _learned(self, u) -> tuple[np.ndarray, np.ndarray]:
+        """Run the learned stages on prepared inputs; the unit-range result (H, W) and the
+        refined reference it was guided by (the same array when no generator runs).
 
         Regions larger than :attr:`tile` pixels a side are processed in overlapping tiles
         (only those holding damaged pixels), blended with linear ramps, so memory stays
@@ -248,6 +260,7 @@ class FlowInpainter:
         gen = self.weights.generator if self.stages[-1] == "guided_inpainting" else None
         h, w = u.mask.shape
         out = torch.zeros((h, w), dtype=torch.float32)
+        guide = torch.zeros((h, w), dtype=torch.float32) if gen is not None else out
         weight = torch.zeros((h, w), dtype=torch.float32)
         size = self.tile
         tiles = _damaged_tiles(u.mask, size)
@@ -266,12 +279,15 @@ class FlowInpainter:
                     self.weights.flow_net, gen, part["reference"], part["prev"],
                     part["next"], part["damaged"], part["mask"],
                     use_refined=self._use_refined)
-                res = refined if res is None else res.raw
             ramp = _ramp(y1 - y0, y0 > 0, y1 < h, overlap)[:, None] * _ramp(
                 x1 - x0, x0 > 0, x1 < w, overlap)[None, :]
-            out[y0:y1, x0:x1] += res[0, 0].float().cpu() * ramp
+            if res is not None:
+                out[y0:y1, x0:x1] += res.raw[0, 0].float().cpu() * ramp
+            guide[y0:y1, x0:x1] += refined[0, 0].float().cpu() * ramp
             weight[y0:y1, x0:x1] += ramp
-        return (out / weight.clamp_min(1e-6)).numpy()
+        weight = weight.clamp_min(1e-6)
+        result = (out / weight).numpy()
+        return result, (result if gen is None else (guide / weight).numpy())
 
     def inpaint(self, prev, damaged, next, mask, *, alpha: float = 0.5,
                 return_confidence: bool = False, return_report: bool = False):
@@ -347,7 +363,13 @@ class FlowInpainter:
                                    flow_method=self.flow_method)
                 if not u.matched:
                     notes.append("whole section missing: repaired from the neighbours alone")
-                ref = self._learned(u) if len(self.stages) > 1 else u.reference
+                if len(self.stages) > 1:
+                    ref, refined = self._learned(u)
+                    faithful = ref
+                    if self.mode == "textured" and self.stages[-1] == "guided_inpainting":
+                        ref = carry_grain(ref, refined, u.damaged, m, neighbours=(u.prev, u.next))
+                else:
+                    ref = faithful = u.reference
                 ranges = [(float(c.min()), float(c.max())) for c in crops.values()]
                 if known.any():
                     ranges.append((float(d[known].min()), float(d[known].max())))
@@ -356,7 +378,8 @@ class FlowInpainter:
                 # boxes may overlap in their margins; each repairs only its own damage
                 out[y0:y1, x0:x1][own] = filled[own]
                 if confidence is not None:
-                    conf = repair_confidence(ref, u.reference, u.damaged, m, u.warps)
+                    # judged on the structure (the generator's output) in either mode
+                    conf = repair_confidence(faithful, u.reference, u.damaged, m, u.warps)
                     confidence[y0:y1, x0:x1][own] = conf[own]
         if side != "both":
             notes.append(f"one neighbour only ({side}): its content is used without "
@@ -367,6 +390,7 @@ class FlowInpainter:
             method=self.method, stages=self.stages, neighbours=side, box=box,
             damaged_fraction=n_bad / mask.size, seconds=time.perf_counter() - t0, notes=notes,
             confidence=mean_conf,
+            mode=self.mode if self.stages[-1] == "guided_inpainting" else "",
         )
         result = (out,) + ((confidence,) if return_confidence else ()) + (
             (report,) if return_report else ())

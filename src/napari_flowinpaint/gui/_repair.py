@@ -92,6 +92,7 @@ class RepairMixin(ResultLayersMixin):
 
     Expects the widget to hold the viewer (``self._viewer``), the mask combo box
     (``self._mask``), the engine state (``self._inpainter``, ``self._weights``,
+    ``self._mode_value``,
     ``self._detector_weights``, ``self._engine_lock``), ``self._batch`` (None when no repair
     runs), ``self._target`` (the image being repaired), ``self._result`` (the layer the run
     writes to, once made) and ``self.worker``, and to provide ``_checked_image``,
@@ -104,7 +105,7 @@ class RepairMixin(ResultLayersMixin):
         """The engine, created on first use and then reused."""
         with self._engine_lock:
             if self._inpainter is None:
-                self._inpainter = FlowInpainter(weights=self._weights)
+                self._inpainter = FlowInpainter(weights=self._weights, mode=self._mode_value)
             return self._inpainter
 
     def set_weights(self, weights) -> None:

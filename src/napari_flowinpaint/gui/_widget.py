@@ -12,11 +12,13 @@ section at a time: see :mod:`napari_flowinpaint.gui._view`.
 
 from __future__ import annotations
 
+import copy
 import threading
 
 from magicgui.widgets import CheckBox, ComboBox, Container, PushButton, SpinBox
 
 from ..engine import FlowInpainter
+from ..engine.names import REPAIR_MODES
 from ._common import StatusMixin
 from ._detect import DETECT_SCOPES, AutoDetectMixin, DetectRun
 from ._layers import LayerPickingMixin
@@ -62,6 +64,7 @@ class RepairWidget(LayerPickingMixin, RepairMixin, AutoDetectMixin, SaveMixin, S
         self._weights = None
         self._detector_weights = None  # None: the bundled detector
         self._engine_lock = threading.Lock()
+        self._mode_value = "textured"  # the repair mode, readable from worker threads
         self._syncing = False
         self._batch: BatchRun | None = None
         self._target = None  # the image the running job reads
@@ -97,6 +100,11 @@ class RepairWidget(LayerPickingMixin, RepairMixin, AutoDetectMixin, SaveMixin, S
         self._detect = PushButton(name="detect_button", text="Auto-detect",
                                   tooltip="Propose a damage mask; then correct it with the "
                                           "brush and eraser. Painted strokes are kept.")
+        self._mode = ComboBox(name="repair_mode", label="repair", choices=list(REPAIR_MODES),
+                              value="textured",
+                              tooltip="textured: looks like tissue and serves segmentation "
+                                      "better; faithful: the least-error repair (smooth), for "
+                                      "measuring against a truth")
         self._repair = PushButton(name="repair_button", text="Repair slice")
         self._repair_all = PushButton(name="repair_all_button",
                                       text="Repair all masked slices")
@@ -113,11 +121,13 @@ class RepairWidget(LayerPickingMixin, RepairMixin, AutoDetectMixin, SaveMixin, S
                                   tooltip="Stop after the current section; finished ones are kept")
         status = self._make_status("Pick an image, press New mask and paint the damage.")
         super().__init__(widgets=[self._image, self._mask, self._new_mask, self._z,
-                                  self._detect_scope, self._grow, self._detect, self._repair,
+                                  self._detect_scope, self._grow, self._detect, self._mode,
+                                  self._repair,
                                   self._repair_all, self._show_result, self._show_confidence,
                                   self._save, self._cancel, *status])
 
         self._image.changed.connect(self._on_image_changed)
+        self._mode.changed.connect(self._on_mode_changed)
         self._z.changed.connect(self._on_z_changed)
         self._new_mask.changed.connect(self.new_mask)
         self._detect.changed.connect(self.auto_detect)
@@ -131,6 +141,16 @@ class RepairWidget(LayerPickingMixin, RepairMixin, AutoDetectMixin, SaveMixin, S
         self._watch_layers()
         self._watch_closing()
         self._on_image_changed(self._image.value)
+
+    def _on_mode_changed(self, mode: str) -> None:
+        """Later repairs use ``mode``; a repair already running finishes as it began (it
+        keeps its engine: the new one is a copy sharing the networks)."""
+        with self._engine_lock:
+            self._mode_value = mode
+            if self._inpainter is not None:
+                self._inpainter = copy.copy(self._inpainter)
+                self._inpainter.mode = mode
+        self._set_status(f"Repairs will be {mode}.")
 
     def cancel(self) -> None:
         """Stop the running job after the current section (finished ones are kept).

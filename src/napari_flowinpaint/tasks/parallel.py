@@ -237,14 +237,16 @@ def use_worker_threads() -> None:
 
 @functools.lru_cache(maxsize=2)
 def worker_engine(settings: tuple):
-    """The engine of this process for ``settings`` (``(weights, device, stages, flow_method)``),
+    """The engine of this process for ``settings`` (``(weights, device, stages, flow_method,
+    mode)``),
     built on the first task and reused: a worker loads the networks once, and keeps to its
     share of the cores (:func:`use_worker_threads`)."""
     from ..engine import FlowInpainter
 
     use_worker_threads()
-    weights, device, stages, flow_method = settings
-    return FlowInpainter(weights, device=device, stages=stages, flow_method=flow_method)
+    weights, device, stages, flow_method, mode = settings
+    return FlowInpainter(weights, device=device, stages=stages, flow_method=flow_method,
+                         mode=mode)
 
 
 @functools.lru_cache(maxsize=1)

@@ -99,8 +99,8 @@ def _engine_info(settings):
 def repair_to_file(input, mask, output, *, overwrite: bool = False, slices=None,
                    max_distance: int = 3, weights=None, device: str = "auto",
                    stages: str = "guided_inpainting", flow_method: str = "dis",
-                   inpainter=None, workers: int | None = 1, scheduler: str | None = None,
-                   confidence=None,
+                   mode: str = "textured", inpainter=None, workers: int | None = 1,
+                   scheduler: str | None = None, confidence=None,
                    progress: Callable[[int, int], None] | None = None,
                    should_stop: Callable[[], bool] | None = None,
                    log: Callable[[str], None] | None = None) -> RepairSummary:
@@ -120,8 +120,9 @@ def repair_to_file(input, mask, output, *, overwrite: bool = False, slices=None,
         Repair only these sections (``"3,7-9"`` or a list); default every masked one.
     max_distance : int, keyword-only
         How far to look for a usable neighbour on each side.
-    weights, device, stages, flow_method : keyword-only
-        The engine's settings (:class:`~napari_flowinpaint.engine.FlowInpainter`).
+    weights, device, stages, flow_method, mode : keyword-only
+        The engine's settings (:class:`~napari_flowinpaint.engine.FlowInpainter`; ``mode``
+        is ``"textured"``, the default, or ``"faithful"``).
     inpainter : FlowInpainter, optional, keyword-only
         An engine to use instead (in this process only: ``workers=1``).
     workers : int or None, keyword-only
@@ -149,7 +150,7 @@ def repair_to_file(input, mask, output, *, overwrite: bool = False, slices=None,
                          f"{max_distance}.")
     if inpainter is not None and ((workers or 1) > 1 or scheduler):
         raise ValueError("an inpainter object runs in this process only; give its settings "
-                         "(weights, device, stages, flow_method) to use workers.")
+                         "(weights, device, stages, flow_method, mode) to use workers.")
     from ..engine import SUPPORTED_DTYPES
 
     stack, masks = read_stack(input, name="input"), read_stack(mask, name="mask")
@@ -178,7 +179,10 @@ def repair_to_file(input, mask, output, *, overwrite: bool = False, slices=None,
             f"slice(s) {format_slices(orphans)} have no usable neighbour within {max_distance} "
             "slices (the neighbours are blank or more than half damaged); raise "
             "--max-distance or leave them out with --slices.")
-    settings = (None if weights is None else str(weights), device, stages, flow_method)
+    from ..engine.texture import check_mode
+
+    settings = (None if weights is None else str(weights), device, stages, flow_method,
+                check_mode(mode))
     run = {"command": "repair", "input": str(Path(input).resolve()),
            "mask": str(Path(mask).resolve()), "shape": list(stack.shape),
            "dtype": str(stack.dtype), "todo": todo, "max_distance": max_distance,

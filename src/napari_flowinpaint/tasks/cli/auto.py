@@ -15,7 +15,12 @@ import time
 from pathlib import Path
 
 from ...engine.names import FLOW_METHODS, STAGES
-from .common import ProgressBar, add_absolute_argument, add_parallel_arguments
+from .common import (
+    ProgressBar,
+    add_absolute_argument,
+    add_mode_argument,
+    add_parallel_arguments,
+)
 
 __all__ = ["add_arguments", "run"]
 
@@ -46,6 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stages", default="guided_inpainting", choices=STAGES,
                         help="deepest repair stage to run (default: all three)")
     parser.add_argument("--flow-method", default="dis", choices=FLOW_METHODS)
+    add_mode_argument(parser)
     parser.add_argument("--max-distance", type=int, default=3, metavar="N",
                         help="look up to N sections away for an undamaged neighbour")
     add_parallel_arguments(parser)
@@ -66,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
                                 min_area=args.min_area, weights=args.detector_weights,
                                 relative=not args.absolute),
             repair_options=dict(weights=args.weights, device=args.device, stages=args.stages,
-                                flow_method=args.flow_method, max_distance=args.max_distance),
+                                flow_method=args.flow_method, mode=args.mode,
+                                max_distance=args.max_distance),
             progress=lambda phase, done, total: bars[phase](done, total),
             log=bars["repair"].write)
     finally:

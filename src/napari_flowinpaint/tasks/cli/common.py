@@ -10,7 +10,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-__all__ = ["ProgressBar", "add_parallel_arguments", "add_finetune_arguments"]
+__all__ = ["ProgressBar", "add_absolute_argument", "add_finetune_arguments", "add_mode_argument",
+           "add_parallel_arguments"]
 
 _FORMAT = ("{desc}: {n_fmt}/{total_fmt} {unit} {percentage:3.0f}%|{bar}| "
            "[{elapsed}<{remaining}, {rate_fmt}{postfix}]")
@@ -108,3 +109,13 @@ def add_absolute_argument(parser) -> None:
                         help="report every region of --min-area or more, even the small ones "
                              "this stack's healthy sections show too (by default those are "
                              "taken as normal for the stack)")
+
+
+def add_mode_argument(parser) -> None:
+    """``--mode``: the textured repair (default) or the faithful, least-error one."""
+    from ...engine.names import REPAIR_MODES
+
+    parser.add_argument("--mode", default="textured", choices=REPAIR_MODES,
+                        help="textured (default): looks like tissue, with the grain of the "
+                             "neighbours, and serves segmentation better; faithful: the "
+                             "least-error repair (smooth), for measuring against a truth")

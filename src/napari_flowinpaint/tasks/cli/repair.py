@@ -16,7 +16,7 @@ import warnings
 from pathlib import Path
 
 from ...engine.names import FLOW_METHODS, STAGES
-from .common import ProgressBar, add_parallel_arguments
+from .common import ProgressBar, add_mode_argument, add_parallel_arguments
 
 __all__ = ["add_arguments", "run"]
 
@@ -51,6 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="deepest stage to run (default: all three)")
     parser.add_argument("--flow-method", default="dis", choices=FLOW_METHODS,
                         help="optical flow for the reference (default dis)")
+    add_mode_argument(parser)
     add_parallel_arguments(parser)
     parser.add_argument("--no-progress", action="store_true",
                         help="do not draw the progress bar on stderr")
@@ -74,7 +75,8 @@ def run(args: argparse.Namespace) -> int:
         summary = repair_to_file(args.input, args.mask, args.output, overwrite=args.overwrite,
                                  slices=args.slices, max_distance=args.max_distance,
                                  weights=args.weights, device=args.device, stages=args.stages,
-                                 flow_method=args.flow_method, confidence=args.confidence,
+                                 flow_method=args.flow_method, mode=args.mode,
+                                 confidence=args.confidence,
                                  progress=progress,
                                  workers=args.workers, scheduler=args.scheduler,
                                  log=bar.write)

@@ -31,7 +31,7 @@ def add_arguments(parser) -> None:
     from ..training import TrainSettings
 
     d = TrainSettings()
-    for name in ("flow_iters", "gan_iters", "gan_warmup", "batch", "crop", "seed",
+    for name in ("flow_iters", "gan_iters", "gan_warmup", "adv_ramp", "batch", "crop", "seed",
                  "checkpoint_every"):
         parser.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(d, name))
     for name in ("lr_flow", "lr_gen", "lr_disc"):
@@ -59,6 +59,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--init", default=None, help="start from these weights ('bundled')")
     parser.add_argument("--init-flow", default=None,
                         help="take only the refined-reference network from these weights")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (default: all cores; 1 leaves a core free for "
+                             "other work while training runs in the background)")
     parser.add_argument("--max-minutes", type=float, default=None,
                         help="stop with a checkpoint after this many minutes")
 
@@ -68,9 +71,10 @@ def run(args) -> int:
 
     from ..training import TrainSettings, parse_source, train
 
-    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    torch.set_num_threads(args.threads or max(1, os.cpu_count() or 1))
     s = TrainSettings(config=args.config, flow_iters=args.flow_iters, gan_iters=args.gan_iters,
-                      gan_warmup=args.gan_warmup, batch=args.batch, crop=args.crop, seed=args.seed,
+                      gan_warmup=args.gan_warmup, adv_ramp=args.adv_ramp,
+                      batch=args.batch, crop=args.crop, seed=args.seed,
                       checkpoint_every=args.checkpoint_every, lr_flow=args.lr_flow,
                       lr_gen=args.lr_gen, lr_disc=args.lr_disc, use_fal=not args.no_fal,
                       use_refined=not args.no_refined, use_gan=not args.no_gan,

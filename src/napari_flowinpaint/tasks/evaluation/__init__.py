@@ -5,10 +5,12 @@ methods compared (:mod:`.baselines`), the repair harness after the paper's secti
 from .baselines import DEFAULT_METHODS, METHODS, register_method
 from .demo import demo_mask, run_demo
 from .detection import evaluate_detection, format_detection_table
-from .metrics import fsim, psnr, psnr_from_mse, psnr_hole, sharpness_ratio, ssim
+from .membranes import MembraneClassifier, membrane_f1
+from .metrics import fsim, grain_ratio, psnr, psnr_from_mse, psnr_hole, sharpness_ratio, ssim
 from .repair import METRICS, evaluate, format_table, parse_z_range, write_report
 
-__all__ = ["DEFAULT_METHODS", "METHODS", "METRICS", "demo_mask", "evaluate",
-           "evaluate_detection", "format_detection_table", "format_table", "fsim", "psnr",
+__all__ = ["DEFAULT_METHODS", "METHODS", "METRICS", "MembraneClassifier", "demo_mask", "evaluate",
+           "evaluate_detection", "format_detection_table", "format_table", "fsim", "grain_ratio",
+           "membrane_f1", "psnr",
            "psnr_from_mse", "psnr_hole", "parse_z_range", "register_method", "run_demo",
            "sharpness_ratio", "ssim", "write_report"]

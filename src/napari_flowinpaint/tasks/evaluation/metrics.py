@@ -1,5 +1,5 @@
-"""Image-quality metrics for repaired sections: PSNR (whole and in the hole), SSIM, FSIM and
-a sharpness ratio.
+"""Image-quality metrics for repaired sections: PSNR (whole and in the hole), SSIM, FSIM, and
+two texture ratios in the hole (sharpness and grain).
 
 All metrics compare a *composited* result (known pixels kept from the damaged section) with
 the undamaged truth. Inputs are single grey-level sections of the same shape.
@@ -17,7 +17,7 @@ from skimage.metrics import structural_similarity
 from ...engine import as_mask, as_slice, check_same_shape
 
 __all__ = ["psnr", "psnr_from_mse", "psnr_hole", "ssim", "fsim", "phase_congruency",
-           "gradient_magnitude", "sharpness_ratio"]
+           "gradient_magnitude", "sharpness_ratio", "grain_ratio"]
 
 
 def _pair(truth, result) -> tuple[np.ndarray, np.ndarray]:
@@ -336,3 +336,32 @@ def sharpness_ratio(truth, result, mask) -> float:
     if e_truth == 0:
         return float("nan")
     return e_result / e_truth
+
+
+def grain_ratio(truth, result, mask, *, sigma: float = 2.0) -> float:
+    """High-frequency grain of ``result`` in the hole relative to that of ``truth``.
+
+    The grain is the standard deviation, over the pixels marked in ``mask``, of the image
+    minus its Gaussian blur (``sigma`` pixels; taken on the whole section). A fill that looks
+    like the truth blurred scores well below 1, the truth exactly 1, added noise above 1.
+
+    Returns
+    -------
+    float
+        ``nan`` when the truth has no grain in the hole.
+
+    Raises
+    ------
+    ValueError
+        If ``mask`` marks no pixel.
+    """
+    t, r = _pair(truth, result)
+    m = as_mask(mask, t.shape)
+    if not m.any():
+        raise ValueError("mask marks no damaged pixel: the grain of an empty hole is "
+                         "undefined.")
+    g_truth = float(np.std((t - ndi.gaussian_filter(t, sigma))[m]))
+    g_result = float(np.std((r - ndi.gaussian_filter(r, sigma))[m]))
+    if g_truth == 0:
+        return float("nan")
+    return g_result / g_truth

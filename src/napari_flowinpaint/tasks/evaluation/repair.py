@@ -29,11 +29,16 @@ from ...engine.files import write_text
 from ..simulation import MASK_KINDS, apply_damage, random_mask
 from . import metrics
 from .baselines import DEFAULT_METHODS, METHODS
+from .membranes import membrane_f1
 
 __all__ = ["METRICS", "evaluate", "format_table", "parse_z_range", "write_report"]
 
 #: Metric names of a result row, in table order.
-METRICS = ("psnr", "psnr_hole", "ssim", "fsim", "sharpness", "seconds", "n")
+METRICS = ("psnr", "psnr_hole", "ssim", "fsim", "sharpness", "grain", "membrane_f1",
+           "membrane_f1_undamaged", "seconds", "n")
+#: Metrics that are undefined on some samples (a flat truth, no membrane in the hole): their
+#: means leave those samples out.
+_SOMETIMES_UNDEFINED = ("sharpness", "grain", "membrane_f1", "membrane_f1_undamaged")
 
 def parse_z_range(z_range, n_sections: int) -> tuple[int, int]:
     """``(start, stop)`` of the sections to sample from, like Python's ``range``.
@@ -96,6 +101,7 @@ def _finite_or_none(value: float):
 def evaluate(stack, *, spacing: int, z_range=None, crop: int | None = 256,
              samples: int = 100, ratios: Sequence[float] = (0.1, 0.3, 0.5), seed: int = 0,
              methods: Sequence[str] = DEFAULT_METHODS, mask_kind: str = "mixed",
+             membranes=None, membrane_classifier=None,
              progress: Callable[[int, int], None] | None = None) -> dict:
     """Score repair methods on simulated damage of ``stack``.
 
@@ -125,6 +131,12 @@ def evaluate(stack, *, spacing: int, z_range=None, crop: int | None = 256,
     mask_kind : {"strokes", "blobs", "bands", "mixed"}, keyword-only
         Shape of the simulated damage (see
         :func:`~napari_flowinpaint.tasks.simulation.random_mask`).
+    membranes : array_like, shape (Z, Y, X), optional, keyword-only
+        Membrane labels of ``stack`` (nonzero = cell boundary). With ``membrane_classifier``
+        (a trained :class:`~napari_flowinpaint.tasks.evaluation.MembraneClassifier`) every row
+        gets the downstream check: ``membrane_f1`` in the hole of the repaired crop and
+        ``membrane_f1_undamaged``, the classifier's F1 there on the undamaged crop
+        (:func:`~napari_flowinpaint.tasks.evaluation.membrane_f1`, 2 px tolerance).
     progress : callable, optional, keyword-only
         ``progress(done, total)`` after each sample.
 
@@ -134,9 +146,11 @@ def evaluate(stack, *, spacing: int, z_range=None, crop: int | None = 256,
         ``{"config": {...}, "results": {method: {ratio: row}}}`` where ``ratio`` is the
         ratio as a string (``"0.1"``) and ``row`` holds the means over the samples of
         ``psnr``, ``psnr_hole`` (dB), ``ssim``, ``fsim``, ``sharpness`` (gradient energy in
-        the hole relative to the truth), ``seconds`` (per sample, the method's call only)
-        and the number of samples ``n``. A mean that is not finite (e.g. the PSNR of a
-        perfect repair) is given as None.
+        the hole relative to the truth), ``grain`` (high-frequency standard deviation in the
+        hole relative to the truth, :func:`~napari_flowinpaint.tasks.evaluation.grain_ratio`),
+        ``membrane_f1`` and ``membrane_f1_undamaged`` (None without ``membranes``),
+        ``seconds`` (per sample, the method's call only) and the number of samples ``n``.
+        A mean that is not finite (e.g. the PSNR of a perfect repair) is given as None.
 
     References
     ----------
@@ -205,6 +219,13 @@ def evaluate(stack, *, spacing: int, z_range=None, crop: int | None = 256,
         raise ValueError(f"the methods {methods} contain duplicates.")
     if mask_kind not in MASK_KINDS:
         raise ValueError(f"unknown mask kind {mask_kind!r}; expected one of {MASK_KINDS}.")
+    if (membranes is None) != (membrane_classifier is None):
+        raise ValueError("the downstream check needs both membranes (the labels) and "
+                         "membrane_classifier (a trained MembraneClassifier); give both or "
+                         "neither.")
+    if membranes is not None and tuple(np.shape(membranes)) != shape:
+        raise ValueError(f"membranes has shape {tuple(np.shape(membranes))}, the stack "
+                         f"{shape}: give the labels of this very stack.")
     if not hasattr(stack, "dtype"):
         stack = np.asarray(stack)
     data_range = _data_range(stack, start, stop)
@@ -213,7 +234,8 @@ def evaluate(stack, *, spacing: int, z_range=None, crop: int | None = 256,
         "spacing": spacing, "z_range": f"{start}:{stop}",
         "crop": None if crop in (None, 0) else crop, "crop_shape": [ch, cw],
         "samples": samples, "ratios": ratios, "seed": seed, "methods": methods,
-        "mask_kind": mask_kind, "shape": list(shape), "dtype": str(np.dtype(stack.dtype)),
+        "mask_kind": mask_kind, "downstream": membranes is not None, "shape": list(shape),
+        "dtype": str(np.dtype(stack.dtype)),
         "data_range": data_range, "version": __version__,
     }
     per = {m: {k: {name: [] for name in METRICS[:-1]} for k in keys} for m in methods}
@@ -230,6 +252,11 @@ def evaluate(stack, *, spacing: int, z_range=None, crop: int | None = 256,
             truth = as_slice(np.ascontiguousarray(stack[(z, *window)]), f"section {z}")
             nxt = np.ascontiguousarray(stack[(z + spacing, *window)])
             damaged = apply_damage(truth, mask)
+            labels = undamaged_f1 = None
+            if membranes is not None:
+                labels = np.asarray(membranes[(z, *window)]) != 0
+                undamaged_f1 = membrane_f1(membrane_classifier.predict(truth), labels,
+                                           mask)["f1"]
             for m in methods:
                 t0 = time.perf_counter()
                 result = functions[m](prev.copy(), damaged.copy(), nxt.copy(), mask.copy())
@@ -248,6 +275,11 @@ def evaluate(stack, *, spacing: int, z_range=None, crop: int | None = 256,
                 row["ssim"].append(metrics.ssim(truth, out, data_range=data_range))
                 row["fsim"].append(metrics.fsim(truth, out, data_range=data_range))
                 row["sharpness"].append(metrics.sharpness_ratio(truth, out, mask))
+                row["grain"].append(metrics.grain_ratio(truth, out, mask))
+                if labels is not None:
+                    row["membrane_f1"].append(
+                        membrane_f1(membrane_classifier.predict(out), labels, mask)["f1"])
+                    row["membrane_f1_undamaged"].append(undamaged_f1)
                 row["seconds"].append(seconds)
             done += 1
             if progress is not None:
@@ -259,7 +291,8 @@ def evaluate(stack, *, spacing: int, z_range=None, crop: int | None = 256,
             row = {}
             for name, values in per[m][k].items():
                 v = np.asarray(values, dtype=np.float64)
-                v = v[~np.isnan(v)] if name == "sharpness" else v  # flat truth: undefined
+                if name in _SOMETIMES_UNDEFINED:
+                    v = v[~np.isnan(v)]
                 row[name] = _finite_or_none(float(np.mean(v))) if v.size else None
             row["n"] = samples
             results[m][k] = row
@@ -268,9 +301,10 @@ def evaluate(stack, *, spacing: int, z_range=None, crop: int | None = 256,
 
 def format_table(report: dict) -> str:
     """The results of :func:`evaluate` as a markdown table (one row per method and ratio)."""
-    lines = ["| method | ratio | PSNR (dB) | PSNR hole (dB) | SSIM | FSIM | sharpness "
-             "| s/sample | n |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    downstream = report.get("config", {}).get("downstream", False)
+    lines = ["| method | ratio | PSNR (dB) | PSNR hole (dB) | SSIM | FSIM | sharpness | grain "
+             + ("| membrane F1 (undamaged) " if downstream else "") + "| s/sample | n |",
+             "|---|---|---|---|---|---|---|---|" + ("---|" if downstream else "") + "---|---|"]
 
     def fmt(v, digits):
         return "n/a" if v is None else f"{v:.{digits}f}"
@@ -280,7 +314,10 @@ def format_table(report: dict) -> str:
             lines.append(
                 f"| {m} | {k} | {fmt(row['psnr'], 2)} | {fmt(row['psnr_hole'], 2)} | "
                 f"{fmt(row['ssim'], 4)} | {fmt(row['fsim'], 4)} | {fmt(row['sharpness'], 3)} | "
-                f"{fmt(row['seconds'], 3)} | {row['n']} |"
+                f"{fmt(row.get('grain'), 3)} | "
+                + (f"{fmt(row.get('membrane_f1'), 3)} "
+                   f"({fmt(row.get('membrane_f1_undamaged'), 3)}) | " if downstream else "")
+                + f"{fmt(row['seconds'], 3)} | {row['n']} |"
             )
     return "\n".join(lines)
 

@@ -177,7 +177,8 @@ def gan_step(models: InpaintingModels, batch: dict, settings: TrainSettings,
         row["g_grad"] = t.item()
     if use_adv:
         t = generator_hinge_loss(disc(out.inpainted, m))
-        g_total = g_total + lc.adv_weight * t
+        ramp = 1.0 if s.adv_ramp <= 0 else min(1.0, (k - s.gan_warmup + 1) / s.adv_ramp)
+        g_total = g_total + ramp * lc.adv_weight * t
         row["g_adv"] = t.item()
     models.opt_gen.zero_grad(set_to_none=True)
     g_total.backward()

@@ -23,6 +23,9 @@ class TrainSettings:
     lr_disc: float = 2e-4
     betas: tuple[float, float] = (0.5, 0.999)
     gan_warmup: int = 500
+    #: iterations over which the generator's adversarial weight rises linearly from 0 to
+    #: lambda_adv after the warm-up (0: at once); the discriminator trains from the warm-up on
+    adv_ramp: int = 0
     seed: int = 0
     checkpoint_every: int = 250
     log_every: int = 10
