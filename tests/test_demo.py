@@ -12,7 +12,8 @@ from napari_flowinpaint.tasks.io import (
     sample_path,
 )
 
-FLOW_ROW = "**FlowInpaint (guided_inpainting)**"
+FLOW_ROW = "**FlowInpaint (guided_inpainting, textured)**"
+FAITHFUL_ROW = "FlowInpaint (guided_inpainting, faithful)"
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +50,7 @@ def test_demo_writes_its_files(demo_run, capsys):
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) < 300_000
     table = (folder / "metrics.md").read_text()
     for row in ("damaged (filled white)", "average of neighbours", "Telea (OpenCV)", FLOW_ROW,
-                "CC BY 3.0"):
+                FAITHFUL_ROW, "grain in mask", "CC BY 3.0"):
         assert row in table
 
 

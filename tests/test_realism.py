@@ -5,7 +5,14 @@ import pytest
 from _synth import moving_stack, shifted
 from scipy import ndimage as ndi
 
-from napari_flowinpaint.engine import FlowInpainter, carry_grain, grain_std
+from napari_flowinpaint.engine import (
+    FlowInpainter,
+    carry_grain,
+    detail_correlation,
+    grain_std,
+    grain_strength,
+)
+from napari_flowinpaint.engine.texture import LEAST_STRENGTH
 from napari_flowinpaint.tasks import cli
 from napari_flowinpaint.tasks.evaluation import (
     MembraneClassifier,
@@ -116,7 +123,8 @@ def test_evaluate_reports_the_downstream_check_with_labels():
 def test_carry_grain_matches_the_grain_of_the_known_pixels():
     truth, m = _grainy(), _hole()
     smooth = ndi.gaussian_filter(truth, 2)  # what a least-error generator gives
-    reference = shifted(_grainy(seed=3) * 0.5, 0) + smooth  # other tissue's grain, half as strong
+    # the section's own grain, half as strong, with a little of another tissue's
+    reference = smooth + 0.5 * (truth - smooth) + 0.1 * shifted(_grainy(seed=3), 0)
     damaged = np.where(m, 1.0, truth).astype(np.float32)
     out = carry_grain(smooth, reference, damaged, m)
     assert grain_ratio(truth, np.where(m, out, truth), m) == pytest.approx(1.0, abs=0.1)
@@ -130,6 +138,25 @@ def test_carry_grain_matches_the_grain_of_the_known_pixels():
     assert np.std(out - ndi.gaussian_filter(out, 2)) == pytest.approx(grain_std(truth), rel=0.15)
     with pytest.raises(ValueError, match="one shape"):
         carry_grain(smooth, reference[:10], damaged, m)
+
+
+def test_grain_is_carried_in_full_only_where_the_section_confirms_it():
+    truth, m = _grainy(), _hole()
+    damaged = np.where(m, 1.0, truth).astype(np.float32)
+    own = detail_correlation(truth, damaged, m)  # the reference's detail is the section's
+    other = detail_correlation(_grainy(seed=9), damaged, m)  # unrelated tissue
+    assert own > 0.95 and abs(other) < 0.1
+    assert grain_strength(own) == 1.0 and grain_strength(other) == LEAST_STRENGTH
+    assert grain_strength(None) == 1.0  # a whole section missing: nothing to judge by
+    smooth = ndi.gaussian_filter(truth, 2)
+    full = carry_grain(smooth, truth, damaged, m)
+    half = carry_grain(smooth, _grainy(seed=9) + smooth, damaged, m)
+    g_full, g_half = (grain_ratio(truth, np.where(m, o, truth), m) for o in (full, half))
+    assert g_full == pytest.approx(1.0, abs=0.1)
+    # half the grain carried (plus what the smooth fill keeps of its own): 0.65 measured
+    assert LEAST_STRENGTH < g_half < 0.75
+    # where the detail is the section's own, carrying it is also the more faithful repair
+    assert np.mean((full - truth)[m] ** 2) < np.mean((smooth - truth)[m] ** 2)
 
 
 def test_textured_repair_has_the_grain_the_faithful_one_lacks():
