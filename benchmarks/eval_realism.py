@@ -15,8 +15,14 @@ the undamaged crop.
 Methods: the classical baselines (average, Telea, biharmonic, optical flow), the refined
 reference, and the full pipeline in its two modes (``textured``, the default, and
 ``faithful``) with the bundled weights; ``--weights NAME=FILE`` adds both modes of other
-weights (a training campaign's candidate). Writes ``benchmarks/results/<stem>.json`` and
-``<stem>.md`` and prints the table.
+weights (a training campaign's candidate). Writes ``benchmarks/results/<stem>.json``, the
+full tables ``<stem>.md``, the short table the README shows ``<stem>-summary.md`` and the
+trade-off plot ``<stem>.png`` (PSNR margin over the best classical baseline against sharpness
+on every part, and against the membrane F1 on the downstream check), and prints the tables.
+
+    .venv/bin/python benchmarks/eval_realism.py --from-json benchmarks/results/realism.json
+
+rewrites the tables and the plot from a JSON file without repairing anything.
 """
 
 from __future__ import annotations
@@ -125,6 +131,79 @@ def markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
+def _margin(res: dict, method: str, k: str) -> float:
+    best = max(res[c][k]["psnr"] for c in CLASSICAL if c in res)
+    return res[method][k]["psnr"] - best
+
+
+def summary(report: dict, methods=("textured", "faithful")) -> str:
+    """The README's table: per part and ratio, each method's PSNR margin over the best
+    classical baseline, sharpness / grain, and the membrane F1 where there are labels."""
+    head = "| validation part | ratio | " + " | ".join(
+        f"{m}: PSNR vs best classical, sharpness / grain" for m in methods) + \
+        " | membrane F1: " + ", ".join(("undamaged", "flow", "refined") + tuple(methods)) + " |"
+    lines = [head, "|---|---|" + "---|" * len(methods) + "---|"]
+    for part, res in report["parts"].items():
+        for k in [f"{r:g}" for r in RATIOS]:
+            cells = [f"{_margin(res, m, k):+.2f} dB, {res[m][k]['sharpness']:.2f} / "
+                     f"{res[m][k]['grain']:.2f}" for m in methods if m in res]
+            mf1 = ""
+            if res[methods[0]][k].get("membrane_f1") is not None:
+                mf1 = ", ".join(f"{v:.2f}" for v in
+                                [res[methods[0]][k]["membrane_f1_undamaged"]]
+                                + [res[m][k]["membrane_f1"] for m in ("flow", "refined")
+                                   + tuple(methods)])
+            lines.append(f"| {part} | {float(k):.0%} | " + " | ".join(cells) + f" | {mf1} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(report: dict, path: Path) -> None:
+    """PSNR margin against sharpness (every part and ratio) and against membrane F1."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(10, 4.2), dpi=100)
+    ax1, ax2 = fig.subplots(1, 2)
+    methods = report["config"]["methods"]
+    markers = dict(zip(methods, "os^vDP*XhH<>p", strict=False))
+    for m in methods:
+        xs, ys, fs, gs = [], [], [], []
+        for res in report["parts"].values():
+            for k, row in res[m].items():
+                xs.append(row["sharpness"])
+                ys.append(_margin(res, m, k))
+                if row.get("membrane_f1") is not None:
+                    fs.append(row["membrane_f1"] / row["membrane_f1_undamaged"])
+                    gs.append(ys[-1])
+        ax1.scatter(xs, ys, marker=markers[m], label=m)
+        if fs:
+            ax2.scatter(fs, gs, marker=markers[m], label=m)
+    for ax, xlabel in ((ax1, "sharpness in the hole (truth = 1)"),
+                       (ax2, "membrane F1 in the hole / undamaged F1 (isbi2012_train z >= 24)")):
+        ax.axhline(0.5, color="#999999", lw=0.8, ls="--")
+        ax.set_xlabel(xlabel, fontsize=8)
+        ax.set_ylabel("PSNR - best classical baseline (dB)", fontsize=8)
+        ax.set_ylim(-3, 2.5)  # the single-image baselines far below are left off
+        ax.tick_params(labelsize=7)
+    ax1.axvspan(0.8, 1.25, color="#dddddd", alpha=0.5, lw=0)
+    ax2.axvline(0.9, color="#999999", lw=0.8, ls="--")
+    ax1.legend(fontsize=7, loc="lower left")
+    fig.suptitle("Where each repair sits on the perception-distortion trade-off "
+                 "(every validation part, 30 and 50 %)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+def write_outputs(report: dict, stem: str, samples) -> str:
+    out = Path(stem) if Path(stem).is_absolute() else RESULTS / stem
+    out.parent.mkdir(parents=True, exist_ok=True)
+    table = markdown(report)
+    note = f"<!-- made by benchmarks/eval_realism.py --samples {samples} -->\n\n"
+    out.with_name(out.name + ".md").write_text(note + table)
+    out.with_name(out.name + "-summary.md").write_text(note + summary(report))
+    plot(report, out.with_name(out.name + ".png"))
+    return table + "\n" + summary(report)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--samples", type=int, default=20, help="samples per ratio and part")
@@ -134,7 +213,15 @@ def main(argv=None) -> int:
     ap.add_argument("--no-bundled", action="store_true",
                     help="leave out the bundled weights' two modes")
     ap.add_argument("--stem", default="realism")
+    ap.add_argument("--from-json", type=Path, default=None,
+                    help="rewrite the tables and the plot from this JSON report")
     args = ap.parse_args(argv)
+    if args.from_json is not None:
+        report = json.loads(args.from_json.read_text())
+        print(write_outputs(report, args.from_json.with_suffix("").name
+                            if args.stem == "realism" else args.stem,
+                            report["config"]["samples_per_ratio"]))
+        return 0
 
     methods = {m: METHODS[m] for m in CLASSICAL}
     methods["refined"] = METHODS["refined"]
@@ -156,12 +243,10 @@ def main(argv=None) -> int:
             part, methods, samples=args.samples,
             membranes=membranes if part == "isbi2012_train" else None)
         print(f"{part} done ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{args.stem}.json").write_text(json.dumps(report, indent=1) + "\n")
-    table = markdown(report)
-    (RESULTS / f"{args.stem}.md").write_text(
-        f"<!-- made by benchmarks/eval_realism.py --samples {args.samples} -->\n\n{table}")
-    print(table)
+    out = Path(args.stem) if Path(args.stem).is_absolute() else RESULTS / args.stem
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_name(out.name + ".json").write_text(json.dumps(report, indent=1) + "\n")
+    print(write_outputs(report, args.stem, args.samples))
     return 0
 
 
