@@ -12,7 +12,9 @@ repairs them with ``return_confidence=True``. Printed per validation part:
 ``--fit`` first refits the log-linear weights of ``engine/confidence.py`` on the *training*
 parts (never the validation parts) and prints them, to paste into that module.
 ``--leave-out NAME`` (with ``--fit``) fits without that stack's training part and scores
-only its validation part: the calibration on a stack the map never saw.
+only its validation part: the calibration on a stack the map never saw. ``--mode`` scores the
+map on the textured (default) or the faithful repair; the fit is always made on the
+faithful one (the map judges the structure, the generator's output, in both modes).
 
 Run from the repository root::
 
@@ -69,7 +71,7 @@ def fit(engine: FlowInpainter, n: int, leave_out: str | None = None) -> None:
             continue
         for prev, truth, nxt, mask in samples(train, z_range, spacing, n, seed=7):
             u = prepare_inputs(prev, apply_damage(truth, mask), nxt, mask)
-            result = np.clip(engine._learned(u), 0, 1)
+            result = np.clip(engine._learned(u)[0], 0, 1)
             cues = conf_mod.confidence_cues(result, u.reference, u.damaged, mask, u.warps)
             err = np.abs(result - u.scale.to_unit(truth))[mask][::5]
             rows.append(np.stack([np.log(cues[c][mask][::5] + conf_mod._OFFSET)
@@ -104,12 +106,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--samples", type=int, default=25, help="samples per ratio and stack")
     ap.add_argument("--fit", action="store_true", help="refit the weights on the training parts")
+    ap.add_argument("--mode", choices=("textured", "faithful"), default="textured",
+                    help="the repair the map is scored on")
     ap.add_argument("--leave-out", choices=sorted(STACKS), default=None,
                     help="with --fit: fit without this stack, score only its validation part")
     args = ap.parse_args()
     if args.leave_out and not args.fit:
         ap.error("--leave-out needs --fit")
-    engine = FlowInpainter(device="cpu")
+    engine = FlowInpainter(device="cpu", mode=args.mode)
     if args.fit:
         fit(engine, max(args.samples, 40), args.leave_out)
     print("| validation part | low/high MAE | Spearman | mean confidence | PSNR hole | n |")
