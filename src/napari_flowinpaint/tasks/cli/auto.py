@@ -18,8 +18,10 @@ from ...engine.names import FLOW_METHODS, STAGES
 from .common import (
     ProgressBar,
     add_absolute_argument,
+    add_format_argument,
     add_mode_argument,
     add_parallel_arguments,
+    input_path,
 )
 
 __all__ = ["add_arguments", "run"]
@@ -27,7 +29,9 @@ __all__ = ["add_arguments", "run"]
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", metavar="STACK",
-                        help="image stack, .tif/.tiff, .zarr or .ome.zarr; never modified")
+                        help="image stack: .tif/.tiff, .zarr, .ome.zarr, a folder of .tif/.png "
+                             "sections, HDF5 (FILE.h5:/dataset) or MRC; never modified")
+    add_format_argument(parser)
     parser.add_argument("-o", "--output", required=True, metavar="REPAIRED",
                         help="repaired stack to write (.tif/.tiff, .zarr or .ome.zarr)")
     parser.add_argument("--mask", type=Path, default=None, metavar="MASK",
@@ -66,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
             for phase in ("detect", "repair")}
     try:
         rows, summary = auto_to_file(
-            args.input, args.output, mask_output=args.mask, report=args.report,
+            input_path(args), args.output, mask_output=args.mask, report=args.report,
             overwrite=args.overwrite, workers=args.workers, scheduler=args.scheduler,
             detect_options=dict(sensitivity=args.sensitivity, grow=args.grow,
                                 min_area=args.min_area, weights=args.detector_weights,

@@ -10,8 +10,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-__all__ = ["ProgressBar", "add_absolute_argument", "add_finetune_arguments", "add_mode_argument",
-           "add_parallel_arguments"]
+__all__ = ["ProgressBar", "add_absolute_argument", "add_finetune_arguments", "add_format_argument",
+           "add_mode_argument", "add_parallel_arguments", "input_path"]
 
 _FORMAT = ("{desc}: {n_fmt}/{total_fmt} {unit} {percentage:3.0f}%|{bar}| "
            "[{elapsed}<{remaining}, {rate_fmt}{postfix}]")
@@ -71,6 +71,24 @@ class ProgressBar:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def add_format_argument(parser) -> None:
+    """``--format``: how to read INPUT when its extension does not say (:func:`input_path`)."""
+    from ..io.formats import FORMATS
+
+    parser.add_argument("--format", default=None, choices=FORMATS,
+                        help="format of INPUT when its extension does not tell it (default: "
+                             "from the extension; a folder holds .tif or .png sections, "
+                             "HDF5 takes 'FILE:/dataset')")
+
+
+def input_path(args) -> str:
+    """INPUT as the library reads it: ``FORMAT:INPUT`` when ``--format`` names a format its
+    extension does not give (:func:`~napari_flowinpaint.tasks.io.formats.with_format`)."""
+    from ..io.formats import with_format
+
+    return with_format(args.input, args.format)
 
 
 def add_parallel_arguments(parser) -> None:

@@ -10,14 +10,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .common import ProgressBar, add_absolute_argument, add_parallel_arguments
+from .common import (
+    ProgressBar,
+    add_absolute_argument,
+    add_format_argument,
+    add_parallel_arguments,
+    input_path,
+)
 
 __all__ = ["add_arguments", "run"]
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("input", metavar="INPUT",
-                        help="image stack, .tif/.tiff or .zarr, axes (z, y, x); never modified")
+                        help="image stack, axes (z, y, x): .tif/.tiff, .zarr, a folder of "
+                             ".tif/.png sections, HDF5 (FILE.h5:/dataset) or MRC; never "
+                             "modified")
+    add_format_argument(parser)
     parser.add_argument("-o", "--output", required=True, metavar="MASK",
                         help="mask stack to write (.tif/.zarr, uint8, 1 = damaged)")
     parser.add_argument("--report", type=Path, default=None, metavar="CSV",
@@ -41,7 +50,7 @@ def run(args) -> int:
     from ..volume import detect_to_file
 
     with ProgressBar("detect", "slices", disable=args.no_progress) as bar:
-        rows = detect_to_file(args.input, args.output, report=args.report,
+        rows = detect_to_file(input_path(args), args.output, report=args.report,
                               overwrite=args.overwrite, sensitivity=args.sensitivity,
                               grow=args.grow, rectangles=args.rectangles,
                               min_area=args.min_area, weights=args.weights,

@@ -16,15 +16,23 @@ import warnings
 from pathlib import Path
 
 from ...engine.names import FLOW_METHODS, STAGES
-from .common import ProgressBar, add_mode_argument, add_parallel_arguments
+from .common import (
+    ProgressBar,
+    add_format_argument,
+    add_mode_argument,
+    add_parallel_arguments,
+    input_path,
+)
 
 __all__ = ["add_arguments", "run"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", metavar="INPUT",
-                        help="image stack, .tif/.tiff, .zarr or .ome.zarr, axes (z, y, x); never "
-                             "modified")
+                        help="image stack, axes (z, y, x): .tif/.tiff, .zarr, .ome.zarr, a "
+                             "folder of .tif/.png sections, HDF5 (FILE.h5:/dataset) or MRC; "
+                             "never modified")
+    add_format_argument(parser)
     parser.add_argument("--mask", "-m", required=True, metavar="MASK",
                         help="mask stack of the same shape (.tif/.tiff/.zarr); nonzero marks "
                              "damaged pixels")
@@ -72,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
             caught.clear()
             bar(done, total)
 
-        summary = repair_to_file(args.input, args.mask, args.output, overwrite=args.overwrite,
+        summary = repair_to_file(input_path(args), args.mask, args.output, overwrite=args.overwrite,
                                  slices=args.slices, max_distance=args.max_distance,
                                  weights=args.weights, device=args.device, stages=args.stages,
                                  flow_method=args.flow_method, mode=args.mode,

@@ -3,6 +3,8 @@
 Supported formats, chosen by the file extension:
 
 * ``.tif`` / ``.tiff``: a multi-page TIFF read into memory with :mod:`tifffile`.
+* a folder of ``.tif``/``.png`` sections, HDF5 (``file.h5:/volumes/raw``), MRC, or any
+  format named by a prefix (``hdf5:scan.bin:/raw``): read lazily by :mod:`.formats`.
 * ``.zarr``: a zarr store directory (format 2 or 3) holding the array at its root, or a group
   holding exactly one array (or give the array's path inside the store, ``data.zarr/raw``),
   or an OME-Zarr image (OME-NGFF 0.4 or 0.5: its highest-resolution level, voxel size from
@@ -22,6 +24,7 @@ import numpy as np
 
 from ...engine import files
 from ._logs import quiet_logger
+from .formats import READABLE, format_voxel_size, lazy_format, open_format, split_format, tiff_zarr
 from .ome import is_ome_zarr, open_ome_zarr
 
 __all__ = ["SMALL_BYTES", "SUPPORTED_EXTENSIONS", "LazyStack", "SectionRange", "stack_format",
@@ -57,9 +60,12 @@ def stack_format(path, *, for_writing: bool = False) -> str:
         return "zarr"
     if not for_writing and any(part.lower().endswith(".zarr") for part in p.parts[:-1]):
         return "zarr"
+    if not for_writing and lazy_format(path) is not None:  # a folder, HDF5, MRC: .formats
+        return lazy_format(path)
     raise ValueError(
         f"cannot tell the format of {str(path)!r} from its extension {suffix or '(none)'!r}; "
-        f"supported: {', '.join(SUPPORTED_EXTENSIONS)} (a multi-page TIFF or a zarr store). "
+        f"supported: {', '.join(SUPPORTED_EXTENSIONS)} (a multi-page TIFF or a zarr store)"
+        f"{'' if for_writing else READABLE}. "
         "Convert other formats first, e.g. with Fiji (File > Save As > Tiff)."
     )
 
@@ -224,7 +230,7 @@ def read_stack(path, *, name: str = "stack"):
     Parameters
     ----------
     path : str or Path
-        A ``.tif``/``.tiff`` file or a ``.zarr`` store (see the module docstring).
+        A TIFF, zarr, folder of sections, HDF5 or MRC stack (see the module docstring).
     name : str, keyword-only
         How the file is called in error messages (e.g. ``"mask"``).
 
@@ -241,8 +247,11 @@ def read_stack(path, *, name: str = "stack"):
     ValueError
         For an unsupported extension, an unreadable file, or data that is not 3-D.
     """
+    fmt, path = split_format(path)
     path = Path(path)
-    fmt = stack_format(path)
+    fmt = fmt or stack_format(path)
+    if fmt not in ("tiff", "zarr"):  # a folder of sections, HDF5, MRC: .formats
+        return open_format(path, fmt, name)
     if not path.exists():
         raise FileNotFoundError(f"{name} {str(path)!r} does not exist.")
     if fmt == "zarr" and is_ome_zarr(path):
@@ -261,7 +270,8 @@ def read_stack(path, *, name: str = "stack"):
                 if "S" in axes:  # samples per pixel: RGB(A) or interleaved channels
                     raise _NotGreyscale(axes, tif.series[0].shape)
                 _check_complete(tif, path.stat().st_size)
-                arr = tif.asarray()
+                big = stack_nbytes(tif.series[0]) > SMALL_BYTES  # then read a page at a time
+                arr = LazyStack(tiff_zarr(path), path, name) if big else tif.asarray()
         except _NotGreyscale as exc:
             raise ValueError(
                 f"{name} {str(path)!r} is an RGB or multichannel TIFF (axes {exc.args[0]}, "
@@ -281,10 +291,13 @@ def read_voxel_size(path) -> tuple[float, float, float] | None:
     the highest-resolution level. zarr: the ``voxel_size`` attribute written by
     :func:`~napari_flowinpaint.tasks.io.write_stack`.
     """
-    path = Path(path)
-    if stack_format(path) == "zarr" and is_ome_zarr(path):
+    fmt, path = split_format(path)
+    path, fmt = Path(path), fmt or stack_format(path)
+    if fmt not in ("tiff", "zarr"):
+        return format_voxel_size(path, fmt)
+    if fmt == "zarr" and is_ome_zarr(path):
         return open_ome_zarr(path)[2]
-    if stack_format(path) == "zarr":
+    if fmt == "zarr":
         try:
             vs = open_zarr(path, "stack").attrs.get("voxel_size")
         except ValueError:
