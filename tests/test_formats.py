@@ -236,3 +236,29 @@ def test_format_option_of_the_commands(damaged, tmp_path, capsys):
         with pytest.raises(SystemExit):
             cli.main([command, source, "--format", "netcdf", "-o", str(tmp_path / "x.tif")])
         assert "invalid choice: 'netcdf'" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------- napari
+
+
+@pytest.mark.gui
+@pytest.mark.parametrize("fmt", ["hdf5", "mrc"])
+def test_napari_opens_the_file_lazily_at_its_voxel_size(fmt, tmp_path, make_napari_viewer):
+    pytest.importorskip("napari")
+    import dask.array as da
+
+    data = moving_stack(6, (32, 40), dtype=np.uint16)
+    path = _write(fmt, tmp_path, data)
+    file = path.split(":/")[0]  # File > Open gives the file
+    viewer = make_napari_viewer()
+    layers = viewer.open(file, plugin="napari-flowinpaint")
+    names = {"hdf5": ["sample.h5:/volumes/labels/neuron_ids", "sample.h5:/volumes/raw"],
+             "mrc": ["stack.mrc"]}[fmt]
+    assert [layer.name for layer in layers] == names  # every 3-D dataset of an HDF5 file
+    layer = viewer.layers[names[-1]]
+    assert isinstance(layer.data, da.Array) and layer.data.chunks[0] == (1,) * 6
+    assert tuple(layer.scale) == pytest.approx(VOXEL)
+    np.testing.assert_array_equal(np.asarray(layer.data[4]), data[4])
+    from napari_flowinpaint.gui import napari_get_reader
+
+    assert napari_get_reader(str(tmp_path / "a.tif")) is None  # napari reads TIFF itself

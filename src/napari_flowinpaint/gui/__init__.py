@@ -1,5 +1,6 @@
 """napari adapters: the repair and fine-tuning dock widgets, the batch menu command, the
-sample data and the lazy view of a repaired stack (:class:`RepairedView`).
+sample data, the reader of HDF5 and MRC files and the lazy view of a repaired stack
+(:class:`RepairedView`).
 
 This subpackage imports napari and Qt; the rest of napari_flowinpaint does not. Its names
 are loaded lazily, so that napari opening the sample data (``make_sample_data``) imports
@@ -13,6 +14,7 @@ __getattr__, __dir__, __all__ = _lazy.attach(
     submod_attrs={
         "_finetune_widget": ["FinetuneWidget"],
         "_menu": ["repair_all_masked_slices"],
+        "_reader": ["napari_get_reader"],
         "_sample_data": ["make_sample_data"],
         "_view": ["RepairedView"],
         "_widget": ["RepairWidget"],
