@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..engine.files import check_output_path, move_into_place, remove_path
+from .io.writer import EMPTY_CHUNKS
 
 __all__ = ["SectionRunner", "ResumableStore", "WORKER_MEMORY", "choose_workers", "copy_sections",
            "open_stack", "partial_path", "release_memory", "stack_source", "use_worker_threads",
@@ -144,7 +145,7 @@ class ResumableStore:
             attrs.update(voxel_size=[float(v) for v in self.voxel_size], voxel_unit="nm")
         y, x = self.shape[1:]
         spec = dict(shape=self.shape, dtype=self.dtype, dimension_names=("z", "y", "x"),
-                    chunks=(1, min(y, 2048), min(x, 2048)))
+                    chunks=(1, min(y, 2048), min(x, 2048)), config=EMPTY_CHUNKS)
         try:
             if self.ome:
                 zarr.open_group(str(self.partial), mode="w", attributes=attrs) \
@@ -192,7 +193,7 @@ def write_section(array_path, z: int, section) -> None:
     """Write one section into the zarr array at ``array_path`` (from any process)."""
     import zarr
 
-    out = zarr.open_array(str(array_path), mode="r+")
+    out = zarr.open_array(str(array_path), mode="r+").with_config(EMPTY_CHUNKS)
     out[int(z)] = np.asarray(section, dtype=out.dtype)
 
 
@@ -202,7 +203,7 @@ def open_stack(path: str, name: str):
     running many tasks on one stack opens it once (a TIFF is read once)."""
     from .io import read_stack
 
-    return read_stack(path, name=name)
+    return read_stack(path, name=name, sparse=name == "mask")  # masks are stored sparsely
 
 
 def stack_source(stack, name: str):

@@ -153,7 +153,7 @@ def repair_to_file(input, mask, output, *, overwrite: bool = False, slices=None,
                          "(weights, device, stages, flow_method, mode) to use workers.")
     from ..engine import SUPPORTED_DTYPES
 
-    stack, masks = read_stack(input, name="input"), read_stack(mask, name="mask")
+    stack, masks = read_stack(input, name="input"), read_stack(mask, name="mask", sparse=True)
     if tuple(masks.shape) != tuple(stack.shape):
         raise ValueError(
             f"the mask {str(mask)!r} has shape {tuple(masks.shape)} but the input "

@@ -25,7 +25,7 @@ def run(args) -> int:
     from ..training import finetune
 
     stack = read_stack(args.stack)  # a big zarr stays on disk: read a crop at a time
-    damaged = read_stack(args.mask, name="mask") if args.mask else None
+    damaged = read_stack(args.mask, name="mask", sparse=True) if args.mask else None
     with ProgressBar("finetune", "iterations") as bar:
         res = finetune(stack, args.out, damaged=damaged, weights=args.weights,
                        iterations=args.iterations, spacing=args.spacing,

@@ -32,7 +32,7 @@ def run(args) -> int:
     from ..training import finetune_detector
 
     stack = read_stack(args.stack)
-    damaged = read_stack(args.mask, name="mask") if args.mask else None
+    damaged = read_stack(args.mask, name="mask", sparse=True) if args.mask else None
     with ProgressBar("finetune-detector", "iterations") as bar:
         res = finetune_detector(
             stack, args.out, damaged=damaged, weights=args.weights,

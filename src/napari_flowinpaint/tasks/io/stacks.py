@@ -17,6 +17,7 @@ Writing is :mod:`napari_flowinpaint.tasks.io.writer`.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -136,27 +137,69 @@ class LazyStack:
 
     Indexing (``stack[z]``, ``stack[z, y0:y1, x0:x1]``) reads and returns numpy arrays;
     ``np.asarray(stack)`` reads it all. A corrupt or truncated chunk raises
-    :class:`ValueError` naming the file and the index, not the codec's own error.
+    :class:`ValueError` naming the file and the index, not the codec's own error; so does a
+    section with a chunk missing from the store (zarr reads a missing chunk as the fill
+    value: a deleted chunk would be a black section taken for data), unless ``sparse``.
 
     Attributes
     ----------
     array : zarr.Array
         The array read.
     path : Path
+    sparse : bool
+        Missing chunks read as the fill value (a mask: zarr does not store empty chunks).
     shape, dtype, ndim
     """
 
-    def __init__(self, array, path, name: str = "stack", *, index: tuple = ()):
-        self.array, self.path, self.name = array, Path(path), name
+    def __init__(self, array, path, name: str = "stack", *, index: tuple = (),
+                 sparse: bool = False):
+        self.array, self.path, self.name, self.sparse = array, Path(path), name, sparse
         self.index = tuple(index)  # fixed leading indices (an OME-Zarr's channel, time)
         self.shape = tuple(array.shape)[len(self.index):]
         self.dtype = np.dtype(array.dtype)
         self.ndim = len(self.shape)
+        self._stored: set[int] = set()  # sections whose chunks were all found
 
     def __len__(self) -> int:
         return self.shape[0]
 
+    def _check_stored(self, key) -> None:
+        """Raise :class:`ValueError` when a section that ``key`` reads has a chunk missing
+        from the store (each section is checked once)."""
+        from zarr.core.sync import sync
+
+        first = key[0] if isinstance(key, tuple) and key else key
+        n = self.shape[0]
+        if isinstance(first, int | np.integer):
+            zs = [int(first) % n] if -n <= int(first) < n else []  # zarr says what is wrong
+        elif isinstance(first, slice):
+            zs = range(*first.indices(n))
+        elif first is Ellipsis or (isinstance(key, tuple) and not key):
+            zs = range(n)
+        else:
+            zs = np.unique(np.asarray(first, dtype=np.int64) % n).tolist()
+        chunks = self.array.shards or self.array.chunks
+        lead = [(i // c,) for i, c in zip(self.index, chunks, strict=False)]
+        rest = [range(-(-size // c)) for size, c in zip(self.shape[1:], chunks[-2:],
+                                                         strict=True)]
+        for z in zs:
+            if z in self._stored:
+                continue
+            coords = itertools.product(*lead, (z // chunks[len(self.index)],), *rest)
+            keys = [self.array.metadata.encode_chunk_key(c) for c in coords]
+            missing = [k for k in keys if not sync((self.array.store_path / k).exists())]
+            if missing:
+                raise ValueError(
+                    f"{self.name} {str(self.path)!r}: section {z} is missing from the store "
+                    f"(no chunk {', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}):"
+                    f" zarr would read it as the fill value {self.array.fill_value!r}, a blank "
+                    "section taken for data. Restore the store from a copy; if the section is "
+                    "blank on purpose, write it out (zarr's write_empty_chunks=True).")
+            self._stored.add(z)
+
     def __getitem__(self, key):
+        if not self.sparse:
+            self._check_stored(key)
         try:
             if self.index:
                 key = self.index + (key if isinstance(key, tuple) else (key,))
@@ -224,7 +267,7 @@ class SectionRange:
         return np.asarray(self.stack[(self.start + i * self.step, *rest)])
 
 
-def read_stack(path, *, name: str = "stack"):
+def read_stack(path, *, name: str = "stack", sparse: bool = False):
     """Read a 3-D image stack (or mask stack) with axes (z, y, x).
 
     Parameters
@@ -233,6 +276,11 @@ def read_stack(path, *, name: str = "stack"):
         A TIFF, zarr, folder of sections, HDF5 or MRC stack (see the module docstring).
     name : str, keyword-only
         How the file is called in error messages (e.g. ``"mask"``).
+    sparse : bool, keyword-only
+        For zarr: a chunk missing from the store reads as the array's fill value, as zarr
+        stores masks (empty chunks are not written). Default False: reading a section with
+        a missing chunk raises :class:`ValueError` (a deleted chunk of an image is never
+        taken for a black section).
 
     Returns
     -------
@@ -256,9 +304,9 @@ def read_stack(path, *, name: str = "stack"):
         raise FileNotFoundError(f"{name} {str(path)!r} does not exist.")
     if fmt == "zarr" and is_ome_zarr(path):
         array, index, _ = open_ome_zarr(path, name)
-        arr = LazyStack(array, path, name, index=index)
+        arr = LazyStack(array, path, name, index=index, sparse=sparse)
     elif fmt == "zarr":
-        arr = LazyStack(open_zarr(path, name), path, name)
+        arr = LazyStack(open_zarr(path, name), path, name, sparse=sparse)
     else:
         import tifffile
 

@@ -23,9 +23,12 @@ from ...engine.files import explain_write_error, hidden_sibling, move_into_place
 from .ome import is_ome_path, write_pyramid
 from .stacks import check_3d, check_output_path, stack_format
 
-__all__ = ["StackWriter", "write_stack"]
+__all__ = ["EMPTY_CHUNKS", "StackWriter", "write_stack"]
 
 _IMAGEJ_DTYPES = (np.uint8, np.uint16, np.float32)
+#: zarr array settings of every stack written: a section of zeros is stored, not left out,
+#: so that a chunk missing from an image is an error when it is read (:class:`.LazyStack`)
+EMPTY_CHUNKS = {"write_empty_chunks": True}
 _TIFF_LIMIT = 2**32 - 2**25  # bytes of pixel data above which a BigTIFF is needed
 
 
@@ -109,7 +112,7 @@ class StackWriter:
             if description is not None:
                 attrs["description"] = str(description)
             spec = dict(shape=self.shape, dtype=self.dtype, dimension_names=("z", "y", "x"),
-                        chunks=(1, min(y, 2048), min(x, 2048)))
+                        chunks=(1, min(y, 2048), min(x, 2048)), config=EMPTY_CHUNKS)
             try:
                 if self.ome:  # a group: level "0" now, the pyramid and metadata at commit
                     self._group = zarr.open_group(str(self.tmp), mode="w", attributes=attrs)
@@ -177,7 +180,7 @@ class StackWriter:
 
     def _fill_zarr(self) -> None:
         if self.base is None:
-            return  # unwritten chunks read as the fill value 0
+            return  # unwritten chunks read as the fill value 0 (a mask reads them so)
         for z in range(self.shape[0]):
             if z not in self.written:
                 self._array[z] = np.asarray(self.base[z], dtype=self.dtype)
