@@ -7,9 +7,11 @@ failed runs leave no partial store that blocks the next one, and local workers e
 their parent.
 """
 
+import signal
 
 import numpy as np
 import pytest
+from _cli import command, start_until
 from _synth import moving_stack
 
 from napari_flowinpaint.tasks import cli
@@ -99,3 +101,26 @@ def test_a_mask_is_read_sparsely_and_outputs_store_blank_sections(vol):
     assert (d / "o.zarr" / "c" / "7" / "0" / "0").is_file()
 
 
+def test_killed_main_process_takes_its_workers_with_it(tmp_path):
+    import psutil
+
+    big = moving_stack(24, (160, 160), dtype=np.uint8)
+    masks = np.zeros(big.shape, np.uint8)
+    masks[1:-1, 30:130, 40:120] = 1
+    write_stack(tmp_path / "big.zarr", big)
+    write_stack(tmp_path / "bigm.zarr", masks)
+    argv = command("repair", tmp_path / "big.zarr", "-m", tmp_path / "bigm.zarr", "-o",
+                   tmp_path / "o.zarr", "--workers", "2")
+    proc, _ = start_until(argv, r"repair: [1-9]", timeout=180)
+    workers = [p for p in psutil.Process(proc.pid).children(recursive=True)
+               if "spawn_main" in " ".join(p.cmdline())]
+    assert len(workers) == 2
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    try:
+        gone, alive = psutil.wait_procs(workers, timeout=20)
+        assert alive == [], f"workers still running after their parent was killed: {alive}"
+    finally:
+        for p in workers:  # these tests' own processes, by pid
+            if p.is_running():
+                p.kill()

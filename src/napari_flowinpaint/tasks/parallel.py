@@ -274,9 +274,43 @@ def release_memory() -> None:
         trim(0)
 
 
-def _init_worker(threads: int) -> None:
-    """Start-up of a local worker process: its share of the cores for torch and OpenCV
-    (:func:`use_worker_threads` applies it)."""
+def _die_with_parent(parent: int) -> None:
+    """End this worker process when ``parent``, the process that started it, ends, however
+    it ends (``kill -9`` included): without it, workers of a killed run would go on holding
+    their memory forever. On Linux the kernel sends SIGKILL (``prctl(PR_SET_PDEATHSIG)``);
+    elsewhere a daemon thread checks every second that the parent is still there."""
+    import signal
+    import sys
+
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            set_death_signal = ctypes.CDLL(None, use_errno=True).prctl(
+                1, int(signal.SIGKILL), 0, 0, 0) == 0  # 1: PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            set_death_signal = False
+        if set_death_signal:
+            if os.getppid() != parent:  # it ended before the signal was set
+                os._exit(1)
+            return
+    import threading
+    import time
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="flowinpaint-parent-watch", daemon=True).start()
+
+
+def _init_worker(threads: int, parent: int | None = None) -> None:
+    """Start-up of a local worker process: it ends with ``parent`` (:func:`_die_with_parent`)
+    and keeps to its share of the cores for torch and OpenCV (:func:`use_worker_threads`
+    applies it)."""
+    if parent is not None:
+        _die_with_parent(parent)
     os.environ["FLOWINPAINT_WORKER_THREADS"] = str(threads)
 
 
@@ -284,7 +318,8 @@ class SectionRunner:
     """Runs section tasks here, on ``workers`` local processes, or on a dask cluster.
 
     Local workers are spawned processes (:class:`concurrent.futures.ProcessPoolExecutor`),
-    each with its share of the cores for torch; a cluster is reached through
+    each with its share of the cores for torch, which end with this process even when it is
+    killed (:func:`_die_with_parent`); a cluster is reached through
     dask.distributed. (Local dask workers were tried first: a repair ran about twice as
     slowly inside them. dask's nannies set ``MALLOC_TRIM_THRESHOLD_``, and glibc then serves
     every big tensor from fresh pages: any value of it, 64 kB to 128 MB, cost the same 1.8x
@@ -337,7 +372,8 @@ class SectionRunner:
             threads = max(1, (os.cpu_count() or 1) // self.workers)
             self._pool = ProcessPoolExecutor(self.workers,
                                              mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_init_worker, initargs=(threads,))
+                                             initializer=_init_worker,
+                                             initargs=(threads, os.getpid()))
         return self
 
     def _submit(self, function: Callable, *args):
