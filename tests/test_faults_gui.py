@@ -346,8 +346,8 @@ def test_image_removed_mid_run_keeps_what_was_done(make_scene, qtbot, notes, no_
             "repaired (1).")
     assert widget.status == text and notes == [(Sev.WARNING, text)]
     # the result made before is kept as it was; slice 2, finished after, is dropped
-    assert [layer.name for layer in viewer.layers] == ["em damage mask", "em repaired",
-                                                       "em confidence"]
+    assert [layer.name for layer in viewer.layers] == ["em repaired", "em confidence",
+                                                       "em damage mask"]
     assert viewer.layers["em repaired"] is result
     assert not np.array_equal(result.data[1], original[1])
     np.testing.assert_array_equal(result.data[2:], original[2:])

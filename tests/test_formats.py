@@ -4,7 +4,9 @@ and napari's File > Open."""
 
 from __future__ import annotations
 
+import json
 import struct
+import sys
 import tracemalloc
 
 import h5py
@@ -50,11 +52,47 @@ def _write(fmt, folder, data, voxel=VOXEL) -> str:
         return str(folder / "big.tif")
     if fmt == "big tif":  # an ImageJ TIFF with its voxel size, over the in-memory limit
         return str(write_stack(folder / "big_ij.tif", data, voxel_size=voxel))
+    if fmt in ("n5", "precomputed"):
+        return _write_tensorstore(fmt, folder, data, voxel)
     raise AssertionError(fmt)
 
 
-FORMATS = ("tif folder", "png folder", "hdf5", "mrc", "bigtiff", "big tif")
-KEEPS_VOXEL = {"hdf5", "mrc", "big tif"}
+def _write_tensorstore(fmt, folder, data, voxel) -> str:
+    """An N5 pyramid (s0, s1) as BigDataViewer writes it, or a precomputed volume that starts
+    away from 0: both list their axes x first, and keep one section per chunk."""
+    ts = pytest.importorskip("tensorstore")
+    xyz, size = [float(v) for v in voxel[::-1]], list(data.shape[::-1])
+    if fmt == "n5":
+        for level in ("s0", "s1"):
+            store = ts.open({"driver": "n5", "create": True,
+                             "kvstore": {"driver": "file",
+                                         "path": str(folder / f"vol.n5/setup0/timepoint0/{level}")},
+                             "metadata": {"dimensions": size, "blockSize": size[:2] + [1],
+                                          "dataType": str(data.dtype),
+                                          "compression": {"type": "gzip"}}}).result()
+            store[...] = data.T
+        attrs = folder / "vol.n5/setup0/timepoint0/s0/attributes.json"
+        meta = json.loads(attrs.read_text())
+        attrs.write_text(json.dumps({**meta, "pixelResolution": {"dimensions": xyz,
+                                                                  "unit": "nm"}}))
+        return str(folder / "vol.n5")
+    store = ts.open({"driver": "neuroglancer_precomputed", "create": True,
+                     "kvstore": {"driver": "file", "path": str(folder / "precomputed") + "/"},
+                     "multiscale_metadata": {"data_type": str(data.dtype), "num_channels": 1,
+                                             "type": "image"},
+                     "scale_metadata": {"size": size, "resolution": xyz, "encoding": "raw",
+                                        "chunk_size": size[:2] + [1],
+                                        "voxel_offset": [100, 200, 300]}}).result()
+    store[...] = data.T[..., None]
+    return str(folder / "precomputed")
+
+
+FORMATS = ("tif folder", "png folder", "hdf5", "mrc", "bigtiff", "big tif", "n5",
+           "precomputed")
+KEEPS_VOXEL = {"hdf5", "mrc", "big tif", "n5", "precomputed"}
+#: where the reads are not numpy's memory (tensorstore's C++): laziness checked by removing
+#: every chunk but one section's
+UNTRACED = {"n5", "precomputed"}
 
 
 @pytest.fixture
@@ -78,7 +116,7 @@ def test_round_trip_lazily_with_the_voxel_size(fmt, tmp_path, small_limit):
     assert voxel == (pytest.approx(VOXEL) if fmt in KEEPS_VOXEL else None)
 
 
-@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("fmt", sorted(set(FORMATS) - UNTRACED))
 def test_reading_one_section_reads_only_that_section(fmt, tmp_path, small_limit):
     """A 12 MB stack: opening it and reading one section allocates about that section
     (128 kB), while reading it whole allocates the whole."""
@@ -95,6 +133,41 @@ def test_reading_one_section_reads_only_that_section(fmt, tmp_path, small_limit)
     finally:
         tracemalloc.stop()
     assert one < 2 * data[0].nbytes + (1 << 20) < data.nbytes <= whole
+
+
+@pytest.mark.parametrize("fmt", sorted(UNTRACED))
+def test_tensorstore_reads_only_the_chunks_of_a_section(fmt, tmp_path):
+    data = moving_stack(8, (32, 40), dtype=np.uint16)
+    stack = read_stack(_write(fmt, tmp_path, data))
+    # N5: s0/X/Y/Z; precomputed: SCALE/x0-x1_y0-y1_z0-z1 (z from 300)
+    level = tmp_path / ("vol.n5/setup0/timepoint0/s0" if fmt == "n5" else "precomputed")
+    chunks = [p for p in level.rglob("*") if p.is_file()
+              and p.name not in ("attributes.json", "info")]
+    assert len(chunks) == 8  # one per section
+    for chunk in chunks:  # every other section's chunk is garbage now
+        if chunk.name not in ("3", "100-140_200-232_303-304"):
+            chunk.write_bytes(b"garbage")
+    np.testing.assert_array_equal(stack[3], data[3])
+    np.testing.assert_array_equal(stack[3, 5:9, ::-3], data[3, 5:9, ::-3])
+    with pytest.raises(ValueError, match="could not read section 4"):
+        stack[4]
+
+
+def test_n5_container_names_its_dataset_or_lists_them(tmp_path, monkeypatch, capsys):
+    data = moving_stack(4, (16, 16))
+    container = _write("n5", tmp_path, data)  # one pyramid: its s0
+    assert read_stack(container).path.name == "s0"
+    np.testing.assert_array_equal(read_stack(f"{container}/setup0/timepoint0/s1")[:], data)
+    _write_tensorstore("n5", tmp_path / "vol.n5" / "setup1", data, VOXEL)
+    with pytest.raises(ValueError, match=r"several 3-D datasets: setup0/timepoint0/s0 4x16x16;"
+                                         r".*setup1/vol.n5/setup0/timepoint0/s1 4x16x16"):
+        read_stack(container)
+    monkeypatch.setitem(sys.modules, "tensorstore", None)
+    with pytest.raises(ImportError, match=r"pip install 'napari-flowinpaint\[tensorstore\]'"):
+        read_stack(f"{container}/setup0/timepoint0/s0")
+    out = tmp_path / "o.tif"
+    assert cli.main(["detect", f"{container}/setup0/timepoint0/s0", "-o", str(out)]) == 2
+    assert "pip install 'napari-flowinpaint[tensorstore]'" in capsys.readouterr().err
 
 
 def test_a_folder_is_read_a_section_at_a_time(tmp_path):
@@ -208,7 +281,8 @@ def damaged(tmp_path_factory):
     return data, mask, np.asarray(read_stack(tmp / "out.tif"))
 
 
-@pytest.mark.parametrize("fmt", ["tif folder", "png folder", "hdf5", "mrc", "bigtiff"])
+@pytest.mark.parametrize("fmt", ["tif folder", "png folder", "hdf5", "mrc", "bigtiff", "n5",
+                                 "precomputed"])
 def test_repair_of_every_format_is_the_repair_of_its_tiff(fmt, damaged, tmp_path,
                                                           small_limit):
     data, mask, expected = damaged
@@ -242,7 +316,7 @@ def test_format_option_of_the_commands(damaged, tmp_path, capsys):
 
 
 @pytest.mark.gui
-@pytest.mark.parametrize("fmt", ["hdf5", "mrc"])
+@pytest.mark.parametrize("fmt", ["hdf5", "mrc", "n5"])
 def test_napari_opens_the_file_lazily_at_its_voxel_size(fmt, tmp_path, make_napari_viewer):
     pytest.importorskip("napari")
     import dask.array as da
@@ -253,7 +327,7 @@ def test_napari_opens_the_file_lazily_at_its_voxel_size(fmt, tmp_path, make_napa
     viewer = make_napari_viewer()
     layers = viewer.open(file, plugin="napari-flowinpaint")
     names = {"hdf5": ["sample.h5:/volumes/labels/neuron_ids", "sample.h5:/volumes/raw"],
-             "mrc": ["stack.mrc"]}[fmt]
+             "mrc": ["stack.mrc"], "n5": ["vol.n5"]}[fmt]
     assert [layer.name for layer in layers] == names  # every 3-D dataset of an HDF5 file
     layer = viewer.layers[names[-1]]
     assert isinstance(layer.data, da.Array) and layer.data.chunks[0] == (1,) * 6

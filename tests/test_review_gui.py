@@ -120,7 +120,8 @@ def test_result_on_top_before_after_and_the_confidence_overlay(scene, qtbot):
     _wait(qtbot, widget)
     assert bar.isHidden()
     names = [layer.name for layer in viewer.layers]
-    assert names == ["em", "em damage mask", "em repaired", "em confidence"]
+    # the mask stays on top, visible and paintable
+    assert names == ["em", "em repaired", "em confidence", "em damage mask"]
     result, conf = viewer.layers["em repaired"], viewer.layers["em confidence"]
     assert result.visible and not conf.visible
     assert conf.colormap.name == CONFIDENCE_COLORMAP.name and conf.blending == "translucent"

@@ -98,12 +98,15 @@ def test_repair_slice(scene, qtbot, notes):
     assert result.colormap.name == image.colormap.name
     np.testing.assert_array_equal(image.data, original)
     np.testing.assert_array_equal(mask.data, painted)
-    # the result is shown over the image and its mask (not hidden under the red paint), the
-    # confidence overlay is there but off; the mask stays selected for more painting
+    # the result is shown over the image, the confidence overlay is there but off, and the
+    # mask stays on top, visible and selected for more painting, drawn as outlines so that
+    # the repair shows through it
     layers = viewer.layers
-    assert layers.index(result) == layers.index(mask) + 1 and result.visible
+    assert layers.index(result) == layers.index(image) + 1 and result.visible
     confidence = layers["em confidence"]
     assert layers.index(confidence) == layers.index(result) + 1 and not confidence.visible
+    assert layers.index(mask) == layers.index(confidence) + 1
+    assert mask.visible and mask.contour > 0
     assert confidence.data.dtype == np.float32
     assert (np.asarray(confidence.data[2])[~hole] == 1).all()
     assert 0 < np.asarray(confidence.data[2])[hole].mean() < 1
@@ -115,8 +118,11 @@ def test_repair_slice(scene, qtbot, notes):
     widget["show_result"].value = False
     assert not result.visible
     widget["show_result"].value = True
+    assert not confidence.colorbar.visible
     widget["show_confidence"].value = True
     assert result.visible and confidence.visible
+    # with its legend, and translucent over the repair it describes
+    assert confidence.colorbar.visible and confidence.opacity < 1
     assert not [n for n in notes if n[0] >= NotificationSeverity.WARNING]
 
 
@@ -463,3 +469,25 @@ def test_repair_mode_choice_reaches_the_engine(make_napari_viewer, qtbot):
     np.testing.assert_array_equal(results["faithful"], expected)
     assert not np.array_equal(results["textured"][hole], results["faithful"][hole])
     assert widget.status == "" or "repaired" in widget.status
+
+
+def test_result_layers_are_never_offered_as_inputs(scene, qtbot):
+    """After a repair, reopening the widget (or a second one) still picks the image, and the
+    repaired and confidence layers are in no image choice, here nor in Fine-tune."""
+    from napari_flowinpaint.gui import FinetuneWidget
+
+    viewer, widget, image, _ = scene
+    mask = widget.new_mask()
+    mask.data[2][HOLE] = 1
+    widget.z = 2
+    widget.repair_current_slice()
+    _wait(qtbot, widget)
+    names = {layer.name for layer in viewer.layers}
+    assert {"em repaired", "em confidence"} <= names
+    viewer.layers.selection.active = viewer.layers["em confidence"]
+    other = RepairWidget(viewer, inpainter=FlowInpainter(stages="initial_reference"))
+    finetune = FinetuneWidget(viewer)
+    for w in (widget, other, finetune):
+        offered = [name for name, _ in w._image_choices()]
+        assert offered == ["em"], offered
+        assert w.image_layer is image

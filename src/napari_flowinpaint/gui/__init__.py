@@ -1,5 +1,5 @@
 """napari adapters: the repair and fine-tuning dock widgets, the batch menu command, the
-sample data, the reader of HDF5 and MRC files and the lazy view of a repaired stack
+sample data, the reader of HDF5, MRC and N5 files and the lazy view of a repaired stack
 (:class:`RepairedView`).
 
 This subpackage imports napari and Qt; the rest of napari_flowinpaint does not. Its names

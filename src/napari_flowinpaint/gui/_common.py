@@ -13,8 +13,8 @@ from napari.utils import progress
 from napari.utils.notifications import show_error, show_warning
 from qtpy.QtCore import QEvent, QObject
 
-__all__ = ["INPUT_ERRORS", "SPATIAL", "ImageChoiceMixin", "StatusMixin", "reason",
-           "spatial_kwargs"]
+__all__ = ["INPUT_ERRORS", "RESULT_TAG", "SPATIAL", "ImageChoiceMixin", "StatusMixin",
+           "is_result_layer", "reason", "spatial_kwargs"]
 
 _log = logging.getLogger(__name__)
 
@@ -229,6 +229,16 @@ class StatusMixin:
         self._notify(show_warning, str(showwarning_args[0]))
 
 
+#: Metadata key of the layers the plugin made as results (repaired, confidence): the name of
+#: the image they were made from. They are never offered as inputs.
+RESULT_TAG = "repaired_from"
+
+
+def is_result_layer(layer) -> bool:
+    """Whether ``layer`` is one of the plugin's result layers (never an input)."""
+    return RESULT_TAG in getattr(layer, "metadata", {})
+
+
 class ImageChoiceMixin:
     """An image box (``self._image``) and Labels choices kept in step with the viewer.
 
@@ -238,8 +248,9 @@ class ImageChoiceMixin:
     """
 
     def accepts_image(self, layer) -> bool:
-        """Whether ``layer`` may be picked as the image."""
-        return isinstance(layer, Image)
+        """Whether ``layer`` may be picked as the image: an Image layer that is not one of the
+        plugin's own results (repaired, confidence)."""
+        return isinstance(layer, Image) and not is_result_layer(layer)
 
     @property
     def image_layer(self) -> Image | None:

@@ -23,7 +23,7 @@ from qtpy.QtCore import QObject, Signal
 
 from ..engine import SUPPORTED_DTYPES
 from ..tasks.training import DetectorFinetuneResult, FinetuneResult, finetune, finetune_detector
-from ._common import INPUT_ERRORS, ImageChoiceMixin, StatusMixin, reason
+from ._common import INPUT_ERRORS, ImageChoiceMixin, StatusMixin, is_result_layer, reason
 from ._finetune_text import result_text, result_verdict, verdict
 from ._loss_plot import LossPlot
 from ._weights_output import DEFAULT_DETECTOR_OUTPUT, DEFAULT_OUTPUT, output_problem
@@ -48,7 +48,8 @@ class _Relay(QObject):
 
 def _trainable(layer) -> bool:
     return (isinstance(layer, Image) and layer.ndim == 3 and not layer.rgb
-            and not layer.multiscale and np.dtype(layer.data.dtype).type in SUPPORTED_DTYPES)
+            and not layer.multiscale and np.dtype(layer.data.dtype).type in SUPPORTED_DTYPES
+            and not is_result_layer(layer))
 
 
 def _why_not_trainable(layer) -> str:

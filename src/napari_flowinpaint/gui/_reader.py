@@ -1,9 +1,10 @@
 """Reader contribution: ``File > Open`` of the vEM formats napari does not read itself.
 
-HDF5 (``.h5``, ``.hdf5``, ``.hdf``) and MRC (``.mrc``, ``.mrcs``, ``.map`` and IMOD's
-``.st``, ``.ali``, ``.rec``) open as image layers over a dask array that reads a section when
-napari draws it (:func:`napari_flowinpaint.tasks.io.read_stack`), with the voxel size as the
-layer scale, in nm. napari reads TIFF, zarr and folders of images itself.
+HDF5 (``.h5``, ``.hdf5``, ``.hdf``), MRC (``.mrc``, ``.mrcs``, ``.map`` and IMOD's
+``.st``, ``.ali``, ``.rec``) and N5 (``.n5``, with tensorstore) open as image layers over
+a dask array that reads a section when napari draws it
+(:func:`napari_flowinpaint.tasks.io.read_stack`), with the voxel size as the layer scale,
+in nm. napari reads TIFF, zarr and folders of images itself.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import numpy as np
 
 __all__ = ["napari_get_reader", "read_layers"]
 
-_OURS = ("hdf5", "mrc")
+_OURS = ("hdf5", "mrc", "n5")
 
 
 def _one_path(path):
@@ -24,7 +25,7 @@ def _one_path(path):
 
 
 def napari_get_reader(path):
-    """:func:`read_layers` when ``path`` is one HDF5 or MRC file, else None (napari asks
+    """:func:`read_layers` when ``path`` is one HDF5, MRC or N5 file, else None (napari asks
     another reader)."""
     from ..tasks.io.formats import lazy_format
 
@@ -33,13 +34,14 @@ def napari_get_reader(path):
 
 
 def read_layers(path) -> list[tuple]:
-    """The image layers of an HDF5 or MRC file, lazy.
+    """The image layers of an HDF5, MRC or N5 file, lazy.
 
     Parameters
     ----------
     path : str or list of one str
-        An MRC file, an HDF5 file (every 3-D dataset in it becomes a layer) or one dataset of
-        it, ``file.h5:/volumes/raw``.
+        An MRC file, an N5 dataset (or a container of one, or of one pyramid), an HDF5 file
+        (every 3-D dataset in it becomes a layer) or one dataset of it,
+        ``file.h5:/volumes/raw``.
 
     Returns
     -------

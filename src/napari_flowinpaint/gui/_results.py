@@ -1,7 +1,9 @@
 """The Repair widget's result layers: ``"<image> repaired"`` (a lazy view of the image with
-the repaired slices put in, shown over the image and its mask) and ``"<image> confidence"``
-(where the repair can be trusted, an overlay that is off until **show confidence** is
-ticked), and the two check boxes that show or hide them (before/after)."""
+the repaired slices put in, shown over the image) and ``"<image> confidence"`` (where the
+repair can be trusted, an overlay that is off until **show confidence** is ticked), and the two
+check boxes that show or hide them (before/after). The damage mask always stays above them,
+visible and paintable; a mask the widget made is drawn as outlines once there is a repair,
+so that the repair shows through it."""
 
 from __future__ import annotations
 
@@ -9,16 +11,19 @@ import numpy as np
 from napari.layers import Image
 from napari.utils.colormaps import Colormap
 
-from ._common import spatial_kwargs
+from ._common import RESULT_TAG, spatial_kwargs
+from ._layers import is_damage_mask
 from ._view import RepairedView, is_big_lazy
 
-__all__ = ["CONFIDENCE_COLORMAP", "ResultLayersMixin"]
+__all__ = ["CONFIDENCE_COLORMAP", "CONFIDENCE_OPACITY", "ResultLayersMixin"]
 
 #: Low confidence in opaque red, through translucent yellow, to fully transparent at 1: the
 #: overlay marks only what deserves a second look.
 CONFIDENCE_COLORMAP = Colormap(
     colors=[[0.9, 0.05, 0.05, 0.85], [1.0, 0.85, 0.1, 0.45], [1.0, 1.0, 0.4, 0.0]],
     controls=[0.0, 0.6, 1.0], name="flowinpaint confidence")
+#: Opacity of the confidence overlay: the repair it describes stays visible under its red.
+CONFIDENCE_OPACITY = 0.6
 
 
 class ResultLayersMixin:
@@ -41,16 +46,22 @@ class ResultLayersMixin:
         return self._find(image, "repaired")
 
     def _add_view(self, image: Image, view: RepairedView, suffix: str, **display) -> Image:
-        """Add ``view`` as ``"<image> <suffix>"`` over the image and its mask, keeping the
-        active layer (the mask, to go on painting)."""
+        """Add ``view`` as ``"<image> <suffix>"`` over the image (and its repaired layer) but
+        under the damage mask, keeping the active layer (the mask, to go on painting)."""
         # made hidden, so that napari reads nothing before it is placed at the viewer's slice
         layer = Image(view, name=f"{image.name} {suffix}", rgb=False, visible=False,
-                      metadata={"repaired_from": image.name}, **display,
+                      metadata={RESULT_TAG: image.name}, **display,
                       **spatial_kwargs(image))
         layers = self._viewer.layers
         active = layers.selection.active
-        below = [x for x in (image, self._mask.value, self._find_result(image)) if x in layers]
+        below = [x for x in (image, self._find_result(image)) if x in layers]
         layers.insert(max(map(layers.index, below)) + 1 if below else len(layers), layer)
+        mask = self._mask.value
+        if mask is not None and mask in layers:
+            if layers.index(mask) < layers.index(layer):  # the mask stays on top
+                layers.move(layers.index(mask), len(layers))
+            if is_damage_mask(mask) and not mask.contour:
+                mask.contour = 2  # outlines: the repair shows through, the paint stays seen
         if active is not None and active in layers:
             layers.selection.active = active
         return layers[layer.name]
@@ -80,8 +91,10 @@ class ResultLayersMixin:
         ones = da.ones(shape, dtype=np.float32, chunks=(1, *shape[1:]))
         view = RepairedView(ones, spill_bytes=0 if is_big_lazy(image.data) else None)
         layer = self._add_view(image, view, "confidence", contrast_limits=(0.0, 1.0),
-                               colormap=CONFIDENCE_COLORMAP, blending="translucent")
+                               colormap=CONFIDENCE_COLORMAP, blending="translucent",
+                               opacity=CONFIDENCE_OPACITY)
         layer.visible = bool(self._show_confidence.value)
+        layer.colorbar.visible = layer.visible  # the legend: red = least sure, clear = sure
         return layer
 
     def _put_confidence(self, image: Image, z: int, confidence) -> None:
@@ -109,7 +122,7 @@ class ResultLayersMixin:
         image = self._image.value
         layer = None if image is None else self._confidence_layer(image, create=False)
         if layer is not None:
-            layer.visible = bool(show)
+            layer.visible = layer.colorbar.visible = bool(show)
         if show:
             self._set_status("Red marks where the repair is least reliable: check those "
                              "places against the neighbouring slices." if layer is not None

@@ -21,7 +21,7 @@ from qtpy.QtCore import QObject, Signal
 
 from ..tasks.io import check_output_path, write_stack
 from ._common import INPUT_ERRORS, reason
-from ._view import RepairedView, is_lazy
+from ._view import is_lazy
 
 __all__ = ["SaveCancelled", "SaveMixin", "SaveRun", "SectionReader", "voxel_size_nm"]
 
@@ -126,8 +126,7 @@ class SaveMixin:
         if image is None:
             self._warn("No image layer: pick the image whose repaired stack to save.")
             return
-        # the image picked may be a result itself: it is saved as it is
-        result = image if isinstance(image.data, RepairedView) else self._find_result(image)
+        result = self._find_result(image)
         if result is None:
             self._warn(f"Nothing to save yet: repair a slice of '{image.name}' first (the "
                        f"result goes to '{image.name} repaired').")

@@ -71,7 +71,7 @@ def main(argv=None) -> int:
         kept = getattr(exc, "resume_hint", None)
         print(f"{what}: " + (kept or "nothing half-written was left behind."), file=sys.stderr)
         return 143 if isinstance(exc, Terminated) else 130
-    except (ValueError, TypeError, OSError) as exc:
+    except (ValueError, TypeError, OSError, ImportError) as exc:  # ImportError: an extra
         print(f"napari-flowinpaint {args.command}: error: {exc}", file=sys.stderr)
         return 2
     finally:

@@ -1,4 +1,5 @@
-"""The vEM formats read besides TIFF and zarr: a folder of sections, HDF5 and MRC, each lazily.
+"""The vEM formats read besides TIFF and zarr: a folder of sections, HDF5, MRC, N5 and
+Neuroglancer precomputed, each lazily.
 
 :func:`~napari_flowinpaint.tasks.io.read_stack` and
 :func:`~napari_flowinpaint.tasks.io.read_voxel_size` hand these formats to this module:
@@ -15,6 +16,8 @@
   :mod:`mrcfile`): memory-mapped. Voxel size from the header (Å, converted to nm). Mode 0
   (bytes) is read as uint8 when IMOD wrote the file without its "signed bytes" flag, as IMOD
   means it, else as int8.
+* ``"n5"`` and ``"precomputed"``: through tensorstore, an optional extra
+  (:mod:`.tensorstores`).
 
 A path's format comes from its extension, or from an explicit prefix ``FORMAT:PATH``
 (:func:`with_format`, what ``--format`` of the command line builds) for a file whose
@@ -35,13 +38,13 @@ __all__ = ["FORMATS", "READABLE", "FormatStack", "format_voxel_size", "hdf5_data
 
 #: What :func:`~napari_flowinpaint.tasks.io.stack_format` adds, for reading, to its list.
 READABLE = ("; for reading also a folder of .tif or .png sections, HDF5 (.h5/.hdf5/.hdf, as "
-            "'file.h5:/dataset') and MRC (.mrc/.mrcs/.map/.st/.ali/.rec); name the format an "
+            "'file.h5:/dataset'), MRC (.mrc/.mrcs/.map/.st/.ali/.rec), N5 (.n5) and "
+            "Neuroglancer precomputed (a folder with an 'info' file); name the format an "
             "extension hides with --format (a path 'FORMAT:PATH')")
 
 #: Every format name :func:`~napari_flowinpaint.tasks.io.read_stack` knows (``--format``).
-FORMATS = ("tiff", "zarr", "folder", "hdf5", "mrc")
+FORMATS = ("tiff", "zarr", "folder", "hdf5", "mrc", "n5", "precomputed")
 
-_HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf")
 _MRC_SUFFIXES = (".mrc", ".mrcs", ".map", ".st", ".ali", ".rec")
 _HDF5_PATH = re.compile(r"^(.*?\.(?:h5|hdf5|hdf))(?::(.*))?$", re.IGNORECASE)
 _IMOD_STAMP = 1146047817  # "IMOD": the header was written by IMOD (or SerialEM)
@@ -88,22 +91,28 @@ def lazy_format(path) -> str | None:
     p = Path(text)
     if p.suffix.lower() in _MRC_SUFFIXES:
         return "mrc"
+    if any(part.lower().endswith(".n5") for part in p.parts):
+        return "n5"
     if p.is_dir() and not p.suffix.lower() == ".zarr":
-        return "folder"
+        from .tensorstores import is_precomputed
+
+        return "precomputed" if is_precomputed(p) else "folder"
     return None
 
 
 def open_format(path, fmt: str, name: str = "stack") -> FormatStack:
-    """The stack at ``path`` in format ``fmt`` (``"folder"``, ``"hdf5"`` or ``"mrc"``), read
-    lazily.
+    """The stack at ``path`` in format ``fmt`` (``"folder"``, ``"hdf5"``, ``"mrc"``, ``"n5"``
+    or ``"precomputed"``), read lazily.
 
     Raises
     ------
     FileNotFoundError
         If the file or folder does not exist.
     ValueError
-        If it cannot be read as ``fmt``, or (HDF5) the dataset is missing or not named
+        If it cannot be read as ``fmt``, or (HDF5, N5) the dataset is missing or not named
         where the file holds several (the message lists them).
+    ImportError
+        For N5 and precomputed without tensorstore (the message names the extra).
     """
     file, _ = hdf5_parts(path) if fmt == "hdf5" else (Path(str(path)), None)
     if not file.exists():
@@ -117,6 +126,10 @@ def open_format(path, fmt: str, name: str = "stack") -> FormatStack:
         stack = _Hdf5Stack(_hdf5_dataset(path, name), path, name)
     elif fmt == "mrc":
         stack = _MrcStack(file, name)
+    elif fmt in ("n5", "precomputed"):
+        from .tensorstores import open_tensorstore
+
+        stack = open_tensorstore(file, fmt, name)
     else:
         raise ValueError(f"{name} {str(path)!r}: no lazy reader for the format {fmt!r}.")
     check_3d(stack.shape, path, name)
@@ -142,6 +155,10 @@ def format_voxel_size(path, fmt: str) -> tuple[float, float, float] | None:
             if value is not None and np.size(value) == 3 and np.all(np.asarray(value) > 0):
                 return tuple(float(v) * factor for v in np.ravel(value))
         return None
+    if fmt in ("n5", "precomputed"):
+        from .tensorstores import tensorstore_voxel_size
+
+        return tensorstore_voxel_size(path, fmt)
     if fmt == "mrc":
         import mrcfile
 

@@ -3,8 +3,9 @@
 Supported formats, chosen by the file extension:
 
 * ``.tif`` / ``.tiff``: a multi-page TIFF read into memory with :mod:`tifffile`.
-* a folder of ``.tif``/``.png`` sections, HDF5 (``file.h5:/volumes/raw``), MRC, or any
-  format named by a prefix (``hdf5:scan.bin:/raw``): read lazily by :mod:`.formats`.
+* a folder of ``.tif``/``.png`` sections, HDF5 (``file.h5:/volumes/raw``), MRC, N5,
+  Neuroglancer precomputed, or a format named by a prefix (``hdf5:scan.bin:/raw``): read
+  lazily by :mod:`.formats`.
 * ``.zarr``: a zarr store directory (format 2 or 3) holding the array at its root, or a group
   holding exactly one array (or give the array's path inside the store, ``data.zarr/raw``),
   or an OME-Zarr image (OME-NGFF 0.4 or 0.5: its highest-resolution level, voxel size from
