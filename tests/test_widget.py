@@ -491,3 +491,43 @@ def test_result_layers_are_never_offered_as_inputs(scene, qtbot):
         offered = [name for name, _ in w._image_choices()]
         assert offered == ["em"], offered
         assert w.image_layer is image
+
+
+@needs_detector
+def test_first_auto_detect_shows_learning_what_is_normal_and_remembers_it(damaged_sample,
+                                                                         qtbot):
+    """The first Auto-detect on a stack learns what is normal for it as a step of its own
+    (status and bar), the same result as the detection's own default; later runs skip it.
+    Cancel during that step stops with nothing added."""
+    from napari_flowinpaint.tasks.detection import detect_damage
+
+    viewer, widget, image, truth = damaged_sample
+    viewer.dims.set_point(0, 4 * SCALE[0])
+    statuses = []
+    widget._set_status = (lambda text, _orig=widget._set_status:
+                          statuses.append(text) or _orig(text))
+    widget["detect_grow"].value = 0
+    widget["detect_button"].native.click()
+    _wait(qtbot, widget)
+    learning = [t for t in statuses if t.startswith("Learning what is normal for this stack")]
+    assert learning and learning[-1].endswith("slices judged...")
+    assert "1 of " in learning[0]
+    mask = viewer.layers["em damage mask"]
+    expected = detect_damage(image.data, 4)  # the library's own (relative) detection
+    np.testing.assert_array_equal(mask.data[4] > 0, expected)
+    statuses.clear()
+    mask.data[4] = 0
+    widget["detect_button"].native.click()
+    _wait(qtbot, widget)
+    assert not [t for t in statuses if t.startswith("Learning")]  # remembered
+    np.testing.assert_array_equal(mask.data[4] > 0, expected)
+    # a new stack (another array): learned again, and Cancel during learning adds nothing
+    other = viewer.add_image(np.array(image.data), name="em2", scale=SCALE)
+    widget.image_layer = other
+    widget.mask_layer = None
+    statuses.clear()
+    widget["detect_button"].native.click()
+    qtbot.waitUntil(lambda: any(t.startswith("Learning") for t in statuses), timeout=30000)
+    widget.cancel()
+    _wait(qtbot, widget)
+    assert not viewer.layers["em2 damage mask"].data.any()

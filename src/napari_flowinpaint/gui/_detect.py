@@ -9,6 +9,7 @@ zarr-backed masks of big stacks); each section found is written back whole.
 
 from __future__ import annotations
 
+import inspect
 import time
 from dataclasses import dataclass, field
 
@@ -17,7 +18,13 @@ from napari.layers import Image, Labels
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info, show_warning
 
-from ..tasks.detection import iter_detect_damage
+from ..tasks.detection import (
+    iter_detect_damage,
+    iter_normal_region_area,
+    known_normal_area,
+    remember_normal_area,
+    stack_reference,
+)
 from ._common import reason
 from ._view import MaskReadError, scan_painted, writable_mask
 
@@ -25,6 +32,12 @@ __all__ = ["DETECT_SCOPES", "AutoDetectMixin", "DetectRun"]
 
 #: Where Auto-detect proposes damage (the choices of the ``detect_scope`` box).
 DETECT_SCOPES = ("current slice", "all slices")
+
+
+#: Auto-detect's options: those of :func:`iter_detect_damage` (one source of truth)
+_DEFAULTS = inspect.signature(iter_detect_damage).parameters
+DETECT_SENSITIVITY = _DEFAULTS["sensitivity"].default
+DETECT_MIN_AREA = _DEFAULTS["min_area"].default
 
 
 @dataclass
@@ -46,6 +59,10 @@ class DetectRun:
     grow: int = 0
     scanning: bool = False
     painted: list[int] | None = None
+    #: sections to judge while learning what is normal for the stack (0: known already)
+    learn_total: int = 0
+    #: whether the detection of the asked sections has begun
+    detecting: bool = False
     #: the mask's ``block_history()`` context while the proposal is being added: the
     #: whole proposal is then one step of the layer's undo (Ctrl-Z)
     history: object = None
@@ -200,17 +217,52 @@ class AutoDetectMixin:
             self._progress_to(z + 1)  # last: it runs the Qt event loop
 
     def _detect_many(self, stack, zs, grow):
+        """First, on a stack not judged before, learn what is normal for it (yielding
+        ``(None, (judged, to judge))`` per section, so that it shows and can be cancelled;
+        remembered while the layer's data lives), then detect."""
         z = zs[0] if zs else None
         try:
-            for z, found in iter_detect_damage(stack, zs, grow=grow,
-                                               weights=self._detector_weights):
+            options = dict(sensitivity=DETECT_SENSITIVITY, min_area=DETECT_MIN_AREA,
+                           weights=self._detector_weights)
+            scale, level = stack_reference(stack, self._detector_weights)
+            options.update(scale=scale, level=level)
+            normal = known_normal_area(stack, **options)
+            if normal is None:
+                normal = yield from self._learn_normal(stack, options)
+                remember_normal_area(stack, normal, **options)
+            for z, found in iter_detect_damage(stack, zs, grow=grow, normal_area=normal,
+                                               **options):
                 yield z, found
         except Exception as exc:  # noqa: BLE001 - reported to the user, see above
             yield z, reason(exc)
 
+    @staticmethod
+    def _learn_normal(stack, options):
+        steps = iter_normal_region_area(stack, **options)
+        while True:
+            try:
+                step = next(steps)
+            except StopIteration as stop:
+                return stop.value
+            yield None, step
+
     def _on_detected(self, item) -> None:
         z, found = item
         run = self._detect_run
+        if z is None:  # learning what is normal for this stack (its first Auto-detect)
+            judged, total = found
+            desc = "Learning what is normal for this stack"
+            if judged == 1 or total != run.learn_total:
+                run.learn_total = total
+                self._reset_progress(total, desc)
+            self._set_status(f"{desc} (first Auto-detect on it only): {judged} of {total} "
+                             "slices judged...")
+            self._progress_to(judged)  # last: it runs the Qt event loop
+            return
+        if run.learn_total and not run.detecting:  # back to the slices asked for
+            self._reset_progress(len(run.zs), f"Detecting damage on {len(run.zs)} slice"
+                                              f"{'s' if len(run.zs) > 1 else ''}")
+        run.detecting = True
         if isinstance(found, str):
             run.failed = z
             self._set_status(f"Auto-detect failed on slice {z}: {found}")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 
 import cv2
 import numpy as np
@@ -17,7 +17,8 @@ from .evidence import section_evidence, stack_reference, weights_key
 from .postprocess import check_options, decide_mask, refine_mask
 
 __all__ = ["detect_damage", "iter_detect_damage", "damage_scores", "damaged_slices",
-           "normal_region_area", "as_section_or_stack", "slice_report"]
+           "normal_region_area", "iter_normal_region_area", "known_normal_area",
+           "remember_normal_area", "as_section_or_stack", "slice_report"]
 
 #: A region size is normal for a stack when at least this share of its typical sections
 #: (and two of them) show a region (:func:`normal_region_area`).
@@ -29,9 +30,53 @@ RELATIVE_MAX_AREA = 0.0025
 _NORMAL: dict = {}  # (id, shape, options) -> (weak reference to the stack, normal area)
 
 
+def iter_normal_region_area(stack, *, sensitivity: float = 0.5, min_area: int = 100,
+                            weights=None, scale: tuple[float, float] | None = None,
+                            level: tuple[float, float] | None = None,
+                            sections: int = 9) -> Generator[tuple[int, int], None, int]:
+    """:func:`normal_region_area` step by step: yields ``(judged, to judge)`` after each
+    section it judges (the second number grows when the first sections cannot tell), and
+    returns the area (``StopIteration.value``; ``yield from`` gives it). Stop iterating to
+    cancel."""
+    n = int(stack.shape[0])
+    if n < 3:
+        return 0
+    sections = int(sections)
+    picks = sorted(set(np.linspace(1, n - 2, min(n - 2, sections)).round().astype(int)
+                       .tolist()))
+    more = sorted(set(np.linspace(1, n - 2, min(n - 2, 2 * sections)).round().astype(int)
+                      .tolist()) - set(picks))  # between those, when they cannot tell
+    if scale is None or level is None:
+        scale, level = stack_reference(stack, weights)
+    largest = []
+    done = [0, len(picks)]
+
+    def judge(zs):
+        for _, m in iter_detect_damage(stack, zs, sensitivity=sensitivity, min_area=min_area,
+                                       weights=weights, scale=scale, level=level,
+                                       relative=False):
+            done[0] += 1
+            if m.mean() <= TYPICAL_MAX_DAMAGE:
+                count, _, area = label_regions(m)
+                largest.append(int(area[1:].max()) if count > 1 else 0)
+            yield tuple(done)
+
+    def normal() -> bool:
+        hits = sum(a > 0 for a in largest)
+        return hits >= 2 and hits >= NORMAL_SHARE * len(largest)
+
+    yield from judge(picks)
+    few = len(largest) < (len(picks) + 1) // 2  # most of them damaged
+    if more and (few or (any(largest) and not normal())):  # not enough to tell: look again
+        done[1] += len(more[:len(picks)])
+        yield from judge(more[:len(picks)])
+    return max(largest) if normal() else 0
+
+
 def normal_region_area(stack, *, sensitivity: float = 0.5, min_area: int = 100,
                        weights=None, scale: tuple[float, float] | None = None,
-                       level: tuple[float, float] | None = None, sections: int = 9) -> int:
+                       level: tuple[float, float] | None = None, sections: int = 9,
+                       progress: Callable[[int, int], None] | None = None) -> int:
     """The size of the regions the detector finds on *this* stack's healthy sections.
 
     Some stacks show the detector small regions on most healthy sections (on a 60 nm
@@ -56,42 +101,25 @@ def normal_region_area(stack, *, sensitivity: float = 0.5, min_area: int = 100,
     sections : int, keyword-only
         How many sections to judge (twice as many at most, in a stack with many damaged
         sections).
+    progress : callable(judged, to judge), keyword-only
+        Called after each judged section (:func:`iter_normal_region_area` gives the same
+        step by step, to cancel between sections).
 
     Returns
     -------
     int
         Pixels; 0 when the stack's healthy sections show no region.
     """
-    n = int(stack.shape[0])
-    if n < 3:
-        return 0
-    sections = int(sections)
-    picks = sorted(set(np.linspace(1, n - 2, min(n - 2, sections)).round().astype(int)
-                       .tolist()))
-    more = sorted(set(np.linspace(1, n - 2, min(n - 2, 2 * sections)).round().astype(int)
-                      .tolist()) - set(picks))  # between those, when they cannot tell
-    if scale is None or level is None:
-        scale, level = stack_reference(stack, weights)
-    largest = []
-
-    def judge(zs):
-        for _, m in iter_detect_damage(stack, zs, sensitivity=sensitivity, min_area=min_area,
-                                       weights=weights, scale=scale, level=level,
-                                       relative=False):
-            if m.mean() > TYPICAL_MAX_DAMAGE:
-                continue
-            count, _, area = label_regions(m)
-            largest.append(int(area[1:].max()) if count > 1 else 0)
-
-    def normal() -> bool:
-        hits = sum(a > 0 for a in largest)
-        return hits >= 2 and hits >= NORMAL_SHARE * len(largest)
-
-    judge(picks)
-    few = len(largest) < (len(picks) + 1) // 2  # most of them damaged
-    if more and (few or (any(largest) and not normal())):  # not enough to tell: look again
-        judge(more[:len(picks)])
-    return max(largest) if normal() else 0
+    steps = iter_normal_region_area(stack, sensitivity=sensitivity, min_area=min_area,
+                                    weights=weights, scale=scale, level=level,
+                                    sections=sections)
+    while True:
+        try:
+            done, total = next(steps)
+        except StopIteration as stop:
+            return stop.value
+        if progress is not None:
+            progress(done, total)
 
 
 def relative_min_area(min_area: int, normal_area: int, section_pixels: int) -> int:
@@ -101,22 +129,36 @@ def relative_min_area(min_area: int, normal_area: int, section_pixels: int) -> i
     return max(int(min_area), min(2 * int(normal_area), cap))
 
 
-def _normal_area_of(arr, **options) -> int:
-    """:func:`normal_region_area` of ``arr``, remembered while ``arr`` lives (a napari layer
-    judged slice by slice pays for it once)."""
-    key = (id(arr), tuple(arr.shape), str(arr.dtype), repr(sorted(options.items())),
-           weights_key(options.get("weights")))
-    hit = _NORMAL.get(key)
-    if hit is not None and hit[0]() is arr:
-        return hit[1]
-    value = normal_region_area(arr, **options)
+def _normal_key(arr, options: dict):
+    return (id(arr), tuple(arr.shape), str(arr.dtype), repr(sorted(options.items())),
+            weights_key(options.get("weights")))
+
+
+def known_normal_area(arr, **options) -> int | None:
+    """:func:`normal_region_area` of ``arr`` with these options when it was measured before
+    (and ``arr`` is still the same object), else None."""
+    hit = _NORMAL.get(_normal_key(arr, options))
+    return hit[1] if hit is not None and hit[0]() is arr else None
+
+
+def remember_normal_area(arr, value: int, **options) -> None:
+    """Keep :func:`normal_region_area` of ``arr`` for later calls while ``arr`` lives (a
+    napari layer judged slice by slice pays for it once)."""
     try:
         ref = weakref.ref(arr)
     except TypeError:  # not weakly referenceable: not remembered
-        return value
+        return
     if len(_NORMAL) >= 16:
         _NORMAL.pop(next(iter(_NORMAL)))
-    _NORMAL[key] = (ref, value)
+    _NORMAL[_normal_key(arr, options)] = (ref, int(value))
+
+
+def _normal_area_of(arr, **options) -> int:
+    """:func:`normal_region_area` of ``arr``, measured once while ``arr`` lives."""
+    value = known_normal_area(arr, **options)
+    if value is None:
+        value = normal_region_area(arr, **options)
+        remember_normal_area(arr, value, **options)
     return value
 
 
