@@ -7,6 +7,7 @@ failed runs leave no partial store that blocks the next one, and local workers e
 their parent.
 """
 
+import shutil
 import signal
 
 import numpy as np
@@ -16,6 +17,7 @@ from _synth import moving_stack
 
 from napari_flowinpaint.tasks import cli
 from napari_flowinpaint.tasks.io import read_stack, write_stack
+from napari_flowinpaint.tasks.parallel import ResumableStore
 from napari_flowinpaint.tasks.volume import repair_to_file
 
 FAST = dict(stages="initial_reference", device="cpu")
@@ -45,6 +47,80 @@ def vol(tmp_path):
     return tmp_path, stack, masks
 
 
+# ----------------------------------------------------------------------------- resume
+def test_resume_after_the_mask_was_edited_redoes_the_sections_it_changed(vol):
+    d, stack, masks = vol
+    with pytest.raises(KeyboardInterrupt):  # section 2 is repaired, then the run stops
+        repair_to_file(d / "in.zarr", d / "m.zarr", d / "o.zarr", should_stop=_stopper(1),
+                       **FAST)
+    assert _hidden(d) == [".o.zarr.partial.zarr"]
+    edited = masks.copy()  # the same sections, another region of section 2
+    edited[2] = 0
+    edited[2, 36:56, 36:56] = 1
+    write_stack(d / "m.zarr", edited, overwrite=True)
+    said = []
+    summary = repair_to_file(d / "in.zarr", d / "m.zarr", d / "o.zarr", log=said.append,
+                             **FAST)
+    out = np.asarray(read_stack(summary.output))
+    np.testing.assert_array_equal(out[edited == 0], stack[edited == 0])
+    fresh = repair_to_file(d / "in.zarr", d / "m.zarr", d / "f.zarr", **FAST)
+    np.testing.assert_array_equal(out, np.asarray(read_stack(fresh.output)))
+    assert summary.resumed == 0 and any("section(s) 2 are done again" in s for s in said)
+
+
+@pytest.mark.parametrize("changed", ["all", "section 6"])
+def test_resume_after_the_input_changed_in_place_redoes_what_read_it(vol, changed):
+    d, stack, masks = vol
+    with pytest.raises(KeyboardInterrupt):  # sections 2 and 5 are repaired
+        repair_to_file(d / "in.zarr", d / "m.zarr", d / "o.zarr", should_stop=_stopper(2),
+                       **FAST)
+    new = stack.copy()
+    if changed == "all":
+        new = moving_stack(8, (64, 64), seed=7, dtype=np.uint8)
+    else:  # the neighbour after section 5 only: section 2 still holds
+        new[6] = 255 - new[6]
+    write_stack(d / "in.zarr", new, overwrite=True)
+    said = []
+    summary = repair_to_file(d / "in.zarr", d / "m.zarr", d / "o.zarr", log=said.append,
+                             **FAST)
+    out = np.asarray(read_stack(summary.output))
+    np.testing.assert_array_equal(out[masks == 0], new[masks == 0])
+    fresh = repair_to_file(d / "in.zarr", d / "m.zarr", d / "f.zarr", **FAST)
+    np.testing.assert_array_equal(out, np.asarray(read_stack(fresh.output)))
+    redone = "2,5" if changed == "all" else "5"
+    assert any(f"section(s) {redone} are done again" in s for s in said), said
+    assert summary.resumed == (0 if changed == "all" else 1)
+
+
+def test_resume_with_the_same_data_keeps_what_was_finished(vol):
+    d, *_ = vol
+    with pytest.raises(KeyboardInterrupt):
+        repair_to_file(d / "in.zarr", d / "m.zarr", d / "o.zarr", should_stop=_stopper(2),
+                       **FAST)
+    said = []
+    summary = repair_to_file(d / "in.zarr", d / "m.zarr", d / "o.zarr", log=said.append,
+                             **FAST)
+    assert summary.resumed == 2 and not any("done again" in s for s in said)
+
+
+def test_detection_resumed_after_the_input_changed_judges_the_new_input(tmp_path):
+    from napari_flowinpaint.tasks.volume import detect_to_file
+
+    stack = moving_stack(20, (64, 64), dtype=np.uint8)
+    write_stack(tmp_path / "in.zarr", stack)
+    with pytest.raises(KeyboardInterrupt):  # the first block of 8 sections is judged
+        detect_to_file(tmp_path / "in.zarr", tmp_path / "d.zarr", should_stop=_stopper(1))
+    damaged = stack.copy()
+    damaged[3, 10:50, 10:50] = 255  # a hole in a section already judged
+    write_stack(tmp_path / "in.zarr", damaged, overwrite=True)
+    rows = detect_to_file(tmp_path / "in.zarr", tmp_path / "d.zarr")
+    fresh = detect_to_file(tmp_path / "in.zarr", tmp_path / "f.zarr")
+    assert rows == fresh and rows[3]["flagged"]
+    np.testing.assert_array_equal(np.asarray(read_stack(tmp_path / "d.zarr")),
+                                  np.asarray(read_stack(tmp_path / "f.zarr")))
+
+
+# ----------------------------------------------------------------------------- auto
 @pytest.fixture
 def two_stacks(tmp_path):
     """Two stacks with white holes on different sections, and the holes."""
@@ -66,6 +142,52 @@ def _auto(d, name, *extra):
                      "--stages", STAGES_FAST, "--device", "cpu", "--no-progress", *extra])
 
 
+def test_auto_does_not_reuse_the_mask_and_report_of_another_stack(two_stacks, capsys):
+    d, stacks = two_stacks
+    assert _auto(d, "a") == 0
+    shutil.rmtree(d / "out" / "fixed.zarr")  # the repaired stack is moved away; not the rest
+    capsys.readouterr()
+    before = sorted(p.name for p in (d / "out").iterdir())
+    assert _auto(d, "b") == 2
+    err = capsys.readouterr().err
+    assert "not made by a detection of this input" in err and "--overwrite" in err
+    assert sorted(p.name for p in (d / "out").iterdir()) == before  # nothing written
+    assert _auto(d, "b", "--overwrite") == 0, capsys.readouterr().err
+    stack, holes = stacks["b"]
+    fixed = np.asarray(read_stack(d / "out" / "fixed.zarr"))
+    found = np.asarray(read_stack(d / "out" / "fixed-damage.zarr")) > 0
+    assert found[holes].mean() > 0.9  # b's own damage was detected, and repaired
+    np.testing.assert_array_equal(fixed[~found], stack[~found])
+    assert (fixed[holes & found] != 255).mean() > 0.95
+
+
+def test_auto_reuses_its_own_detection_only_with_the_same_options(two_stacks, capsys):
+    d, stacks = two_stacks
+    assert _auto(d, "a") == 0
+    shutil.rmtree(d / "out" / "fixed.zarr")  # as if interrupted in the repair phase
+    capsys.readouterr()
+    assert _auto(d, "a", "--sensitivity", "0.9") == 2
+    assert "other detection options" in capsys.readouterr().err
+    (d / "out" / "fixed-report.csv").write_text("z,damaged_fraction,regions,flagged\n")
+    assert _auto(d, "a") == 2  # a report that is not the detection's
+    assert "the report was changed" in capsys.readouterr().err
+
+
+def test_auto_resumes_with_its_own_mask(two_stacks, capsys):
+    d, stacks = two_stacks
+    assert _auto(d, "a") == 0
+    shutil.rmtree(d / "out" / "fixed.zarr")
+    capsys.readouterr()
+    assert _auto(d, "a") == 0
+    assert "were made from this input with these options: using them" in \
+        capsys.readouterr().err
+    stack, _ = stacks["a"]
+    found = np.asarray(read_stack(d / "out" / "fixed-damage.zarr")) > 0
+    fixed = np.asarray(read_stack(d / "out" / "fixed.zarr"))
+    np.testing.assert_array_equal(fixed[~found], stack[~found])
+
+
+# ----------------------------------------------------------------------------- chunks
 def test_a_missing_chunk_of_the_input_is_an_error_naming_the_section(vol, capsys):
     d, stack, masks = vol
     (d / "in.zarr" / "c" / "3" / "0" / "0").unlink()  # a neighbour of section 2
@@ -101,6 +223,42 @@ def test_a_mask_is_read_sparsely_and_outputs_store_blank_sections(vol):
     assert (d / "o.zarr" / "c" / "7" / "0" / "0").is_file()
 
 
+# ----------------------------------------------------------------------------- left behind
+@pytest.mark.parametrize("bad", [["--confidence", "{d}/c.png"],
+                                 ["--weights", "{d}/bad.safetensors"]])
+def test_a_failed_early_run_leaves_nothing_and_the_fix_runs(vol, bad, capsys):
+    d, stack, masks = vol
+    (d / "bad.safetensors").write_bytes(b"xx")
+    argv = ["repair", str(d / "in.zarr"), "-m", str(d / "m.zarr"), "-o", str(d / "o.zarr"),
+            "--no-progress"]
+    assert cli.main([*argv, *(a.format(d=d) for a in bad)]) == 2
+    assert _hidden(d) == [] and not (d / "o.zarr").exists()
+    capsys.readouterr()
+    assert cli.main([*argv, "--stages", STAGES_FAST, "--confidence", str(d / "c.tif")]) == 0, \
+        capsys.readouterr().err
+    out = np.asarray(read_stack(d / "o.zarr"))
+    np.testing.assert_array_equal(out[masks == 0], stack[masks == 0])
+
+
+def test_a_run_stopped_before_any_section_leaves_nothing(vol):
+    d, *_ = vol
+    with pytest.raises(KeyboardInterrupt):
+        repair_to_file(d / "in.zarr", d / "m.zarr", d / "o.zarr", should_stop=lambda: True,
+                       **FAST)
+    assert _hidden(d) == [] and not (d / "o.zarr").exists()
+
+
+def test_a_partial_store_with_nothing_finished_does_not_block_another_run(vol):
+    d, stack, masks = vol
+    ResumableStore(d / "o.zarr", stack.shape, stack.dtype, run={"command": "another"})
+    assert _hidden(d) == [".o.zarr.partial.zarr"]  # killed before its first section
+    summary = repair_to_file(d / "in.zarr", d / "m.zarr", d / "o.zarr", **FAST)
+    out = np.asarray(read_stack(summary.output))
+    np.testing.assert_array_equal(out[masks == 0], stack[masks == 0])
+    assert summary.resumed == 0 and _hidden(d) == []
+
+
+# ----------------------------------------------------------------------------- workers
 def test_killed_main_process_takes_its_workers_with_it(tmp_path):
     import psutil
 

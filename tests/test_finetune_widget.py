@@ -293,3 +293,48 @@ def test_the_detector_verdict(after, word):
     got, said = detector_verdict(before, after)
     assert got == word and said.startswith(word.capitalize() + ": ")
     assert f"{after['false_alarms']:.0%} of the real slices flagged" in said
+
+
+def test_spacing_and_output_follow_the_image(make_napari_viewer, stack, tmp_path):
+    """The spacing comes from the layer's voxel size (serial sections 1, isotropic FIB-SEM
+    4, no voxel size: left alone), the default output goes beside the image's file, and a
+    choice the user made stays."""
+    from napari.layers._source import layer_source
+
+    from napari_flowinpaint.gui._finetune_widget import spacing_from_scale
+
+    assert spacing_from_scale((50, 4, 4)) == 1  # ssTEM
+    assert spacing_from_scale((40, 10, 10)) == 1  # the sample: every 4th FIB-SEM slice
+    assert spacing_from_scale((10, 10, 10)) == 4  # isotropic FIB-SEM
+    assert spacing_from_scale((1, 1, 1)) is None
+    viewer = make_napari_viewer()
+    src = tmp_path / "data" / "fib.tif"
+    src.parent.mkdir()
+    with layer_source(path=str(src)):
+        fib = viewer.add_image(stack.copy(), name="fib", scale=(10, 10, 10))
+    widget = FinetuneWidget(viewer)
+    assert widget.image_layer is fib
+    assert widget["spacing"].value == 4
+    assert Path(widget["output_file"].value) == src.parent / "fib-finetuned.safetensors"
+    plain = viewer.add_image(stack.copy(), name="plain")  # no voxel size, no file
+    widget.image_layer = plain
+    assert widget["spacing"].value == 4  # nothing to go by: left as it was
+    widget["spacing"].value = 2  # the user's choice stays
+    widget["output_file"].value = tmp_path / "mine.safetensors"
+    widget.image_layer = fib
+    assert widget["spacing"].value == 2
+    assert Path(widget["output_file"].value) == tmp_path / "mine.safetensors"
+
+
+def test_loss_plot_says_what_it_will_show_until_the_first_point(qtbot):
+    from napari_flowinpaint.gui._loss_plot import LossPlot
+
+    plot = LossPlot()
+    assert plot._hint is not None and "training loss" in plot._hint.get_text()
+    assert list(plot.axes.get_xticks()) == [] and list(plot.axes.get_yticks()) == []
+    plot.add(1, 0.5)
+    plot.add(2, 0.25)
+    plot.redraw()
+    assert plot._hint is None and len(plot.axes.get_yticks()) > 1
+    plot.clear()
+    assert plot._hint is not None

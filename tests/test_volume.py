@@ -96,9 +96,10 @@ def test_stopped_repair_resumes_to_the_same_output(volume, tmp_path):
 
 def test_a_partial_output_of_another_run_is_not_mixed_in(volume, tmp_path):
     d, *_ = volume
+    calls = []
     with pytest.raises(KeyboardInterrupt):
         repair_to_file(d / "in.zarr", d / "m.zarr", tmp_path / "o.zarr",
-                       should_stop=lambda: True, **FAST)
+                       should_stop=lambda: calls.append(1) or len(calls) > 2, **FAST)
     with pytest.raises(FileExistsError, match="partial output of another run"):
         repair_to_file(d / "in.zarr", d / "m.zarr", tmp_path / "o.zarr", max_distance=2,
                        **FAST)
@@ -198,7 +199,7 @@ def test_a_worker_keeps_to_its_share_of_the_cores(volume, monkeypatch, task):
     monkeypatch.setenv("FLOWINPAINT_WORKER_THREADS", "1")
     try:
         if task == "repair":
-            worker_engine.__wrapped__((None, "cpu", "initial_reference", "dis"))
+            worker_engine.__wrapped__((None, "cpu", "initial_reference", "dis", "textured"))
         else:
             vol._detect_task(damaged, [1], {}, (0.0, 255.0), None)
         assert (torch.get_num_threads(), cv2.getNumThreads()) == (1, 1)

@@ -29,7 +29,7 @@ from ._loss_plot import LossPlot
 from ._weights_output import DEFAULT_DETECTOR_OUTPUT, DEFAULT_OUTPUT, output_problem
 from ._widget import RepairWidget
 
-__all__ = ["FinetuneWidget", "TARGETS", "verdict"]
+__all__ = ["FinetuneWidget", "TARGETS", "spacing_from_scale", "verdict"]
 
 #: What each phase of a run is called in the status line.
 PHASES = {"before": "Scoring the starting weights", "training": "Training",
@@ -60,6 +60,16 @@ def _why_not_trainable(layer) -> str:
     if layer.ndim != 3:
         return f"{layer.ndim}-D, shape {tuple(layer.data.shape)}"
     return f"{np.dtype(layer.data.dtype)} data (uint8, uint16 or float32 needed)"
+
+
+def spacing_from_scale(scale) -> int | None:
+    """Neighbour spacing for a stack of this voxel size (z, y, x): the slices about 40 nm
+    apart that serial sections are (1 for serial sections, 4 for 10 nm isotropic FIB-SEM),
+    1-5; None when the layer has no voxel size (its scale is all ones)."""
+    z, y, x = (float(v) for v in tuple(scale)[-3:])
+    if (z, y, x) == (1.0, 1.0, 1.0) or min(z, y, x) <= 0:
+        return None
+    return int(np.clip(round(4.0 * ((y + x) / 2) / z), 1, 5))
 
 
 class FinetuneWidget(ImageChoiceMixin, StatusMixin, Container):
@@ -105,6 +115,8 @@ class FinetuneWidget(ImageChoiceMixin, StatusMixin, Container):
         self._relay.info.connect(self._on_progress)
         self._returned = False
         self._running_target = "repair networks"
+        self._auto_spacing = 1  # the spacing last taken from an image's voxel size
+        self._auto_outputs: list[Path] = []  # outputs proposed beside an image's file
         #: The last run's :class:`~napari_flowinpaint.tasks.training.FinetuneResult`, or None.
         self.result: FinetuneResult | DetectorFinetuneResult | None = None
         self.worker = None  # the running worker, if any (napari.qt.threading.FunctionWorker)
@@ -146,6 +158,7 @@ class FinetuneWidget(ImageChoiceMixin, StatusMixin, Container):
         self.native.layout().addWidget(self.plot.canvas)
         self._output.changed.connect(self._show_output)
         self._target.changed.connect(self._on_target)
+        self._image.changed.connect(self._follow_image)
         self._show_output()
 
         self._start_button.changed.connect(self.start)
@@ -174,6 +187,27 @@ class FinetuneWidget(ImageChoiceMixin, StatusMixin, Container):
         if value not in TARGETS:
             raise ValueError(f"target must be one of {list(TARGETS)}, got {value!r}.")
         self._target.value = value
+
+    def _follow_image(self, image) -> None:
+        """The spacing from the image's voxel size (when it has one), and the default output
+        beside the image's file (when it came from one); a spacing or file the user set
+        stays."""
+        if image is None:
+            return
+        spacing = spacing_from_scale(image.scale)
+        if spacing is not None and int(self._spacing.value) in (1, self._auto_spacing):
+            self._auto_spacing = spacing
+            self._spacing.value = spacing
+        source = getattr(getattr(image, "source", None), "path", None)
+        if source:
+            defaults = {output for output, _, _ in TARGETS.values()} | set(self._auto_outputs)
+            if Path(self._output.value).expanduser() in defaults:
+                suffix = ("-finetuned" if self.target == "repair networks"
+                          else "-detector-adapted")
+                out = Path(source).expanduser()
+                out = out.parent / f"{out.name.split('.')[0]}{suffix}.safetensors"
+                self._auto_outputs.append(out)
+                self._output.value = out
 
     def _on_target(self, value: str) -> None:
         """A default output and iteration count follow the choice (a picked file stays)."""

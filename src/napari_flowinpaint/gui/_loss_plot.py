@@ -7,6 +7,7 @@ import time
 
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import AutoLocator
 
 __all__ = ["LossPlot"]
 
@@ -41,6 +42,12 @@ class LossPlot:
         ax.set_ylabel("training loss", fontsize=8)
         ax.tick_params(labelsize=7)
         (self._line,) = ax.plot([], [], color="#3d8fe8", linewidth=1.2)
+        # no empty axes (-0.05..0.05) before the first point: say what will show here
+        ax.set_xticks([])
+        ax.set_yticks([])
+        self._hint = ax.text(0.5, 0.5, "the training loss shows here\nonce training starts",
+                             ha="center", va="center", fontsize=8, color="#888888",
+                             transform=ax.transAxes)
         self._draw()
 
     def add(self, step: int, loss: float) -> None:
@@ -53,6 +60,11 @@ class LossPlot:
             self.redraw()
 
     def redraw(self) -> None:
+        if self._hint is not None and self.steps:  # the first point: real axes from now on
+            self._hint.remove()
+            self._hint = None
+            self.axes.xaxis.set_major_locator(AutoLocator())
+            self.axes.yaxis.set_major_locator(AutoLocator())
         self._line.set_data(self.steps, self.losses)
         self.axes.relim()
         self.axes.autoscale_view()

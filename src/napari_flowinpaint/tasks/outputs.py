@@ -48,7 +48,7 @@ def aborting(writer):
 @contextmanager
 def guarded(writer, store):
     """On the way out with an exception: a TIFF writer is aborted; a zarr partial store is
-    kept after an interruption (to resume) and removed after an error."""
+    kept after an interruption (to resume) and removed after an error (:func:`keep_partial`)."""
     try:
         yield
     except BaseException as exc:
@@ -62,11 +62,12 @@ def guarded(writer, store):
 
 
 def keep_partial(store, exc: BaseException) -> BaseException:
-    """After an interruption the partial store stays, to resume; after an error (a full
-    disk...) it goes. Returns the exception to raise."""
+    """After an interruption the partial store stays, to resume, if it holds a finished
+    section; after an error (a full disk...), or when nothing was finished, it goes.
+    Returns the exception to raise."""
     from ..engine.files import explain_write_error, remove_path
 
-    if isinstance(exc, KeyboardInterrupt):
+    if isinstance(exc, KeyboardInterrupt) and store.done:
         exc.resume_hint = (f"the finished sections are kept in {str(store.partial)!r}: run the "
                            "same command again to continue, or delete it.")
         return exc

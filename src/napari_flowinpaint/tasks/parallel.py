@@ -79,7 +79,9 @@ class ResumableStore:
     shape, dtype : the stack's.
     run : dict
         What identifies the run (inputs, options): a partial store left by a run with
-        another ``run`` is refused, never mixed in.
+        another ``run`` is refused, never mixed in (and replaced when it holds no finished
+        section). What each finished section was computed from is checked by the caller
+        (the digests its journal row keeps; :meth:`discard` what no longer holds).
     overwrite : bool
         Replace an existing destination, and discard a partial store of another run.
     protect : paths the destination must not be.
@@ -102,11 +104,12 @@ class ResumableStore:
         self.done: dict[int, dict] = {}
         if self.partial.exists():
             if self._load() != self.run:
-                if not overwrite:
+                if self.done and not overwrite:  # nothing finished: nothing to lose
                     raise FileExistsError(
                         f"{str(self.partial)!r} holds the partial output of another run (other "
-                        "inputs or options); run that command again to finish it, or delete "
-                        "it (or pass --overwrite) to start this one.")
+                        f"inputs or options, {len(self.done)} section(s) finished); run that "
+                        "command again to finish it, or delete it (or pass --overwrite) to "
+                        "start this one.")
                 remove_path(self.partial)
                 self.done = {}
         if not self.partial.exists():
@@ -166,6 +169,19 @@ class ResumableStore:
             os.fsync(fh.fileno())
         self.done[int(z)] = row
 
+    def annotate(self, **attributes) -> None:
+        """Add ``attributes`` to the output array's (kept when it is committed)."""
+        import zarr
+
+        zarr.open_array(str(self.array_path), mode="r+").attrs.update(attributes)
+
+    def discard(self, zs) -> list[int]:
+        """Forget sections ``zs`` as finished (they are done again); returns them sorted."""
+        zs = sorted(int(z) for z in zs)
+        for z in zs:
+            self.done.pop(z, None)
+        return zs
+
     def write(self, z: int, section) -> None:
         """Write section ``z`` from this process (workers write with :func:`write_section`)."""
         write_section(self.array_path, z, section)
@@ -212,13 +228,18 @@ def stack_source(stack, name: str):
     return open_stack(str(stack), name) if isinstance(stack, str | Path) else stack
 
 
-def copy_sections(source, array_path, zs) -> list[int]:
+def copy_sections(source, array_path, zs) -> dict[int, str]:
     """Copy sections ``zs`` of ``source`` (an array, or a stack file's path) unchanged into
-    the output array."""
+    the output array; returns the digest of each section copied (for the journal)."""
+    from .fingerprints import section_digest
+
     stack = stack_source(source, "input")
+    digests = {}
     for z in zs:
-        write_section(array_path, z, stack[z])
-    return list(zs)
+        section = np.asarray(stack[z])
+        write_section(array_path, z, section)
+        digests[int(z)] = section_digest(section)
+    return digests
 
 
 def use_worker_threads() -> None:

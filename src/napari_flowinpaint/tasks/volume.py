@@ -11,10 +11,17 @@ memory). Everything that can be checked is checked before any work. Outputs:
   ResumableStore`); the same command run again after a kill or Ctrl-C continues from there,
   and the store takes its name only when complete. Untouched sections are copied by the
   workers in blocks.
+
+Nothing is reused unless it provably belongs to this run: each journal row keeps the
+digests of the sections its result was computed from (:mod:`.fingerprints`), and a resumed
+run does again every section whose sources changed since (a mask edited, an input
+rewritten in place); a detected mask records what it was detected from, and ``auto``
+reuses it only for that input, those options and that report.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +29,16 @@ from pathlib import Path
 import numpy as np
 
 from ..engine.files import check_output_path, same_or_nested, write_text
+from .fingerprints import (
+    ReadRecorder,
+    SectionDigests,
+    bytes_digest,
+    combine_digests,
+    file_digest,
+    stack_digest,
+)
 from .io import StackWriter, read_stack, read_voxel_size
+from .io import check_output_path as check_stack_path
 from .outputs import Ones, aborting, guarded, resumable_output
 from .parallel import (
     SectionRunner,
@@ -40,6 +56,8 @@ __all__ = ["RepairSummary", "repair_to_file", "detect_to_file", "auto_to_file"]
 
 _COPY_BLOCK = 16  # untouched sections copied per task
 _DETECT_BLOCK = 8  # sections judged per task (neighbours' cues are shared within a block)
+#: the attribute of a detected mask (zarr) that says what it was made from
+_PROVENANCE = "flowinpaint_detection"
 
 
 @dataclass
@@ -58,7 +76,8 @@ class RepairSummary:
     method, flow_method, device : str
         The engine's deepest stage, optical flow and device.
     resumed : int
-        Sections found finished in a partial output of an interrupted run.
+        Sections found finished in a partial output of an interrupted run and kept (those
+        whose input or mask sections changed since are done again).
     """
 
     output: Path
@@ -73,12 +92,15 @@ class RepairSummary:
 
 def _repair_task(stack, masks, z, max_distance, engine, array_path, confidence=False):
     """Repair section ``z``; write it (and first its confidence, when ``confidence`` is the
-    confidence array's path) into the output store, or return it (with its confidence when
-    ``confidence`` is True) when there is no store."""
+    confidence array's path) into the output store and return the digests of the sections
+    it was computed from (``{"input": {z: digest}, "mask": {...}}``, for the journal), or
+    return it (with its confidence when ``confidence`` is True) when there is no store."""
     stack, masks = stack_source(stack, "input"), stack_source(masks, "mask")
+    if array_path is not None:  # what the section depends on goes into the journal
+        stack, masks = ReadRecorder(stack), ReadRecorder(masks)
     in_worker = isinstance(engine, tuple)
     engine = worker_engine(engine) if in_worker else engine
-    section = repair_slice(stack, z, np.asarray(masks[z]), masks=masks, inpainter=engine,
+    section = repair_slice(stack, z, masks[z], masks=masks, inpainter=engine,
                            max_distance=max_distance, return_confidence=bool(confidence))
     if array_path is None:
         return section
@@ -88,7 +110,22 @@ def _repair_task(stack, masks, z, max_distance, engine, array_path, confidence=F
     write_section(array_path, z, section)
     if in_worker:
         release_memory()
-    return None
+    return {"input": stack.reads, "mask": masks.reads}
+
+
+def _drop_stale(store, valid, log, **stacks) -> set[int]:
+    """Check the finished sections of a resumed ``store`` against the data as they are now:
+    a section is kept only when ``valid(z, row)`` and every section it was computed from
+    (its journal's digests) is unchanged; the others are redone (and the log says so).
+    Returns the sections kept."""
+    digests = SectionDigests(**stacks)
+    stale = store.discard([z for z, row in sorted(store.done.items())
+                           if not (valid(z, row) and digests.matches(row.get("reads")))])
+    if log is not None and (store.done or stale):
+        log(f"resuming: {len(store.done)} of {store.shape[0]} sections were already finished"
+            + (f"; section(s) {format_slices(stale)} are done again: the input, the mask or "
+               "what they were computed from changed since" if stale else "") + ".")
+    return set(store.done)
 
 
 def _engine_info(settings):
@@ -163,7 +200,7 @@ def repair_to_file(input, mask, output, *, overwrite: bool = False, slices=None,
                         "float64. Convert the stack first (e.g. in Fiji: Image > Type).")
     check_output_path(output, protect=(input, mask), overwrite=overwrite)
     if confidence is not None:
-        check_output_path(confidence, protect=(input, mask, output), overwrite=overwrite)
+        check_stack_path(confidence, protect=(input, mask, output), overwrite=overwrite)
     pixels = damaged_pixels(masks)  # one read of the mask: which sections, and how much
     damaged = list(pixels)
     todo, unmasked = damaged, []
@@ -183,9 +220,12 @@ def repair_to_file(input, mask, output, *, overwrite: bool = False, slices=None,
 
     settings = (None if weights is None else str(weights), device, stages, flow_method,
                 check_mode(mode))
+    # what the journal is for: the sections finished are checked one by one on resume
+    # (their digests), so the request (``slices``), not the list of damaged sections
     run = {"command": "repair", "input": str(Path(input).resolve()),
            "mask": str(Path(mask).resolve()), "shape": list(stack.shape),
-           "dtype": str(stack.dtype), "todo": todo, "max_distance": max_distance,
+           "dtype": str(stack.dtype), "slices": None if slices is None else wanted,
+           "max_distance": max_distance,
            "engine": list(settings) if inpainter is None else repr(inpainter),
            "confidence": confidence is not None}
     workers = 1 if inpainter is not None else choose_workers(
@@ -197,57 +237,65 @@ def repair_to_file(input, mask, output, *, overwrite: bool = False, slices=None,
         info = runner.call(_engine_info, settings) if inpainter is None else (
             inpainter.method, inpainter.flow_method, str(inpainter.device))
         voxel = read_voxel_size(input)
+        run["weights_digest"] = file_digest(weights)  # the file as it is now, not its name
         store = resumable_output(output, stack.shape, stack.dtype, run=run,
                                  overwrite=overwrite, protect=(input, mask), voxel_size=voxel,
                                  confidence=confidence is not None)
         writer = None if store is not None else StackWriter(
             output, stack.shape, stack.dtype, base=stack, overwrite=overwrite,
             protect=(input, mask), voxel_size=voxel)
-        conf_writer = None if confidence is None else StackWriter(
-            confidence, stack.shape, np.float32, base=Ones(stack.shape),
-            overwrite=overwrite, protect=(input, mask, output), voxel_size=voxel,
-            description="FlowInpaint repair confidence: 1 = reliable, 1 where not repaired")
-        done = set(store.done) if store is not None else set()
-        if done and log is not None:
-            log(f"resuming: {len(done)} of {stack.shape[0]} sections were already finished.")
-        src_stack, src_masks = ((str(input), str(mask)) if runner.parallel else (stack, masks))
-        target = None if store is None else str(store.array_path)
-        conf_target = (confidence is not None) if store is None else (
-            store.confidence_path and str(store.confidence_path))
-        left = [z for z in todo if z not in done]
-        if runner.parallel:  # the biggest repairs first: no worker is left with one at the end
-            left.sort(key=lambda z: -pixels[z])
-        items = [(_repair_task, src_stack, src_masks, z, max_distance, engine, target,
-                  conf_target) for z in left]
-        if store is not None:
-            rest = [z for z in range(stack.shape[0]) if z not in set(todo) and z not in done]
-            items += [(copy_sections, src_stack, target, tuple(rest[i:i + _COPY_BLOCK]))
-                      for i in range(0, len(rest), _COPY_BLOCK)]
-        total, count = stack.shape[0] if store is not None else len(todo), len(done)
-        with guarded(writer, store), aborting(conf_writer):
-            for item, result in runner.map(items, should_stop=should_stop):
-                copied = item[0] is copy_sections
-                for z in (item[3] if copied else (item[3],)):
-                    if writer is not None:
-                        if conf_writer is not None:
-                            result, conf_writer[z] = result
-                        writer[z] = result
-                    else:
-                        store.record(z, kind="copied" if copied else "repaired")
-                    count += 1
-                if progress is not None:
-                    progress(count, total)
-            if count < total:  # should_stop() said so
-                raise KeyboardInterrupt
-            if conf_writer is not None:
-                if store is not None:  # from the store's own array, a section at a time
-                    import zarr
+        with guarded(writer, store):  # from here a failure leaves no partial store behind
+            conf_writer = None if confidence is None else StackWriter(
+                confidence, stack.shape, np.float32, base=Ones(stack.shape),
+                overwrite=overwrite, protect=(input, mask, output), voxel_size=voxel,
+                description="FlowInpaint repair confidence: 1 = reliable, 1 where not repaired")
+            with aborting(conf_writer):
+                repairing = set(todo)
+                done = set() if store is None or not store.done else _drop_stale(
+                    store, lambda z, row: row.get("kind") == (
+                        "repaired" if z in repairing else "copied"),
+                    log, input=stack, mask=masks)
+                src_stack, src_masks = ((str(input), str(mask)) if runner.parallel
+                                        else (stack, masks))
+                target = None if store is None else str(store.array_path)
+                conf_target = (confidence is not None) if store is None else (
+                    store.confidence_path and str(store.confidence_path))
+                left = [z for z in todo if z not in done]
+                if runner.parallel:  # the biggest repairs first: no worker is left with one
+                    left.sort(key=lambda z: -pixels[z])
+                items = [(_repair_task, src_stack, src_masks, z, max_distance, engine, target,
+                          conf_target) for z in left]
+                if store is not None:
+                    rest = [z for z in range(stack.shape[0])
+                            if z not in repairing and z not in done]
+                    items += [(copy_sections, src_stack, target, tuple(rest[i:i + _COPY_BLOCK]))
+                              for i in range(0, len(rest), _COPY_BLOCK)]
+                total, count = stack.shape[0] if store is not None else len(todo), len(done)
+                for item, result in runner.map(items, should_stop=should_stop):
+                    copied = item[0] is copy_sections
+                    for z in (item[3] if copied else (item[3],)):
+                        if writer is not None:
+                            if conf_writer is not None:
+                                result, conf_writer[z] = result
+                            writer[z] = result
+                        else:
+                            store.record(z, kind="copied" if copied else "repaired",
+                                         reads={"input": {str(z): result[z]}} if copied
+                                         else result)
+                        count += 1
+                    if progress is not None:
+                        progress(count, total)
+                if count < total:  # should_stop() said so
+                    raise KeyboardInterrupt
+                if conf_writer is not None:
+                    if store is not None:  # from the store's own array, a section at a time
+                        import zarr
 
-                    kept = zarr.open_array(str(store.confidence_path), mode="r")
-                    for z in todo:
-                        conf_writer[z] = kept[z]
-                conf_writer.commit()
-            path = writer.commit() if writer is not None else store.commit()
+                        kept = zarr.open_array(str(store.confidence_path), mode="r")
+                        for z in todo:
+                            conf_writer[z] = kept[z]
+                    conf_writer.commit()
+                path = writer.commit() if writer is not None else store.commit()
     return RepairSummary(path, stack.shape[0], todo, unmasked, *info, resumed=len(done))
 
 
@@ -255,13 +303,19 @@ def _detect_task(stack, zs, options, scale, array_path, level=None):
     from .detection import iter_detect_damage, slice_report
 
     use_worker_threads()
-    stack = stack_source(stack, "input")
+    stack = ReadRecorder(stack_source(stack, "input"))
     out = []
     for z, m in iter_detect_damage(stack, list(zs), scale=scale, level=level, **options):
         if array_path is not None:
             write_section(array_path, z, m.astype(np.uint8))
         out.append(({"z": z, **slice_report(m)}, None if array_path else m))
-    return out
+    return out, {"input": stack.reads}  # what the block was computed from
+
+
+def _detection_options(sensitivity, grow, rectangles, min_area, weights, relative) -> dict:
+    """What identifies a detection's options (in its journal and its mask's provenance)."""
+    return dict(sensitivity=sensitivity, grow=grow, rectangles=rectangles, min_area=min_area,
+                weights=None if weights is None else str(weights), relative=bool(relative))
 
 
 def detect_to_file(input, output, *, report=None, overwrite: bool = False,
@@ -277,9 +331,12 @@ def detect_to_file(input, output, *, report=None, overwrite: bool = False,
 
     Outputs are checked before the work (never onto the input or each other, never over an
     existing file without ``overwrite``); a zarr mask resumes like :func:`repair_to_file`'s
-    output. Options as :func:`~napari_flowinpaint.tasks.detection.detect_damage` (what is
-    normal for the stack, ``relative``, is measured once, before the work); ``workers``,
-    ``scheduler``, ``progress``, ``should_stop`` and ``log`` as :func:`repair_to_file`.
+    output (sections whose sources, or the stack's measured scale, level or normal region
+    size, changed since are judged again), and records what it was detected from (for
+    :func:`auto_to_file`). Options as
+    :func:`~napari_flowinpaint.tasks.detection.detect_damage` (what is normal for the stack,
+    ``relative``, is measured once, before the work); ``workers``, ``scheduler``,
+    ``progress``, ``should_stop`` and ``log`` as :func:`repair_to_file`.
 
     Returns
     -------
@@ -298,12 +355,10 @@ def detect_to_file(input, output, *, report=None, overwrite: bool = False,
                              f"{str(output)!r} are the same path; give two different files.")
         check_output_path(report, protect=(input,), overwrite=overwrite, what="report")
     check_output_path(output, protect=(input,), overwrite=overwrite)
-    options = dict(sensitivity=sensitivity, grow=grow, rectangles=rectangles,
-                   min_area=min_area, weights=None if weights is None else str(weights),
-                   relative=bool(relative))
+    options = _detection_options(sensitivity, grow, rectangles, min_area, weights, relative)
     n = stack.shape[0]
     run = {"command": "detect", "input": str(Path(input).resolve()), "shape": list(stack.shape),
-           "options": options}
+           "options": options, "weights_digest": file_digest(weights)}
     description = "napari-flowinpaint detect: 1 = damaged pixel"
     voxel = read_voxel_size(input)
     store = resumable_output(output, stack.shape, np.uint8, run=run, overwrite=overwrite,
@@ -311,47 +366,61 @@ def detect_to_file(input, output, *, report=None, overwrite: bool = False,
     writer = None if store is not None else StackWriter(
         output, stack.shape, np.uint8, overwrite=overwrite, protect=(input,),
         voxel_size=voxel, description=description)
-    rows = {} if store is None else {z: r for z, r in store.done.items()}
-    scale, level = stack_reference(stack, options.get("weights"))
-    normal = 0
-    if relative:
-        normal = normal_region_area(stack, sensitivity=sensitivity, min_area=min_area,
-                                    weights=options["weights"], scale=scale, level=level)
-        if normal and log is not None:
-            log(f"healthy sections of this stack show the detector regions of up to {normal} "
-                "px: regions under "
-                f"{relative_min_area(min_area, normal, stack.shape[1] * stack.shape[2])} px "
-                "are not reported (--absolute reports them)")
-    task_options = dict(options, normal_area=normal)
-    todo = [z for z in range(n) if z not in rows]
-    blocks = [tuple(todo[i:i + _DETECT_BLOCK]) for i in range(0, len(todo), _DETECT_BLOCK)]
-    workers = choose_workers(workers, len(todo) * stack.shape[1] * stack.shape[2] / 1e6,
-                             seconds_per_mp=0.25)
     with guarded(writer, store):
+        scale, level = stack_reference(stack, options.get("weights"))
+        normal = 0
+        if relative:
+            normal = normal_region_area(stack, sensitivity=sensitivity, min_area=min_area,
+                                        weights=options["weights"], scale=scale, level=level)
+            if normal and log is not None:
+                log(f"healthy sections of this stack show the detector regions of up to "
+                    f"{normal} px: regions under "
+                    f"{relative_min_area(min_area, normal, stack.shape[1] * stack.shape[2])} "
+                    "px are not reported (--absolute reports them)")
+        # what every section is judged against, measured on the stack as it is now
+        basis = [[float(v) for v in scale], [float(v) for v in level], int(normal)]
+        if store is not None and store.done:
+            _drop_stale(store, lambda z, row: row.get("basis") == basis, log, input=stack)
+        journal = {} if store is None else store.done
+        rows = {z: {k: v for k, v in r.items() if k not in ("reads", "basis")}
+                for z, r in journal.items()}
+        own = {z: r["reads"]["input"][str(z)] for z, r in journal.items()}  # its section
+        task_options = dict(options, normal_area=normal)
+        todo = [z for z in range(n) if z not in rows]
+        blocks = [tuple(todo[i:i + _DETECT_BLOCK]) for i in range(0, len(todo), _DETECT_BLOCK)]
+        workers = choose_workers(workers, len(todo) * stack.shape[1] * stack.shape[2] / 1e6,
+                                 seconds_per_mp=0.25)
         with SectionRunner(workers, scheduler, log=log) as runner:
             src = str(input) if runner.parallel else stack
             target = None if store is None else str(store.array_path)
             items = [(_detect_task, src, zs, task_options, scale, target, level)
                      for zs in blocks]
-            for _, result in runner.map(items, should_stop=should_stop):
+            for _, (result, reads) in runner.map(items, should_stop=should_stop):
                 for row, m in result:
+                    z = row["z"]
                     if writer is not None:
-                        writer[row["z"]] = m.astype(np.uint8)
+                        writer[z] = m.astype(np.uint8)
                     else:
-                        store.record(row["z"], **{k: v for k, v in row.items() if k != "z"})
-                    rows[row["z"]] = row
+                        store.record(z, reads=reads, basis=basis,
+                                     **{k: v for k, v in row.items() if k != "z"})
+                    rows[z], own[z] = row, reads["input"][str(z)]
                 if progress is not None:
                     progress(len(rows), n)
         if len(rows) < n:
             raise KeyboardInterrupt
+        lines = ["z,damaged_fraction,regions,flagged"]
+        lines += [f"{z},{rows[z]['damaged_fraction']:.6f},{rows[z]['regions']},"
+                  f"{int(rows[z]['flagged'])}" for z in range(n)]
+        text = "\n".join(lines) + "\n"
+        if store is not None:  # what the mask was made from, for ``auto`` to reuse it
+            store.annotate(**{_PROVENANCE: {
+                "input": combine_digests(own[z] for z in range(n)), "options": options,
+                "weights_digest": run["weights_digest"],
+                "report": None if report is None else bytes_digest(text.encode())}})
         writer.commit() if writer is not None else store.commit()
     out = [dict(rows[z], z=z) for z in range(n)]
     if report is not None:
-        lines = ["z,damaged_fraction,regions,flagged"]
-        lines += [f"{r['z']},{r['damaged_fraction']:.6f},{r['regions']},{int(r['flagged'])}"
-                  for r in out]
-        write_text(report, "\n".join(lines) + "\n", overwrite=overwrite, protect=(input,),
-                   what="report")
+        write_text(report, text, overwrite=overwrite, protect=(input,), what="report")
     return out
 
 
@@ -366,6 +435,11 @@ def auto_to_file(input, output, *, mask_output=None, report=None, overwrite: boo
     ``<output>-report.csv`` beside ``output``; ``progress(phase, done, total)`` with phase
     ``"detect"`` then ``"repair"``. Run again after an interruption, it resumes the phase it
     was in. Returns the detection rows and the repair summary.
+
+    An existing mask and report (without ``overwrite``) are used only when the mask records
+    that it was detected from this input (the fingerprint of its sections) with these
+    ``detect_options`` and weights, and the report is the one written with it; otherwise
+    :class:`FileExistsError` says so (a TIFF mask records nothing: it is never reused).
     """
     out = Path(output)
     stem = out.name.split(".")[0]
@@ -377,11 +451,18 @@ def auto_to_file(input, output, *, mask_output=None, report=None, overwrite: boo
                              "files for the repaired stack, the mask and the report.")
     check_output_path(output, protect=(input,), overwrite=overwrite)
     done_mask = mask_output.exists() and not overwrite and report.exists()
-    if done_mask:  # the detection phase of this run finished before an interruption
+    if done_mask:  # the detection phase of this run finished before an interruption?
+        why = _not_made_from(input, mask_output, report, detect_options or {})
+        if why:
+            raise FileExistsError(
+                f"the mask {str(mask_output)!r} and the report {str(report)!r} exist but were "
+                f"not made by a detection of this input with these options ({why}); pass "
+                "--overwrite to detect again, or give other paths (--mask and --report).")
         rows = [{"z": int(r.split(",")[0]), "flagged": r.rstrip().endswith("1")}
                 for r in report.read_text().splitlines()[1:]]
         if log is not None:
-            log(f"the mask {mask_output} and the report {report} exist: using them.")
+            log(f"the mask {mask_output} and the report {report} were made from this input "
+                "with these options: using them.")
     else:
         rows = detect_to_file(input, mask_output, report=report, overwrite=overwrite,
                               workers=workers, scheduler=scheduler, log=log,
@@ -394,3 +475,30 @@ def auto_to_file(input, output, *, mask_output=None, report=None, overwrite: boo
                              else lambda d, t: progress("repair", d, t),
                              **(repair_options or {}))
     return rows, summary
+
+
+def _not_made_from(input, mask_output, report, detect_options: dict) -> str | None:
+    """Why the mask and report of an earlier detection cannot be reused for ``input`` and
+    ``detect_options`` (what :func:`detect_to_file` recorded in the mask against the data as
+    they are now: the input's sections, the options, the weights file, the report), or None
+    when they can."""
+    import inspect
+
+    try:
+        made = dict(read_stack(mask_output, name="mask").array.attrs).get(_PROVENANCE)
+    except (ValueError, OSError, AttributeError):  # a TIFF mask, or no mask at all
+        made = None
+    if not isinstance(made, dict):
+        return "they do not record what they were made from"
+    defaults = inspect.signature(detect_to_file).parameters
+    given = {k: detect_options.get(k, defaults[k].default) for k in
+             ("sensitivity", "grow", "rectangles", "min_area", "weights", "relative")}
+    if json.loads(json.dumps(_detection_options(**given))) != made.get("options"):
+        return "other detection options"
+    if file_digest(given["weights"]) != made.get("weights_digest"):
+        return "another detector weights file"
+    if file_digest(report) != made.get("report"):
+        return "the report was changed or belongs to another run"
+    if stack_digest(read_stack(input, name="input")) != made.get("input"):
+        return "another input: its sections differ from those the mask was detected on"
+    return None
