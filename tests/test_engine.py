@@ -285,3 +285,19 @@ def test_openmp_threads_wait_passively_unless_the_user_says_otherwise(preset, ex
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == expected
+
+
+def test_report_times_each_part_of_the_repair():
+    stack = moving_stack(3, (64, 64), seed=5)
+    m = np.zeros((64, 64), bool)
+    m[16:48, 20:44] = True
+    _, _, report = FlowInpainter().inpaint(stack[0], stack[1], stack[2], m,
+                                           return_confidence=True, return_report=True)
+    parts = report.timings
+    assert set(parts) == {"initial_reference", "refined_reference", "guided_inpainting",
+                          "texture", "confidence"}
+    assert all(v > 0 for v in parts.values())
+    assert sum(parts.values()) <= report.seconds
+    _, report = FlowInpainter(stages="initial_reference", mode="faithful").inpaint(
+        stack[0], stack[1], stack[2], m, return_report=True)
+    assert set(report.timings) == {"initial_reference"}

@@ -133,6 +133,10 @@ def _ramp(n: int, rise: bool, fall: bool, overlap: int) -> torch.Tensor:
     return r
 
 
+def _add(timings: dict, name: str, seconds: float) -> None:
+    timings[name] = timings.get(name, 0.0) + seconds
+
+
 @dataclass
 class RepairReport:
     """What :meth:`FlowInpainter.inpaint` did, for logs, the GUI and benchmarks."""
@@ -148,6 +152,10 @@ class RepairReport:
     confidence: float | None = None
     #: "textured" or "faithful" when the generator ran, else "" (no such choice)
     mode: str = ""
+    #: seconds spent in each part: "initial_reference" (intensity matching and the optical
+    #: flow), "refined_reference" and "guided_inpainting" (the networks), "texture",
+    #: "confidence"; the rest of ``seconds`` is overhead (checks, tiling, compositing)
+    timings: dict = field(default_factory=dict)
 
 
 class FlowInpainter:
@@ -247,7 +255,7 @@ class FlowInpainter:
         return (f"FlowInpainter(stages={self.stages}{w}, device='{self.device}', "
                 f"flow_method='{self.flow_method}', margin={self.margin}, mode='{self.mode}')")
 
-    def _learned(self, u) -> tuple[np.ndarray, np.ndarray]:
+    def _learned(self, u, timings: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Run the learned stages on prepared inputs; the unit-range result (H, W) and the
         refined reference it was guided by (the same array when no generator runs).
 
@@ -278,7 +286,7 @@ class FlowInpainter:
                 refined, res, _ = learned_stages(
                     self.weights.flow_net, gen, part["reference"], part["prev"],
                     part["next"], part["damaged"], part["mask"],
-                    use_refined=self._use_refined)
+                    use_refined=self._use_refined, timings=timings)
             ramp = _ramp(y1 - y0, y0 > 0, y1 < h, overlap)[:, None] * _ramp(
                 x1 - x0, x0 > 0, x1 < w, overlap)[None, :]
             if res is not None:
@@ -343,6 +351,7 @@ class FlowInpainter:
         notes: list[str] = []
         out = damaged.copy()
         confidence = np.ones(damaged.shape, np.float32) if return_confidence else None
+        timings: dict = {}
         n_bad = int(mask.sum())
         if n_bad == 0:
             warnings.warn("the mask marks no damaged pixel; returning an unchanged copy.",
@@ -359,15 +368,19 @@ class FlowInpainter:
                 d = damaged[y0:y1, x0:x1]
                 crops = {n: a[y0:y1, x0:x1] for n, a in neighbours.items()}
                 known = ~m
+                t_box = time.perf_counter()
                 u = prepare_inputs(crops.get("prev"), d, crops.get("next"), m, alpha=alpha,
                                    flow_method=self.flow_method)
+                _add(timings, "initial_reference", time.perf_counter() - t_box)
                 if not u.matched:
                     notes.append("whole section missing: repaired from the neighbours alone")
                 if len(self.stages) > 1:
-                    ref, refined = self._learned(u)
+                    ref, refined = self._learned(u, timings)
                     faithful = ref
                     if self.mode == "textured" and self.stages[-1] == "guided_inpainting":
+                        t_tex = time.perf_counter()
                         ref = carry_grain(ref, refined, u.damaged, m, neighbours=(u.prev, u.next))
+                        _add(timings, "texture", time.perf_counter() - t_tex)
                 else:
                     ref = faithful = u.reference
                 ranges = [(float(c.min()), float(c.max())) for c in crops.values()]
@@ -379,7 +392,9 @@ class FlowInpainter:
                 out[y0:y1, x0:x1][own] = filled[own]
                 if confidence is not None:
                     # judged on the structure (the generator's output) in either mode
+                    t_conf = time.perf_counter()
                     conf = repair_confidence(faithful, u.reference, u.damaged, m, u.warps)
+                    _add(timings, "confidence", time.perf_counter() - t_conf)
                     confidence[y0:y1, x0:x1][own] = conf[own]
         if side != "both":
             notes.append(f"one neighbour only ({side}): its content is used without "
@@ -391,6 +406,7 @@ class FlowInpainter:
             damaged_fraction=n_bad / mask.size, seconds=time.perf_counter() - t0, notes=notes,
             confidence=mean_conf,
             mode=self.mode if self.stages[-1] == "guided_inpainting" else "",
+            timings=timings,
         )
         result = (out,) + ((confidence,) if return_confidence else ()) + (
             (report,) if return_report else ())
