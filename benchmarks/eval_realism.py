@@ -154,7 +154,44 @@ def summary(report: dict, methods=("textured", "faithful")) -> str:
                                 + [res[m][k]["membrane_f1"] for m in ("flow", "refined")
                                    + tuple(methods)])
             lines.append(f"| {part} | {float(k):.0%} | " + " | ".join(cells) + f" | {mf1} |")
+    lines += ["", "Targets met (cells of part x ratio): PSNR >= +0.5 dB over the best classical "
+              "baseline, sharpness and grain in [0.8, 1.25], membrane F1 >= 0.9 of the "
+              "undamaged section's:", ""]
+    for m in report["config"]["methods"]:
+        if m in CLASSICAL or m == "refined":
+            continue
+        t = targets_met(report, m)
+        lines.append(f"- {m}: PSNR {t['psnr']}/{t['cells']}, sharpness {t['sharpness']}/"
+                     f"{t['cells']}, grain {t['grain']}/{t['cells']}, membrane "
+                     f"{t['membrane']}/{t['membrane_cells']}")
     return "\n".join(lines) + "\n"
+
+
+#: The realism issue's targets for a default repair, per part and ratio: PSNR at least this
+#: far ahead of the best classical baseline, sharpness and grain within these bounds, and
+#: the membrane F1 at least this share of the undamaged section's.
+TARGETS = {"psnr_margin": 0.5, "texture": (0.8, 1.25), "membrane_share": 0.9}
+
+
+def targets_met(report: dict, method: str) -> dict:
+    """How many (part, ratio) cells meet each target of :data:`TARGETS`, out of how many:
+    the numbers a campaign's candidate must improve on (without losing a PSNR cell) to be
+    promoted."""
+    lo, hi = TARGETS["texture"]
+    met = {"psnr": 0, "sharpness": 0, "grain": 0, "membrane": 0, "cells": 0, "membrane_cells": 0}
+    for res in report["parts"].values():
+        if method not in res:
+            continue
+        for k, row in res[method].items():
+            met["cells"] += 1
+            met["psnr"] += _margin(res, method, k) >= TARGETS["psnr_margin"]
+            met["sharpness"] += lo <= row["sharpness"] <= hi
+            met["grain"] += lo <= row["grain"] <= hi
+            if row.get("membrane_f1") is not None:
+                met["membrane_cells"] += 1
+                met["membrane"] += (row["membrane_f1"]
+                                    >= TARGETS["membrane_share"] * row["membrane_f1_undamaged"])
+    return met
 
 
 def plot(report: dict, path: Path) -> None:
