@@ -294,6 +294,25 @@ def test_repair_of_every_format_is_the_repair_of_its_tiff(fmt, damaged, tmp_path
     assert read_voxel_size(out) == (pytest.approx(VOXEL) if fmt in KEEPS_VOXEL else None)
 
 
+def test_detect_and_auto_read_them_too(damaged, tmp_path):
+    """``auto`` (detection, then repair) of an MRC file and of a folder of sections writes
+    the same mask, report and repair as of the TIFF."""
+    data = damaged[0]
+    sources = {"tif": str(write_stack(tmp_path / "in.tif", data, voxel_size=VOXEL)),
+               "mrc": _write("mrc", tmp_path, data),
+               "folder": _write("tif folder", tmp_path, data)}
+    for key, source in sources.items():
+        assert cli.main(["auto", source, "-o", str(tmp_path / f"{key}.zarr"), "--no-progress",
+                         "--workers", "1"]) == 0
+    assert np.asarray(read_stack(tmp_path / "tif-damage.zarr"))[[1, 3]].any()  # found
+    for key in ("mrc", "folder"):
+        for suffix in (".zarr", "-damage.zarr"):
+            np.testing.assert_array_equal(np.asarray(read_stack(tmp_path / f"{key}{suffix}")),
+                                          np.asarray(read_stack(tmp_path / f"tif{suffix}")))
+        assert ((tmp_path / f"{key}-report.csv").read_text()
+                == (tmp_path / "tif-report.csv").read_text())
+
+
 def test_format_option_of_the_commands(damaged, tmp_path, capsys):
     data, mask, expected = damaged
     _write("hdf5", tmp_path, data)
