@@ -25,7 +25,7 @@ import time
 import numpy as np
 import torch
 
-from napari_flowinpaint.engine.inpainter import damage_box
+from napari_flowinpaint.engine.tiles import damage_box
 from napari_flowinpaint.engine.nets import (
     NetsConfig,
     build_networks,

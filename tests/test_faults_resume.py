@@ -104,7 +104,7 @@ def test_resume_with_the_same_data_keeps_what_was_finished(vol):
 
 
 def test_detection_resumed_after_the_input_changed_judges_the_new_input(tmp_path):
-    from napari_flowinpaint.tasks.volume import detect_to_file
+    from napari_flowinpaint.tasks.volume_detect import detect_to_file
 
     stack = moving_stack(20, (64, 64), dtype=np.uint8)
     write_stack(tmp_path / "in.zarr", stack)

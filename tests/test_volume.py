@@ -13,7 +13,8 @@ from _synth import moving_stack
 
 from napari_flowinpaint.tasks import cli
 from napari_flowinpaint.tasks.io import read_stack, read_voxel_size, write_stack
-from napari_flowinpaint.tasks.volume import auto_to_file, detect_to_file, repair_to_file
+from napari_flowinpaint.tasks.volume import repair_to_file
+from napari_flowinpaint.tasks.volume_detect import auto_to_file, detect_to_file
 
 FAST = dict(stages="initial_reference", device="cpu")
 
@@ -191,7 +192,7 @@ def test_a_worker_keeps_to_its_share_of_the_cores(volume, monkeypatch, task):
     import cv2
     import torch
 
-    from napari_flowinpaint.tasks import volume as vol
+    from napari_flowinpaint.tasks import volume_detect as vol
     from napari_flowinpaint.tasks.parallel import worker_engine
 
     d, _, damaged, _ = volume

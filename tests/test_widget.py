@@ -274,13 +274,19 @@ def test_unexpected_errors_are_shown_once(make_napari_viewer, qtbot, notes):
     assert widget["repair_button"].enabled and "em repaired" not in viewer.layers
 
 
-def test_engine_is_created_once_and_edges_use_one_neighbour(scene, qtbot, notes):
-    viewer, widget, image, _ = scene
+def _paint_and_repair(widget, qtbot, z: int):
+    """A new mask painted in HOLE on slice ``z``, repaired; returns the mask."""
     mask = widget.new_mask()
-    mask.data[2][HOLE] = 1
-    widget.z = 2
+    mask.data[z][HOLE] = 1
+    widget.z = z
     widget.repair_current_slice()
     _wait(qtbot, widget)
+    return mask
+
+
+def test_engine_is_created_once_and_edges_use_one_neighbour(scene, qtbot, notes):
+    viewer, widget, image, _ = scene
+    mask = _paint_and_repair(widget, qtbot, 2)
     engine = widget.inpainter
     # the last section has one neighbour: the tasks layer warns, the status says so
     mask.data[4][HOLE] = 1
@@ -477,11 +483,7 @@ def test_result_layers_are_never_offered_as_inputs(scene, qtbot):
     from napari_flowinpaint.gui import FinetuneWidget
 
     viewer, widget, image, _ = scene
-    mask = widget.new_mask()
-    mask.data[2][HOLE] = 1
-    widget.z = 2
-    widget.repair_current_slice()
-    _wait(qtbot, widget)
+    _paint_and_repair(widget, qtbot, 2)
     names = {layer.name for layer in viewer.layers}
     assert {"em repaired", "em confidence"} <= names
     viewer.layers.selection.active = viewer.layers["em confidence"]

@@ -12,7 +12,7 @@ import lazy_loader as _lazy
 __getattr__, __dir__, __all__ = _lazy.attach(
     __name__,
     submodules=["confidence", "files", "flow", "inpainter", "names", "nets", "pipeline",
-                "reference", "texture", "weights"],
+                "reference", "texture", "tiles", "weights"],
     submod_attrs={
         "_checks": ["SUPPORTED_DTYPES", "as_mask", "as_slice", "cast_to", "check_same_shape"],
         "_intensity": ["IntensityScale", "match_intensity"],
@@ -20,8 +20,8 @@ __getattr__, __dir__, __all__ = _lazy.attach(
         "files": ["atomic_output", "check_output_path", "write_text"],
         "flow": ["Warp", "optical_flow", "warp", "warp_numpy"],
         "names": ["FLOW_METHODS", "REPAIR_MODES", "STAGES"],
-        "inpainter": ["FlowInpainter", "RepairReport", "damage_box", "damage_boxes",
-                      "resolve_device"],
+        "inpainter": ["FlowInpainter", "RepairReport", "resolve_device"],
+        "tiles": ["damage_box", "damage_boxes"],
         "pipeline": ["UnitInputs", "learned_stages", "prepare_inputs"],
         "reference": ["initial_reference", "initial_reference_unit", "intermediate_flows"],
         "texture": ["carry_grain", "check_mode", "detail_correlation", "grain_std",

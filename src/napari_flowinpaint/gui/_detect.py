@@ -249,19 +249,19 @@ class AutoDetectMixin:
     def _on_detected(self, item) -> None:
         z, found = item
         run = self._detect_run
-        if z is None:  # learning what is normal for this stack (its first Auto-detect)
+        if z is None and not isinstance(found, str):  # learning what is normal (first run)
             judged, total = found
             desc = "Learning what is normal for this stack"
-            if judged == 1 or total != run.learn_total:
-                run.learn_total = total
-                self._reset_progress(total, desc)
             self._set_status(f"{desc} (first Auto-detect on it only): {judged} of {total} "
                              "slices judged...")
+            if judged == 1 or total != run.learn_total:
+                run.learn_total = total
+                self._reset_progress(total, desc)  # runs the Qt event loop: after the rest
             self._progress_to(judged)  # last: it runs the Qt event loop
             return
-        if run.learn_total and not run.detecting:  # back to the slices asked for
-            self._reset_progress(len(run.zs), f"Detecting damage on {len(run.zs)} slice"
-                                              f"{'s' if len(run.zs) > 1 else ''}")
+        # back to the slices asked for after learning: the bar starts again, at the end
+        # (resetting it runs the Qt event loop, which may finish the job under our feet)
+        restart = bool(run.learn_total) and not run.detecting
         run.detecting = True
         if isinstance(found, str):
             run.failed = z
@@ -287,7 +287,12 @@ class AutoDetectMixin:
             run.found.append(z)
         self._set_status(f"checked slice {z} ({run.done} of {len(run.zs)}); damage "
                          f"found on {len(run.found)}")
-        self._step_progress()  # last: it runs the Qt event loop
+        if restart:
+            self._reset_progress(len(run.zs), f"Detecting damage on {len(run.zs)} slice"
+                                              f"{'s' if len(run.zs) > 1 else ''}")
+            self._progress_to(run.done)  # last: it runs the Qt event loop
+        else:
+            self._step_progress()  # last: it runs the Qt event loop
 
     def _finish_detection(self, run: DetectRun, why: str | None = None) -> None:
         """Report a finished (or stopped) detection in the status and a notification; a

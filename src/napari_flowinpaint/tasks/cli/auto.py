@@ -5,7 +5,7 @@
 output, unless ``--mask``/``--report`` say otherwise) and then ``repair`` with that mask: one
 command for a whole volume, in parallel with ``--workers``/``--scheduler``. Run again after
 an interruption, it continues where it stopped. The work is
-:func:`napari_flowinpaint.tasks.volume.auto_to_file`.
+:func:`napari_flowinpaint.tasks.volume_detect.auto_to_file`.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..volume import auto_to_file
+    from ..volume_detect import auto_to_file
 
     t0 = time.perf_counter()
     bars = {phase: ProgressBar(phase, "slices", disable=args.no_progress)

@@ -3,7 +3,7 @@
 ``napari-flowinpaint detect INPUT -o MASK [--report CSV]`` judges every slice with its
 neighbours and writes a uint8 mask stack (1 = damaged; it feeds ``repair --mask``) and a CSV
 with one row per slice. The work is
-:func:`napari_flowinpaint.tasks.volume.detect_to_file`.
+:func:`napari_flowinpaint.tasks.volume_detect.detect_to_file`.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from ..volume import detect_to_file
+    from ..volume_detect import detect_to_file
 
     with ProgressBar("detect", "slices", disable=args.no_progress) as bar:
         rows = detect_to_file(input_path(args), args.output, report=args.report,

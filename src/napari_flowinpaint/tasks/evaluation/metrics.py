@@ -326,16 +326,21 @@ def sharpness_ratio(truth, result, mask) -> float:
     ValueError
         If ``mask`` marks no pixel.
     """
+    return _hole_ratio(truth, result, mask, "sharpness",
+                       lambda img, m: float(np.sum(gradient_magnitude(img)[m] ** 2)))
+
+
+def _hole_ratio(truth, result, mask, what: str, measure) -> float:
+    """``measure(result, hole) / measure(truth, hole)``; nan when the truth's is 0."""
     t, r = _pair(truth, result)
     m = as_mask(mask, t.shape)
     if not m.any():
-        raise ValueError("mask marks no damaged pixel: the sharpness of an empty hole is "
+        raise ValueError(f"mask marks no damaged pixel: the {what} of an empty hole is "
                          "undefined.")
-    e_truth = float(np.sum(gradient_magnitude(t)[m] ** 2))
-    e_result = float(np.sum(gradient_magnitude(r)[m] ** 2))
-    if e_truth == 0:
+    of_truth = measure(t, m)
+    if of_truth == 0:
         return float("nan")
-    return e_result / e_truth
+    return measure(r, m) / of_truth
 
 
 def grain_ratio(truth, result, mask, *, sigma: float = 2.0) -> float:
@@ -355,13 +360,5 @@ def grain_ratio(truth, result, mask, *, sigma: float = 2.0) -> float:
     ValueError
         If ``mask`` marks no pixel.
     """
-    t, r = _pair(truth, result)
-    m = as_mask(mask, t.shape)
-    if not m.any():
-        raise ValueError("mask marks no damaged pixel: the grain of an empty hole is "
-                         "undefined.")
-    g_truth = float(np.std((t - ndi.gaussian_filter(t, sigma))[m]))
-    g_result = float(np.std((r - ndi.gaussian_filter(r, sigma))[m]))
-    if g_truth == 0:
-        return float("nan")
-    return g_result / g_truth
+    return _hole_ratio(truth, result, mask, "grain",
+                       lambda img, m: float(np.std((img - ndi.gaussian_filter(img, sigma))[m])))
