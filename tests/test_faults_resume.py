@@ -282,3 +282,31 @@ def test_killed_main_process_takes_its_workers_with_it(tmp_path):
         for p in workers:  # these tests' own processes, by pid
             if p.is_running():
                 p.kill()
+
+
+def test_resume_refuses_when_the_bundled_weights_changed(tmp_path, monkeypatch):
+    """An update of the package between a run and its resume (other bundled weights) is not
+    mixed into the output: the journal holds the bundled file's fingerprint too."""
+    import shutil
+
+    from napari_flowinpaint.engine.weights import bundled_weights_path
+    from napari_flowinpaint.tasks.volume import repair_to_file
+
+    stack = moving_stack(6, (48, 48))
+    masks = np.zeros(stack.shape, np.uint8)
+    masks[1:5, 10:30, 10:30] = 1
+    inp = write_stack(tmp_path / "in.zarr", stack)
+    mask = write_stack(tmp_path / "m.tif", masks)
+    with pytest.raises(KeyboardInterrupt):
+        repair_to_file(inp, mask, tmp_path / "o.zarr", should_stop=_stopper(1))
+    other = tmp_path / "w" / "flowinpaint-cpu.safetensors"
+    other.parent.mkdir()
+    src = bundled_weights_path()
+    shutil.copy(src, other)
+    shutil.copy(src.with_suffix(".json"), other.with_suffix(".json"))
+    with other.open("ab") as fh:  # the same networks, another file: another package version
+        fh.write(b" ")
+    monkeypatch.setenv("NAPARI_FLOWINPAINT_WEIGHTS", str(other))
+    assert bundled_weights_path() == other
+    with pytest.raises(FileExistsError, match="another run"):
+        repair_to_file(inp, mask, tmp_path / "o.zarr")

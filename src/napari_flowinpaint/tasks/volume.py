@@ -229,7 +229,13 @@ def repair_to_file(input, mask, output, *, overwrite: bool = False, slices=None,
         info = runner.call(_engine_info, settings) if inpainter is None else (
             inpainter.method, inpainter.flow_method, str(inpainter.device))
         voxel = read_voxel_size(input)
-        run["weights_digest"] = file_digest(weights)  # the file as it is now, not its name
+        # the file as it is now, not its name (the bundled one too: an update of the package
+        # between a run and its resume must not mix two networks' repairs)
+        from ..engine.weights import bundled_weights_path
+
+        run["weights_digest"] = file_digest(
+            weights if weights is not None or inpainter is not None
+            or stages == "initial_reference" else bundled_weights_path())
         store = resumable_output(output, stack.shape, stack.dtype, run=run,
                                  overwrite=overwrite, protect=(input, mask), voxel_size=voxel,
                                  confidence=confidence is not None)

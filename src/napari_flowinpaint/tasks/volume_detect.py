@@ -52,6 +52,14 @@ def _detect_task(stack, zs, options, scale, array_path, level=None):
     return out, {"input": stack.reads}  # what the block was computed from
 
 
+def _detector_digest(weights) -> str | None:
+    """The detector weights file's fingerprint: the bundled one's when none is given (an
+    update of the package between a run and its resume is caught too)."""
+    from ..engine.weights import bundled_detector_path
+
+    return file_digest(weights if weights is not None else bundled_detector_path())
+
+
 def _detection_options(sensitivity, grow, rectangles, min_area, weights, relative) -> dict:
     """What identifies a detection's options (in its journal and its mask's provenance)."""
     return dict(sensitivity=sensitivity, grow=grow, rectangles=rectangles, min_area=min_area,
@@ -98,7 +106,7 @@ def detect_to_file(input, output, *, report=None, overwrite: bool = False,
     options = _detection_options(sensitivity, grow, rectangles, min_area, weights, relative)
     n = stack.shape[0]
     run = {"command": "detect", "input": str(Path(input).resolve()), "shape": list(stack.shape),
-           "options": options, "weights_digest": file_digest(weights)}
+           "options": options, "weights_digest": _detector_digest(weights)}
     description = "napari-flowinpaint detect: 1 = damaged pixel"
     voxel = read_voxel_size(input)
     store = resumable_output(output, stack.shape, np.uint8, run=run, overwrite=overwrite,
@@ -235,7 +243,7 @@ def _not_made_from(input, mask_output, report, detect_options: dict) -> str | No
              ("sensitivity", "grow", "rectangles", "min_area", "weights", "relative")}
     if json.loads(json.dumps(_detection_options(**given))) != made.get("options"):
         return "other detection options"
-    if file_digest(given["weights"]) != made.get("weights_digest"):
+    if _detector_digest(given["weights"]) != made.get("weights_digest"):
         return "another detector weights file"
     if file_digest(report) != made.get("report"):
         return "the report was changed or belongs to another run"
