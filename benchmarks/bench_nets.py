@@ -25,7 +25,6 @@ import time
 import numpy as np
 import torch
 
-from napari_flowinpaint.engine.tiles import damage_box
 from napari_flowinpaint.engine.nets import (
     NetsConfig,
     build_networks,
@@ -34,6 +33,7 @@ from napari_flowinpaint.engine.nets import (
     get_config,
 )
 from napari_flowinpaint.engine.reference import initial_reference_unit
+from napari_flowinpaint.engine.tiles import damage_box
 
 
 def _blob_mask(size, fraction, seed=0):
