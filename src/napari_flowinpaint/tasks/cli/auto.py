@@ -21,6 +21,7 @@ from .common import (
     add_format_argument,
     add_mode_argument,
     add_parallel_arguments,
+    check_stack_outputs,
     input_path,
 )
 
@@ -65,6 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..volume_detect import auto_to_file
 
+    check_stack_outputs(args.output, args.mask)  # before the detection, not after it
     t0 = time.perf_counter()
     bars = {phase: ProgressBar(phase, "slices", disable=args.no_progress)
             for phase in ("detect", "repair")}
@@ -80,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
                                 max_distance=args.max_distance),
             progress=lambda phase, done, total: bars[phase](done, total),
             log=bars["repair"].write)
+    except ValueError as exc:
+        raise _for_auto(exc, args) from None
     finally:
         for bar in bars.values():
             bar.close()
@@ -88,3 +92,20 @@ def run(args: argparse.Namespace) -> int:
           f"{len(summary.repaired)} with method {summary.method!r} in "
           f"{time.perf_counter() - t0:.1f} s; wrote {summary.output}")
     return 0
+
+
+def _for_auto(exc: ValueError, args) -> ValueError:
+    """The repair's advice reworded for ``auto``, which has no ``--slices``: repair the other
+    sections with ``repair`` and the mask the detection wrote (kept, and reused by a rerun)."""
+    text = str(exc)
+    if "--slices" not in text:
+        return exc
+    stem = Path(args.output).name.split(".")[0]
+    mask = args.mask or Path(args.output).with_name(f"{stem}-damage.zarr")
+    head = text.split("; raise --max-distance")[0]
+    return ValueError(
+        f"{head}; raise --max-distance, or repair the other sections with "
+        f"'napari-flowinpaint repair {args.input}"
+        f"{f' --format {args.format}' if args.format else ''} --mask {mask} -o {args.output} "
+        "--slices LIST' (the detected mask {str(mask)!r} is kept; with no section left to repair "
+        "from, e.g. a blank stack, there is nothing to repair).")

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 __all__ = ["ProgressBar", "add_absolute_argument", "add_finetune_arguments", "add_format_argument",
-           "add_mode_argument", "add_parallel_arguments", "input_path"]
+           "add_mode_argument", "add_parallel_arguments", "check_stack_outputs", "input_path"]
 
 _FORMAT = ("{desc}: {n_fmt}/{total_fmt} {unit} {percentage:3.0f}%|{bar}| "
            "[{elapsed}<{remaining}, {rate_fmt}{postfix}]")
@@ -89,6 +89,23 @@ def input_path(args) -> str:
     from ..io.formats import with_format
 
     return with_format(args.input, args.format)
+
+
+def check_stack_outputs(*paths) -> None:
+    """Refuse, before any work, an output stack whose extension names no format that can be
+    written (``-o a.png``): the library would find out only once it writes that output,
+    after the work before it (a whole detection, for ``auto``). None entries are skipped.
+
+    Raises
+    ------
+    ValueError
+        Naming the path and the extensions supported.
+    """
+    from ..io import stack_format
+
+    for path in paths:
+        if path is not None:
+            stack_format(path, for_writing=True)
 
 
 def add_parallel_arguments(parser) -> None:

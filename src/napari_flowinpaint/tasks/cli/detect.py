@@ -15,6 +15,7 @@ from .common import (
     add_absolute_argument,
     add_format_argument,
     add_parallel_arguments,
+    check_stack_outputs,
     input_path,
 )
 
@@ -48,6 +49,8 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     from ..volume_detect import detect_to_file
+
+    check_stack_outputs(args.output)
 
     with ProgressBar("detect", "slices", disable=args.no_progress) as bar:
         rows = detect_to_file(input_path(args), args.output, report=args.report,

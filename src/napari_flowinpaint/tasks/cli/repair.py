@@ -21,6 +21,7 @@ from .common import (
     add_format_argument,
     add_mode_argument,
     add_parallel_arguments,
+    check_stack_outputs,
     input_path,
 )
 
@@ -69,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
     from ..repair import format_slices
     from ..volume import repair_to_file
 
+    check_stack_outputs(args.output, args.confidence)
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught, \
             ProgressBar("repair", "slices", disable=args.no_progress) as bar:
