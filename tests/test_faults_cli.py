@@ -14,7 +14,7 @@ import pytest
 from _synth import moving_stack
 
 from napari_flowinpaint.tasks import cli
-from napari_flowinpaint.tasks.io import write_stack
+from napari_flowinpaint.tasks.io import read_stack, write_stack
 
 STAGES_FAST = "initial_reference"
 
@@ -77,3 +77,91 @@ def test_auto_on_a_blank_stack_gives_advice_auto_can_follow(folder, capsys):
     assert "--slices" not in line.split("napari-flowinpaint repair")[0]  # auto has none
     assert f"napari-flowinpaint repair {folder / 'blank.tif'} --mask" in line
     assert not (folder / "b.tif").exists()
+
+
+# ------------------------------------------------ --scheduler with relative paths
+class _FarClient:
+    """Stands for a dask cluster whose workers run in a folder of their own: each task runs
+    here, at once, with the current folder changed to ``elsewhere``; what is sent is kept."""
+
+    elsewhere: Path | None = None
+    sent: list = []
+
+    def __init__(self, address, timeout=None):
+        self.dashboard_link = "http://fake:8787/status"
+
+    def submit(self, function, *args, pure=True):
+        import os
+        from concurrent.futures import Future
+
+        type(self).sent.append(args)
+        future, here = Future(), os.getcwd()
+        os.chdir(self.elsewhere)
+        try:
+            future.set_result(function(*args))
+        except Exception as exc:
+            future.set_exception(exc)
+        finally:
+            os.chdir(here)
+        return future
+
+    def close(self):
+        pass
+
+
+def _strings(value):
+    if isinstance(value, str | Path):
+        yield str(value)
+    elif isinstance(value, tuple | list):
+        for v in value:
+            yield from _strings(v)
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _strings(v)
+
+
+@pytest.mark.parametrize("argv", [
+    ["auto", "in.tif", "-o", "out.zarr"],
+    ["repair", "in.tif", "-m", "m.tif", "-o", "out.tif", "--confidence", "c.zarr"],
+    ["detect", "in.tif", "-o", "d.zarr", "--report", "r.csv"],
+])
+def test_relative_paths_reach_the_workers_of_a_cluster(folder, argv, tmp_path_factory,
+                                                       monkeypatch, capsys):
+    import concurrent.futures
+
+    import distributed
+
+    monkeypatch.setattr(_FarClient, "elsewhere", tmp_path_factory.mktemp("worker"))
+    monkeypatch.setattr(_FarClient, "sent", [])
+    monkeypatch.setattr(distributed, "Client", _FarClient)
+    monkeypatch.setattr(distributed, "as_completed", concurrent.futures.as_completed)
+    monkeypatch.chdir(folder)
+    stack = read_stack(folder / "in.tif")
+    code = cli.main([*argv, "--scheduler", "tcp://10.0.0.5:8786", "--no-progress",
+                     *(["--stages", STAGES_FAST] if argv[0] != "detect" else [])])
+    assert code == 0, capsys.readouterr().err
+    paths = [s for args in _FarClient.sent for s in _strings(args)
+             if s.endswith((".tif", ".zarr", ".csv"))]
+    assert paths and all(Path(p).is_absolute() for p in paths), paths
+    out = np.asarray(read_stack(folder / argv[argv.index("-o") + 1]))
+    assert out.shape == stack.shape
+    if argv[0] == "repair":
+        masks = read_stack(folder / "m.tif")
+        np.testing.assert_array_equal(out[masks == 0], stack[masks == 0])
+    assert list(_FarClient.elsewhere.iterdir()) == []  # nothing written where workers run
+
+
+@pytest.mark.parametrize(("given", "made"), [
+    ("in.tif", "{d}/in.tif"),
+    ("sub/scan.h5:/volumes/raw", "{d}/sub/scan.h5:/volumes/raw"),
+    ("scan.h5", "{d}/scan.h5"),
+    ("hdf5:scan.bin:/raw", "hdf5:{d}/scan.bin:/raw"),
+    ("mrc:scan.dat", "mrc:{d}/scan.dat"),
+    ("/abs/in.zarr", "/abs/in.zarr"),
+])
+def test_absolute_source_keeps_the_format_and_the_dataset(tmp_path, monkeypatch, given, made):
+    from napari_flowinpaint.tasks.io.formats import absolute_source
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "scan.bin").write_bytes(b"")
+    assert absolute_source(given) == made.format(d=tmp_path)

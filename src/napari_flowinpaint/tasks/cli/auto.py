@@ -22,6 +22,7 @@ from .common import (
     add_mode_argument,
     add_parallel_arguments,
     check_stack_outputs,
+    for_cluster,
     input_path,
 )
 
@@ -67,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
     from ..volume_detect import auto_to_file
 
     check_stack_outputs(args.output, args.mask)  # before the detection, not after it
+    for_cluster(args, "output", "mask", "report", "weights", "detector_weights")
     t0 = time.perf_counter()
     bars = {phase: ProgressBar(phase, "slices", disable=args.no_progress)
             for phase in ("detect", "repair")}

@@ -16,6 +16,7 @@ from .common import (
     add_format_argument,
     add_parallel_arguments,
     check_stack_outputs,
+    for_cluster,
     input_path,
 )
 
@@ -51,6 +52,7 @@ def run(args) -> int:
     from ..volume_detect import detect_to_file
 
     check_stack_outputs(args.output)
+    for_cluster(args, "output", "report", "weights")
 
     with ProgressBar("detect", "slices", disable=args.no_progress) as bar:
         rows = detect_to_file(input_path(args), args.output, report=args.report,

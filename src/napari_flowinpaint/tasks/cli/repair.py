@@ -22,6 +22,7 @@ from .common import (
     add_mode_argument,
     add_parallel_arguments,
     check_stack_outputs,
+    for_cluster,
     input_path,
 )
 
@@ -71,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
     from ..volume import repair_to_file
 
     check_stack_outputs(args.output, args.confidence)
+    for_cluster(args, "mask", "output", "confidence", "weights")
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught, \
             ProgressBar("repair", "slices", disable=args.no_progress) as bar:

@@ -32,7 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["FORMATS", "READABLE", "FormatStack", "format_voxel_size", "hdf5_datasets",
+__all__ = ["FORMATS", "READABLE", "FormatStack", "absolute_source", "format_voxel_size",
+           "hdf5_datasets",
            "hdf5_parts", "lazy_format", "open_format", "split_format", "tiff_zarr",
            "with_format"]
 
@@ -80,6 +81,19 @@ def with_format(path, fmt: str | None) -> str:
     except ValueError:
         same = False
     return str(path) if same else f"{fmt}:{path}"
+
+
+def absolute_source(path) -> str:
+    """``path``, a stack to read, with its file made absolute (relative to the current
+    folder), what a cluster's workers need: they run in folders of their own. An explicit
+    ``FORMAT:`` prefix and an HDF5 file's ``:/dataset`` are kept."""
+    fmt, text = split_format(path)
+    if fmt == "hdf5" or (fmt is None and _HDF5_PATH.match(text)):
+        file, inner = hdf5_parts(text)
+        text = str(file.absolute()) + (f":/{inner}" if inner else "")
+    else:
+        text = str(Path(text).absolute())
+    return text if fmt is None else f"{fmt}:{text}"
 
 
 def lazy_format(path) -> str | None:
