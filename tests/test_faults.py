@@ -293,6 +293,10 @@ API_CASES = {
     "detect sensitivity 2": (lambda: detect_damage(_stack(), 1, sensitivity=2), ValueError,
                              "sensitivity must lie in [0, 1]"),
     "detect slice outside": (lambda: detect_damage(_stack(), 7), IndexError, "outside"),
+    "detect +inf": (lambda: detect_damage(_with(np.inf, 0, (slice(0, 8),))), ValueError,
+                    "stack[0] contains NaN or infinite values"),
+    "detect NaN in a neighbour": (lambda: detect_damage(_with(np.nan, 3, (slice(None),)), 2),
+                                  ValueError, "stack[3] contains NaN or infinite values"),
     "simulate on 16 px": (lambda: simulate_damage(np.zeros((16, 16), np.uint8), "hole"),
                           ValueError, "at least 32x32"),
     "simulate unknown kind": (lambda: simulate_damage(_stack()[0], "fire"), ValueError,
@@ -366,6 +370,27 @@ def test_extreme_float_ranges_are_repaired_at_their_scale(dtype, lo, hi):
            for s in ("initial_reference", "guided_inpainting")]
     ref_err = [np.abs(r - unit[1])[mask].mean() / np.ptp(unit[1]) for r in ref]
     np.testing.assert_allclose(errors, ref_err, rtol=0.05, atol=1e-3)
+
+
+@pytest.mark.parametrize(("factor", "offset", "dtype"), [
+    (1e-9, 0.0, np.float32), (1e30, 5e30, np.float32), (1e30, -3e31, np.float64),
+    (6e38 / 1.01, -3e38, np.float32)])
+def test_detection_on_float_data_is_scale_free(factor, offset, dtype):
+    """The same stack times any factor, plus any offset, gets the same mask: no absolute
+    grey-level threshold (data all under 1e-6 was flagged everywhere; data spanning +-3e38
+    found nothing), no overflow warning."""
+    stack = moving_stack(5, (96, 96), dtype=np.uint8)
+    stack[2], truth = simulate_damage(stack[2], "hole", 0)
+    unit = stack.astype(np.float32) / 255
+    ref = detect_damage(unit)
+    assert (ref[2] & truth).sum() > 0.8 * truth.sum() and not ref[[0, 1, 3, 4]].any()
+    scaled = (unit.astype(np.float64) * factor + offset).astype(dtype)
+    keep = scaled.copy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow or invalid-value warning either
+        found = detect_damage(scaled)
+    np.testing.assert_array_equal(found, ref)
+    np.testing.assert_array_equal(scaled, keep)  # the input is not modified
 
 
 # ----------------------------------------------------------------------------- faults

@@ -9,8 +9,24 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ["stack_scale", "detector_input", "is_blank", "bright_blank", "without_holes",
-           "label_regions", "match_neighbour", "stack_level", "level_section"]
+from ...engine import as_slice
+
+__all__ = ["stack_scale", "to_unit", "detector_input", "is_blank", "bright_blank",
+           "without_holes", "label_regions", "match_neighbour", "stack_level", "level_section"]
+
+
+def _samples(stack) -> list[np.ndarray]:
+    """Up to 9 sections spread over the stack, checked (finite grey levels: see
+    :func:`~napari_flowinpaint.engine.as_slice`)."""
+    n = stack.shape[0]
+    picks = sorted(set(np.linspace(0, n - 1, min(n, 9)).round().astype(int).tolist()))
+    return [as_slice(np.asarray(stack[p]), name=f"stack[{p}]") for p in picks]
+
+
+def _work_dtype(a) -> type:
+    """float64 for float data (any scale: 1e-20 or 3e38 neither underflows nor overflows),
+    float32 for integers (as before)."""
+    return np.float64 if np.asarray(a).dtype.kind == "f" else np.float32
 
 
 def stack_scale(stack, level: tuple[float, float] | None = None) -> tuple[float, float]:
@@ -23,32 +39,47 @@ def stack_scale(stack, level: tuple[float, float] | None = None) -> tuple[float,
     range from their median): a white hole, a blank or a black section would otherwise
     stretch the scale of every other section. ISBI 2012 sections vary by up to 15 % of the
     range on their own; a white hole in a FIB-SEM section moves its 99.5 percentile by 40 %.
+    Scale-free: float data is measured in float64 and every test is relative to the data's
+    own range, so that the stack times any factor, plus any offset, gets the same scale in
+    its units.
+
+    Raises
+    ------
+    ValueError
+        When a sampled section holds NaN or infinite values.
     """
-    n = stack.shape[0]
-    picks = sorted(set(np.linspace(0, n - 1, min(n, 9)).round().astype(int).tolist()))
-    samples = [np.asarray(stack[p]) for p in picks]
+    samples = _samples(stack)
     usable = [s for s in samples if float(s.max()) > float(s.min())] or samples
+    work = _work_dtype(samples[0])
     if level is not None:
-        usable = [level_section(s, level) for s in usable]
-    subs = [s[:: max(1, s.shape[0] // 256), :: max(1, s.shape[1] // 256)].astype(np.float32)
+        usable = [_levelled(s, level) for s in usable]
+    subs = [s[:: max(1, s.shape[0] // 256), :: max(1, s.shape[1] // 256)].astype(work)
             for s in usable]
     own = np.array([np.percentile(v, (0.5, 99.5)) for v in subs])  # (sections, 2)
     centre = np.median(own, axis=0)
     spread = np.median(np.abs(own - centre), axis=0)
-    room = np.maximum(3 * spread, 0.2 * max(float(centre[1] - centre[0]), 1e-6))
+    room = np.maximum(3 * spread, 0.2 * float(centre[1] - centre[0]))
     typical = (np.abs(own - centre) <= room).all(axis=1)
     vals = np.concatenate([v.ravel() for v, ok in zip(subs, typical, strict=True) if ok])
-    lo, hi = np.percentile(vals, (0.5, 99.5))
-    if hi - lo < 1e-6:
+    lo, hi = (float(v) for v in np.percentile(vals, (0.5, 99.5)))
+    if not hi - lo > _tiny(lo, hi):
         lo, hi = float(vals.min()), float(vals.max())
-    if hi - lo < 1e-6:
-        hi = lo + 1.0
-    return float(lo), float(hi)
+    if not hi - lo > _tiny(lo, hi):  # a constant stack: any unit will do
+        hi = lo + max(abs(lo), 1.0)
+    return lo, hi
+
+
+def _tiny(*values: float) -> float:
+    """A grey-level difference that is no difference at these values: 1e-6 of 1 for
+    data around 0..1 (as before), relative to the values' magnitude for large ones, and
+    never below what float64 can tell apart."""
+    size = max([abs(float(v)) for v in values] + [0.0])
+    return max(1e-6 * min(size, 1.0), 64 * np.spacing(size)) if size else 0.0
 
 
 def _level(section) -> tuple[float, float]:
     """Median and median absolute deviation of a section's grey levels (every 2nd pixel)."""
-    sub = np.asarray(section, np.float32)[::2, ::2]
+    sub = np.asarray(section)[::2, ::2].astype(_work_dtype(section))
     med = float(np.median(sub))
     return med, float(np.median(np.abs(sub - med)))
 
@@ -56,14 +87,24 @@ def _level(section) -> tuple[float, float]:
 def stack_level(stack) -> tuple[float, float]:
     """What is normal for *this* stack: the median, over up to 9 sections spread through it
     (constant ones left out), of each section's median grey level and of its median absolute
-    deviation. :func:`level_section` brings every section to it."""
-    n = stack.shape[0]
-    picks = sorted(set(np.linspace(0, n - 1, min(n, 9)).round().astype(int).tolist()))
-    levels = [_level(s) for s in (np.asarray(stack[p]) for p in picks)
-              if float(s.max()) > float(s.min())]
+    deviation. :func:`level_section` brings every section to it.
+
+    Raises
+    ------
+    ValueError
+        When a sampled section holds NaN or infinite values.
+    """
+    levels = [_level(s) for s in _samples(stack) if float(s.max()) > float(s.min())]
     if not levels:
         return 0.0, 0.0
     return float(np.median([m for m, _ in levels])), float(np.median([d for _, d in levels]))
+
+
+def to_unit(section, scale: tuple[float, float]) -> np.ndarray:
+    """``section`` with the grey levels ``scale`` maps to 0 and 1 at 0 and 1 (float32),
+    computed in float64: what the detector judges float data from, whatever its scale."""
+    lo, hi = scale
+    return ((np.asarray(section, np.float64) - lo) / (hi - lo)).astype(np.float32)
 
 
 def level_section(section, level: tuple[float, float], like=None) -> np.ndarray:
@@ -75,16 +116,22 @@ def level_section(section, level: tuple[float, float], like=None) -> np.ndarray:
     it by :func:`match_neighbour`) gives the median and deviation instead: damage in the
     section (a dark fold, a white hole) then does not move them.
     """
-    f = np.asarray(section, np.float32)
+    return _levelled(section, level, like).astype(np.float32, copy=False)
+
+
+def _levelled(section, level: tuple[float, float], like=None) -> np.ndarray:
+    """:func:`level_section` in float64 for float data (no overflow at any scale)."""
+    f = np.asarray(section)
+    f = f.astype(_work_dtype(f), copy=False)
     like = [x for x in (like or ()) if x is not None]
     levels = [_level(x) for x in like] if like else [_level(f)]
     med = float(np.mean([m for m, _ in levels]))
     dev = float(np.mean([d for _, d in levels]))
     typical_med, typical_dev = level
-    if dev < 1e-6 or typical_dev <= 0:
+    if dev <= _tiny(med) or typical_dev <= 0:
         return f
     gain = float(np.clip(typical_dev / dev, 1 / 3, 3.0))
-    return ((f - med) * gain + typical_med).astype(np.float32)
+    return (f - med) * gain + typical_med
 
 
 def _half(f: np.ndarray) -> np.ndarray:

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from ...engine import as_slice
-from .cues import is_blank, label_regions
+from .cues import is_blank, label_regions, to_unit
 from .evidence import section_evidence, stack_reference, weights_key
 from .postprocess import check_options, decide_mask, refine_mask
 
@@ -213,6 +213,11 @@ def iter_detect_damage(stack, zs=None, *, sensitivity: float = 0.5, grow: int = 
     if relative and normal_area is None:
         normal_area = _normal_area_of(arr, sensitivity=sensitivity, min_area=min_area,
                                       weights=weights, scale=scale, level=level)
+    unit = np.dtype(getattr(arr, "dtype", np.float32)).kind == "f"
+    raw_scale = scale
+    if unit:  # float data is judged in the units of its own scale: scale-free
+        lo, hi = scale
+        scale, level = (0.0, 1.0), ((level[0] - lo) / (hi - lo), level[1] / (hi - lo))
     if relative and normal_area:
         min_area = relative_min_area(min_area, normal_area, shape[1] * shape[2])
     sections: dict[int, np.ndarray] = {}
@@ -222,6 +227,8 @@ def iter_detect_damage(stack, zs=None, *, sensitivity: float = 0.5, grow: int = 
     def get(k: int) -> np.ndarray:
         if k not in sections:
             sections[k] = as_slice(np.asarray(arr[k]), name=f"stack[{k}]")
+            if unit:
+                sections[k] = to_unit(sections[k], raw_scale)
             blank[k] = is_blank(sections[k], scale)
         return sections[k]
 
@@ -262,6 +269,8 @@ def detect_damage(stack, z: int | None = None, *, sensitivity: float = 0.5, grow
     stack : array_like, shape (H, W) or (Z, H, W)
         A single section (judged on its own) or a stack of sections, uint8, uint16, float32
         or float64 (numpy, dask or zarr: slices are read one at a time). Not modified.
+        Float data is judged in the units of its own grey scale: the stack times any
+        factor, plus any offset, gets the same mask. It must be finite.
     z : int or None
         The slice to judge, with its neighbours ``z - 1`` and ``z + 1`` (the next ones out
         when those are blank); None judges every slice.
@@ -294,6 +303,12 @@ def detect_damage(stack, z: int | None = None, *, sensitivity: float = 0.5, grow
     -------
     mask : ndarray of bool, shape (H, W) or (Z, H, W)
         True marks the damaged pixels found.
+
+    Raises
+    ------
+    ValueError
+        For a stack that is not (H, W) or (Z, H, W), bad options, or a section read that
+        holds NaN or infinite values (the message names it).
 
     Examples
     --------
