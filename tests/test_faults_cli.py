@@ -7,10 +7,12 @@ disk (inputs unchanged, nothing half-written).
 """
 
 import hashlib
+import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
+from _cli import ENV, command, start_until
 from _synth import moving_stack
 
 from napari_flowinpaint.tasks import cli
@@ -165,3 +167,59 @@ def test_absolute_source_keeps_the_format_and_the_dataset(tmp_path, monkeypatch,
     monkeypatch.chdir(tmp_path)
     (tmp_path / "scan.bin").write_bytes(b"")
     assert absolute_source(given) == made.format(d=tmp_path)
+
+
+# ------------------------------------------------ two runs onto one output
+def test_a_second_run_onto_the_same_output_is_refused_while_the_first_runs(tmp_path):
+    stack = moving_stack(60, (256, 256), dtype=np.uint8)
+    masks = np.zeros(stack.shape, np.uint8)
+    masks[1:-1, 40:200, 30:220] = 1
+    write_stack(tmp_path / "in.tif", stack)
+    write_stack(tmp_path / "m.tif", masks)
+    before = _tree(tmp_path)
+    argv = command("repair", tmp_path / "in.tif", "-m", tmp_path / "m.tif", "-o",
+                   tmp_path / "out.zarr", "--workers", "1")
+    first, seen = start_until(argv, r"repair: [1-9]")  # its repairs are under way
+    try:
+        second = subprocess.run([*argv, "--no-progress"], capture_output=True, text=True,
+                                env=ENV, timeout=300)
+        assert first.poll() is None, "the first run ended before the second was refused"
+    finally:
+        first.terminate()
+        _, rest = first.communicate(timeout=300)
+    assert second.returncode == 2, second.stderr
+    line = _error_line(second.stderr)
+    assert f"another run (pid {first.pid}) is writing" in line and "out.zarr" in line
+    assert "Errno" not in line
+    assert first.returncode == 143, seen + rest  # the first one was not disturbed
+    assert "run the same command again to continue" in rest
+    hidden = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("."))
+    assert hidden == [".out.zarr.partial.zarr"]  # its finished sections; no lock left
+    after = _tree(tmp_path)
+    assert {k: v for k, v in after.items() if k in before} == before
+
+
+def test_the_lock_of_a_killed_run_is_taken_over(folder, capsys):
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    (folder / ".out.tif.lock").write_text(f"{dead.pid} {__import__('socket').gethostname()}\n")
+    assert cli.main(["repair", folder / "in.tif", "-m", folder / "m.tif", "-o",
+                     folder / "out.tif", "--stages", STAGES_FAST, "--no-progress"]) == 0, \
+        capsys.readouterr().err
+    assert (folder / "out.tif").is_file()
+    assert not (folder / ".out.tif.lock").exists()  # taken over, then removed at the end
+
+
+def test_a_lock_held_by_a_live_run_is_respected_and_left_alone(folder, capsys):
+    import os
+    import socket
+
+    lock = folder / ".d.zarr.lock"
+    lock.write_text(f"{os.getppid()} {socket.gethostname()}\n")  # a process that runs
+    before = _tree(folder)
+    assert cli.main(["detect", folder / "in.tif", "-o", folder / "d.zarr",
+                     "--no-progress"]) == 2
+    line = _error_line(capsys.readouterr().err)
+    assert f"another run (pid {os.getppid()}) is writing" in line
+    assert "delete the lock file" in line
+    assert _tree(folder) == before  # its lock kept, no output begun

@@ -1,16 +1,22 @@
-"""The outputs of the volume commands: a resumable zarr store or an atomic TIFF writer, and
-what happens to them when a run stops (kept to resume, or removed)."""
+"""The outputs of the volume commands: a resumable zarr store or an atomic TIFF writer, what
+happens to them when a run stops (kept to resume, or removed), and the lock that keeps two
+runs from writing one output at once."""
 
 from __future__ import annotations
 
+import os
+import socket
+import time
 from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 
 from .io import stack_format
 from .parallel import ResumableStore
 
-__all__ = ["Ones", "aborting", "guarded", "keep_partial", "resumable_output"]
+__all__ = ["Ones", "aborting", "guarded", "keep_partial", "lock_path", "output_lock",
+           "resumable_output"]
 
 
 def resumable_output(output, shape, dtype, *, run, overwrite, protect, voxel_size, description=None,
@@ -74,3 +80,103 @@ def keep_partial(store, exc: BaseException) -> BaseException:
     remove_path(store.partial)
     return explain_write_error(exc, store.partial, store.path) if isinstance(exc, OSError) \
         else exc
+
+
+def lock_path(dest) -> Path:
+    """The lock file of the output ``dest``: ``.NAME.lock`` beside it."""
+    dest = Path(dest)
+    return dest.parent / f".{dest.name}.lock"
+
+
+@contextmanager
+def output_lock(*outputs):
+    """Hold the lock of every output in ``outputs`` (None entries are skipped) while the
+    block runs: a second run onto one of them is refused at once, instead of the two
+    writing (and removing) each other's files.
+
+    A lock is a file ``.NAME.lock`` beside the output (:func:`lock_path`), created
+    exclusively (``O_CREAT | O_EXCL``) with the process id and host name in it, and removed
+    when the block ends, however it ends. One left by a run that was killed (``kill -9``, a
+    lost node) is taken over once its process is gone (on this host; a lock of another host
+    is held until deleted). An output whose folder is missing or read-only gets no lock:
+    the output's own check says what is wrong.
+
+    Raises
+    ------
+    FileExistsError
+        Another run (its pid) holds the lock of an output.
+    """
+    held = []
+    try:
+        for dest in outputs:
+            if dest is not None and lock_path(dest) not in held:
+                lock = _take_lock(Path(dest))
+                if lock is not None:
+                    held.append(lock)
+        yield
+    finally:
+        mine = _owner_text()
+        for lock in held:
+            try:
+                if lock.read_text() == mine:  # never another run's (it took a stale one)
+                    lock.unlink()
+            except OSError:
+                pass
+
+
+def _owner_text() -> str:
+    return f"{os.getpid()} {socket.gethostname()}\n"
+
+
+def _take_lock(dest: Path) -> Path | None:
+    lock = lock_path(dest)
+    if not lock.parent.is_dir():
+        return None
+    for _ in range(3):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            held_by = _holder(lock)
+            if held_by is not None:
+                pid, host = held_by
+                where = "" if host == socket.gethostname() else f" on {host}"
+                raise FileExistsError(
+                    f"another run (pid {pid}{where}) is writing {str(dest)!r} (it holds the "
+                    f"lock {str(lock)!r}); wait for it to end or write elsewhere. If no such "
+                    "run is going, delete the lock file.") from None
+            try:  # its run is gone: take it over
+                lock.unlink()
+            except FileNotFoundError:
+                pass
+            continue
+        except OSError:  # a read-only folder: the output's own check says so
+            return None
+        with os.fdopen(fd, "w") as fh:
+            fh.write(_owner_text())
+        return lock
+    raise FileExistsError(f"could not take the lock {str(lock)!r} of {str(dest)!r}: other runs "
+                          "keep taking it; run one command at a time on one output.")
+
+
+def _holder(lock: Path) -> tuple[str, str] | None:
+    """``(pid, host)`` of the run that holds ``lock``, or None when that run is gone (its
+    process ended, or the file names none and is older than 10 s: not one being written)."""
+    try:
+        text = lock.read_text()
+        age = time.time() - lock.stat().st_mtime
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return ("unknown", socket.gethostname())
+    pid, _, host = text.strip().partition(" ")
+    if not pid.isdigit():
+        return None if age > 10 else ("unknown", socket.gethostname())
+    if host and host != socket.gethostname():
+        return pid, host  # cannot tell whether it runs
+    try:
+        os.kill(int(pid), 0)
+    except (ProcessLookupError, OverflowError):
+        return None
+    except PermissionError:  # it runs, as another user
+        pass
+    return pid, host or socket.gethostname()

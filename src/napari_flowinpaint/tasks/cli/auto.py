@@ -65,10 +65,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..volume_detect import auto_to_file
+    from ..outputs import output_lock
 
     check_stack_outputs(args.output, args.mask)  # before the detection, not after it
     for_cluster(args, "output", "mask", "report", "weights", "detector_weights")
+    with output_lock(args.output, *_mask_and_report(args)):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ..volume_detect import auto_to_file
+
     t0 = time.perf_counter()
     bars = {phase: ProgressBar(phase, "slices", disable=args.no_progress)
             for phase in ("detect", "repair")}
@@ -102,8 +109,7 @@ def _for_auto(exc: ValueError, args) -> ValueError:
     text = str(exc)
     if "--slices" not in text:
         return exc
-    stem = Path(args.output).name.split(".")[0]
-    mask = args.mask or Path(args.output).with_name(f"{stem}-damage.zarr")
+    mask = _mask_and_report(args)[0]
     head = text.split("; raise --max-distance")[0]
     return ValueError(
         f"{head}; raise --max-distance, or repair the other sections with "
@@ -111,3 +117,13 @@ def _for_auto(exc: ValueError, args) -> ValueError:
         f"{f' --format {args.format}' if args.format else ''} --mask {mask} -o {args.output} "
         "--slices LIST' (the detected mask {str(mask)!r} is kept; with no section left to repair "
         "from, e.g. a blank stack, there is nothing to repair).")
+
+
+def _mask_and_report(args) -> tuple[Path, Path]:
+    """Where the detected mask and the report go (by default beside the output, named
+    after its stem, as :func:`~napari_flowinpaint.tasks.volume_detect.auto_to_file` puts
+    them)."""
+    out = Path(args.output)
+    stem = out.name.split(".")[0]
+    return (Path(args.mask) if args.mask else out.with_name(f"{stem}-damage.zarr"),
+            Path(args.report) if args.report else out.with_name(f"{stem}-report.csv"))

@@ -54,7 +54,10 @@ def run(args) -> int:
     check_stack_outputs(args.output)
     for_cluster(args, "output", "report", "weights")
 
-    with ProgressBar("detect", "slices", disable=args.no_progress) as bar:
+    from ..outputs import output_lock
+
+    with output_lock(args.output, args.report), \
+            ProgressBar("detect", "slices", disable=args.no_progress) as bar:
         rows = detect_to_file(input_path(args), args.output, report=args.report,
                               overwrite=args.overwrite, sensitivity=args.sensitivity,
                               grow=args.grow, rectangles=args.rectangles,

@@ -73,8 +73,11 @@ def run(args: argparse.Namespace) -> int:
 
     check_stack_outputs(args.output, args.confidence)
     for_cluster(args, "mask", "output", "confidence", "weights")
+    from ..outputs import output_lock
+
     t0 = time.perf_counter()
-    with warnings.catch_warnings(record=True) as caught, \
+    with output_lock(args.output, args.confidence), \
+            warnings.catch_warnings(record=True) as caught, \
             ProgressBar("repair", "slices", disable=args.no_progress) as bar:
         warnings.simplefilter("always")
 
