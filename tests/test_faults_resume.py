@@ -240,6 +240,39 @@ def test_a_failed_early_run_leaves_nothing_and_the_fix_runs(vol, bad, capsys):
     np.testing.assert_array_equal(out[masks == 0], stack[masks == 0])
 
 
+@pytest.mark.parametrize("out", ["o.tif", "o.zarr"])
+def test_a_repair_failing_after_its_confidence_map_leaves_none_to_block_the_rerun(
+        vol, out, monkeypatch, capsys):
+    """The confidence map is complete before the output is: when the output then fails (a
+    full disk), the map goes too, and the same command runs once there is room."""
+    import errno
+
+    from napari_flowinpaint.tasks.io import StackWriter
+
+    d, stack, masks = vol
+    real = StackWriter.commit
+
+    def full(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    if out.endswith(".tif"):
+        monkeypatch.setattr(StackWriter, "commit", lambda self: full(self) if self.path.name
+                            == out else real(self))
+    else:
+        monkeypatch.setattr(ResumableStore, "commit", full)
+    argv = ["repair", str(d / "in.zarr"), "-m", str(d / "m.zarr"), "-o", str(d / out),
+            "--confidence", str(d / "c.tif"), "--no-progress", "--stages", STAGES_FAST]
+    assert cli.main(argv) == 2
+    assert "No space left" in capsys.readouterr().err
+    assert not (d / "c.tif").exists() and not (d / out).exists() and _hidden(d) == []
+    monkeypatch.undo()  # room again: the same command
+    assert cli.main(argv) == 0, capsys.readouterr().err
+    repaired = np.asarray(read_stack(d / out))
+    np.testing.assert_array_equal(repaired[masks == 0], stack[masks == 0])
+    conf = np.asarray(read_stack(d / "c.tif"))
+    assert conf.shape == stack.shape and (conf[masks == 0] == 1).all()
+
+
 def test_a_run_stopped_before_any_section_leaves_nothing(vol):
     d, *_ = vol
     with pytest.raises(KeyboardInterrupt):

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..engine.files import check_output_path
+from ..engine.files import check_output_path, remove_path
 from .fingerprints import (
     ReadRecorder,
     SectionDigests,
@@ -161,7 +161,9 @@ def repair_to_file(input, mask, output, *, overwrite: bool = False, slices=None,
         Also write the confidence map of the repair here, a float32 stack of the input's
         shape in [0, 1] (1 = reliable, and 1 outside the mask and on sections not repaired;
         :func:`~napari_flowinpaint.engine.confidence.repair_confidence`). Any output format;
-        written, like ``output``, only once complete, and resumed with it.
+        written, like ``output``, only once complete, and resumed with it; removed again
+        when ``output`` then fails to be written (a confidence map without its repair
+        would only block the next run).
     progress : callable(done, total), keyword-only
         Called after each section (repaired or copied).
     should_stop : callable() -> bool, keyword-only
@@ -293,5 +295,10 @@ def repair_to_file(input, mask, output, *, overwrite: bool = False, slices=None,
                         for z in todo:
                             conf_writer[z] = kept[z]
                     conf_writer.commit()
-                path = writer.commit() if writer is not None else store.commit()
+                try:
+                    path = writer.commit() if writer is not None else store.commit()
+                except BaseException:
+                    if conf_writer is not None:  # no confidence map of a failed repair: it
+                        remove_path(conf_writer.path)  # would block the next run
+                    raise
     return RepairSummary(path, stack.shape[0], todo, unmasked, *info, resumed=len(done))
