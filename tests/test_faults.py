@@ -192,6 +192,14 @@ CLI_CASES = {
     "finetune mask of another shape": (["finetune", "{d}/in.tif", "-m", "{d}/small_mask.tif",
                                         "-o", "{d}/f.safetensors"], 2,
                                        "damage mask has shape"),
+    "finetune onto the input": (["finetune", "{d}/in.tif", "-o", "{d}/in.tif"], 2,
+                                "'{d}/in.tif' is the input"),
+    "finetune onto the input's folder": (["finetune", "{d}/in.zarr", "-o", "{d}/in.zarr"], 2,
+                                         "is the input"),
+    "finetune onto the mask": (["finetune", "{d}/in.tif", "-m", "{d}/m.tif", "-o",
+                                "{d}/m.tif"], 2, "'{d}/m.tif' is the input"),
+    "finetune-detector onto the input": (["finetune-detector", "{d}/in.tif", "-o",
+                                          "{d}/in.tif"], 2, "is the input"),
     "train-detector bad kind weights": (["train-detector", "-o", "{d}/run", "--data",
                                          "{d}/in.tif", "--kind-weights", "crack:2"], 2,
                                         "KIND=WEIGHT"),
@@ -208,7 +216,7 @@ CLI_CASES = {
 def test_cli_bad_input(case, work, capsys):
     d, before = work
     argv, code, phrase = CLI_CASES[case]
-    argv = [a.format(d=d) for a in argv]
+    argv, phrase = [a.format(d=d) for a in argv], phrase.format(d=d)
     if argv[0] in ("repair", "detect"):
         argv.append("--no-progress")
     assert cli.main(argv) == code, capsys.readouterr().err
@@ -217,6 +225,22 @@ def test_cli_bad_input(case, work, capsys):
     assert len(lines) == 1 and phrase in lines[0], err  # one line that says what is wrong
     assert "Traceback" not in err
     assert _tree(d) == before  # inputs untouched, nothing left behind
+
+
+@pytest.mark.parametrize("command", ["finetune", "finetune-detector"])
+def test_finetune_says_where_weights_without_the_suffix_go(work, command, monkeypatch,
+                                                           capsys):
+    from napari_flowinpaint.tasks import training
+
+    d, _ = work
+    given = []
+    name = command.replace("-", "_")
+    monkeypatch.setattr(training, name, lambda stack, out, **kw: given.append(out) or (
+        _ for _ in ()).throw(KeyboardInterrupt))  # stops before any work
+    assert cli.main([command, str(d / "in.tif"), "-o", str(d / "tuned")]) == 130
+    said = capsys.readouterr().out
+    assert f"written to {d / 'tuned.safetensors'} (and tuned.json beside it)" in said
+    assert given == [d / "tuned"]
 
 
 def test_cli_zarr_mask_feeds_repair_and_detect_output_too(work, capsys):

@@ -8,6 +8,7 @@ before and after; running it again resumes. The work is
 from __future__ import annotations
 
 from .common import ProgressBar, add_finetune_arguments
+from .finetune_output import announce_output
 
 __all__ = ["add_arguments", "run"]
 
@@ -24,6 +25,7 @@ def run(args) -> int:
     from ..io import read_stack
     from ..training import finetune
 
+    announce_output(args)
     stack = read_stack(args.stack)  # a big zarr stays on disk: read a crop at a time
     damaged = read_stack(args.mask, name="mask", sparse=True) if args.mask else None
     with ProgressBar("finetune", "iterations") as bar:

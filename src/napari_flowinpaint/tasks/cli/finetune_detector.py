@@ -9,6 +9,7 @@ false alarms and F1 before and after; running it again resumes. Use the result w
 from __future__ import annotations
 
 from .common import ProgressBar, add_finetune_arguments
+from .finetune_output import announce_output
 
 __all__ = ["add_arguments", "run", "describe_scores"]
 
@@ -31,6 +32,7 @@ def run(args) -> int:
     from ..io import read_stack
     from ..training import finetune_detector
 
+    announce_output(args)
     stack = read_stack(args.stack)
     damaged = read_stack(args.mask, name="mask", sparse=True) if args.mask else None
     with ProgressBar("finetune-detector", "iterations") as bar:

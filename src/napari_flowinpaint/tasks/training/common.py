@@ -24,7 +24,7 @@ __all__ = ["SHARED_DATA", "TrainSource", "prepare_run_folder", "default_sources"
            "parse_source", "load_sources",
            "save_rng_state", "restore_rng_state", "save_checkpoint", "load_checkpoint",
            "LossLog", "plot_losses", "cosine_lr", "psnr_masked", "Stopped",
-           "weights_output", "publish_weights", "phase_reporter", "held_out_split",
+           "weights_file", "weights_output", "publish_weights", "phase_reporter", "held_out_split",
            "marked_sections", "MOSTLY_MARKED"]
 
 #: A section whose painted damage covers more than this share is not trained on at all.
@@ -38,14 +38,33 @@ class Stopped(Exception):
     """Raised inside a long step (scoring weights) when its ``should_stop`` says so."""
 
 
-def weights_output(out, *, overwrite: bool, protect, what: str) -> tuple[Path, Path]:
-    """The fine-tuned weights file (``.safetensors`` added when missing) and its run folder
-    (``<name>.run``), after checking that the file and its ``.json`` may be written."""
-    from ...engine.files import check_output_path
-
+def weights_file(out) -> Path:
+    """The weights file written for the output ``out``: ``out`` itself when it ends in
+    ``.safetensors``, else ``out`` with ``.safetensors`` added (``w`` -> ``w.safetensors``)."""
     out = Path(out)
-    if out.suffix != ".safetensors":
-        out = out.with_name(out.name + ".safetensors")
+    return out if out.suffix == ".safetensors" else out.with_name(out.name + ".safetensors")
+
+
+def weights_output(out, *, overwrite: bool, protect, what: str) -> tuple[Path, Path]:
+    """The fine-tuned weights file (:func:`weights_file`) and its run folder
+    (``<name>.run``), after checking that the file and its ``.json`` may be written.
+
+    Raises
+    ------
+    ValueError
+        When ``out`` itself is one of ``protect`` (the stack's or the mask's file: a
+        weights file would otherwise be written beside it, named after it), or the files
+        written would be.
+    """
+    from ...engine.files import check_output_path, same_or_nested
+
+    given, out = Path(out), weights_file(out)
+    for p in protect:
+        if p is not None and given != out and same_or_nested(given, Path(p)):
+            raise ValueError(
+                f"the {what} {str(given)!r} is the input {str(p)!r}: give the weights a "
+                f"file of their own, e.g. {str(given.with_suffix('.safetensors'))!r} (an "
+                "output without the .safetensors suffix gets it added).")
     for path in (out, out.with_suffix(".json")):
         check_output_path(path, overwrite=overwrite, protect=protect, what=what)
     return out, out.with_name(out.stem + ".run")
