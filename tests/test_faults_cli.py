@@ -223,3 +223,52 @@ def test_a_lock_held_by_a_live_run_is_respected_and_left_alone(folder, capsys):
     assert f"another run (pid {os.getppid()}) is writing" in line
     assert "delete the lock file" in line
     assert _tree(folder) == before  # its lock kept, no output begun
+
+
+# ------------------------------------------------ TIFFs written page by page
+def _write_pages(path, pages):
+    import tifffile
+
+    with tifffile.TiffWriter(path) as tif:
+        for page in pages:
+            tif.write(page)  # each page a series of its own
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_a_tiff_written_page_by_page_is_read_as_its_stack(folder, lazy, monkeypatch, capsys):
+    from napari_flowinpaint.tasks.io import stacks
+
+    stack = read_stack(folder / "in.tif")
+    if lazy:  # as a big file is: a page read when indexed
+        monkeypatch.setattr(stacks, "SMALL_BYTES", 0)
+    _write_pages(folder / "pages.tif", stack)
+    read = read_stack(folder / "pages.tif", name="input")
+    assert read.shape == stack.shape and read.dtype == stack.dtype
+    assert isinstance(read, np.ndarray) != lazy
+    np.testing.assert_array_equal(np.asarray(read), stack)
+    np.testing.assert_array_equal(read[2], stack[2])
+    np.testing.assert_array_equal(read[1:4, 5:9], stack[1:4, 5:9])
+    before = _tree(folder)
+    assert cli.main(["repair", folder / "pages.tif", "-m", folder / "m.tif", "-o",
+                     folder / "out.tif", "--stages", STAGES_FAST, "--no-progress"]) == 0, \
+        capsys.readouterr().err
+    out, masks = (np.asarray(read_stack(folder / f)) for f in ("out.tif", "m.tif"))
+    np.testing.assert_array_equal(out[masks == 0], stack[masks == 0])
+    assert (out[masks == 1] != stack[masks == 1]).any()  # repaired, not copied
+    assert {k: v for k, v in _tree(folder).items() if k in before} == before
+
+
+@pytest.mark.parametrize(("page", "said"), [
+    (np.zeros((32, 64), np.uint8), "page 3 is 32 x 64 uint8, but page 0 is 64 x 64 uint8"),
+    (np.zeros((64, 64), np.uint16), "page 3 is 64 x 64 uint16, but page 0 is 64 x 64 uint8"),
+])
+def test_pages_of_different_sizes_or_types_are_named(folder, page, said, capsys):
+    stack = read_stack(folder / "in.tif")
+    _write_pages(folder / "odd.tif", [stack[0], stack[1], stack[2], page, stack[4]])
+    before = _tree(folder)
+    assert cli.main(["detect", folder / "odd.tif", "-o", folder / "d.tif",
+                     "--no-progress"]) == 2
+    line = _error_line(capsys.readouterr().err)
+    assert "holds 5 pages written one by one that differ" in line and said in line, line
+    assert "single 2-D image" not in line
+    assert _tree(folder) == before

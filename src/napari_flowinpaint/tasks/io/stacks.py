@@ -2,7 +2,8 @@
 
 Supported formats, chosen by the file extension:
 
-* ``.tif`` / ``.tiff``: a multi-page TIFF read into memory with :mod:`tifffile`.
+* ``.tif`` / ``.tiff``: a multi-page TIFF read into memory with :mod:`tifffile` (a big one
+  a page at a time; pages written one by one form the stack too: :mod:`.tiffpages`).
 * a folder of ``.tif``/``.png`` sections, HDF5 (``file.h5:/volumes/raw``), MRC, N5,
   Neuroglancer precomputed, or a format named by a prefix (``hdf5:scan.bin:/raw``): read
   lazily by :mod:`.formats`.
@@ -28,6 +29,7 @@ from ...engine import files
 from ._logs import quiet_logger
 from .formats import READABLE, format_voxel_size, lazy_format, open_format, split_format, tiff_zarr
 from .ome import is_ome_zarr, open_ome_zarr
+from .tiffpages import PagesDiffer, check_complete, page_stack
 
 __all__ = ["SMALL_BYTES", "SUPPORTED_EXTENSIONS", "LazyStack", "SectionRange", "stack_format",
            "read_stack", "read_voxel_size", "check_3d", "check_output_path", "load_if_small",
@@ -70,23 +72,6 @@ def stack_format(path, *, for_writing: bool = False) -> str:
         f"{'' if for_writing else READABLE}. "
         "Convert other formats first, e.g. with Fiji (File > Save As > Tiff)."
     )
-
-
-def _check_complete(tif, size: int) -> None:
-    """Refuse a TIFF cut short (a copy or download that stopped): tifffile would read the
-    pages that are left and say nothing."""
-    expected = (tif.imagej_metadata or {}).get("images")
-    pages = len(tif.pages)
-    if expected is not None and int(expected) > pages:
-        raise ValueError(f"it holds {pages} of the {int(expected)} images its header "
-                         "announces: the file is truncated")
-    for page in tif.pages:
-        if 0 in page.shape:
-            continue  # nothing stored; refused later for its empty axis
-        ends = [o + n for o, n in zip(page.dataoffsets, page.databytecounts, strict=False)]
-        if ends and max(ends) > size:
-            raise ValueError(f"page {page.index} ends at byte {max(ends)} but the file has "
-                             f"{size} bytes: the file is truncated")
 
 
 class _NotGreyscale(Exception):
@@ -318,9 +303,13 @@ def read_stack(path, *, name: str = "stack", sparse: bool = False):
                 axes = tif.series[0].axes if tif.series else ""
                 if "S" in axes:  # samples per pixel: RGB(A) or interleaved channels
                     raise _NotGreyscale(axes, tif.series[0].shape)
-                _check_complete(tif, path.stat().st_size)
-                big = stack_nbytes(tif.series[0]) > SMALL_BYTES  # then read a page at a time
-                arr = LazyStack(tiff_zarr(path), path, name) if big else tif.asarray()
+                check_complete(tif, path.stat().st_size)
+                arr = page_stack(tif, path, name, small=SMALL_BYTES)  # written page by page
+                if arr is None:
+                    big = stack_nbytes(tif.series[0]) > SMALL_BYTES  # then read a page at a time
+                    arr = LazyStack(tiff_zarr(path), path, name) if big else tif.asarray()
+        except PagesDiffer:
+            raise
         except _NotGreyscale as exc:
             raise ValueError(
                 f"{name} {str(path)!r} is an RGB or multichannel TIFF (axes {exc.args[0]}, "
