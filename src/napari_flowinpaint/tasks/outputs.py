@@ -151,8 +151,12 @@ def _take_lock(dest: Path) -> Path | None:
             continue
         except OSError:  # a read-only folder: the output's own check says so
             return None
-        with os.fdopen(fd, "w") as fh:
-            fh.write(_owner_text())
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(_owner_text())
+        except OSError:  # a full disk: no lock, and the output's own check says so
+            lock.unlink(missing_ok=True)
+            return None
         return lock
     raise FileExistsError(f"could not take the lock {str(lock)!r} of {str(dest)!r}: other runs "
                           "keep taking it; run one command at a time on one output.")
