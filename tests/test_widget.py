@@ -3,6 +3,7 @@
 Run under an X server (pytest-xvfb starts Xvfb); each test builds a hidden viewer.
 """
 
+import threading
 import time
 from pathlib import Path
 
@@ -159,9 +160,18 @@ def test_repair_all_masked_slices_updates_one_layer(scene, qtbot):
     np.testing.assert_array_equal(result.data, before)
 
 
-class _SlowInpainter(FlowInpainter):
+class _GatedInpainter(FlowInpainter):
+    """Repairs the first slice at once, then waits for ``gate`` (at most 20 s) before each
+    of the others: a busy machine cannot finish the job before the test cancels it."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.gate, self.calls = threading.Event(), 0
+
     def inpaint(self, *args, **kwargs):
-        time.sleep(0.3)
+        self.calls += 1
+        if self.calls > 1:
+            self.gate.wait(20)
         return super().inpaint(*args, **kwargs)
 
 
@@ -169,15 +179,20 @@ def test_cancel_keeps_finished_slices(make_napari_viewer, qtbot):
     truth = moving_stack(6, (64, 64), step=1.5)
     viewer = make_napari_viewer()
     image = viewer.add_image(truth, name="em")
-    widget = RepairWidget(viewer, inpainter=_SlowInpainter())
+    engine = _GatedInpainter()
+    widget = RepairWidget(viewer, inpainter=engine)
     viewer.window.add_dock_widget(widget)
     mask = widget.new_mask()
     for z in (1, 2, 3, 4):
         mask.data[z][HOLE] = 1
+    statuses = []
+    widget._set_status = (lambda text, _orig=widget._set_status:
+                          statuses.append(text) or _orig(text))
     widget.repair_all()
     assert widget.running and widget["cancel_button"].enabled
-    qtbot.waitUntil(lambda: "(1 of 4)" in widget.status, timeout=10000)
+    qtbot.waitUntil(lambda: any("(1 of 4)" in t for t in statuses), timeout=20000)
     widget["cancel_button"].native.click()
+    engine.gate.set()  # the slice in progress finishes; the job stops after it
     _wait(qtbot, widget)
     assert widget.status.startswith("stopped: ")
     done = [int(s) for s in widget.status.split("(")[1].split(")")[0].split(", ")]
