@@ -4,7 +4,6 @@ Run under an X server (pytest-xvfb starts Xvfb); each test builds a hidden viewe
 """
 
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
