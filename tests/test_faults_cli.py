@@ -17,6 +17,7 @@ from _synth import moving_stack
 
 from napari_flowinpaint.tasks import cli
 from napari_flowinpaint.tasks.io import read_stack, write_stack
+from napari_flowinpaint.tasks.outputs import lock_path
 
 STAGES_FAST = "initial_reference"
 
@@ -194,7 +195,8 @@ def test_a_second_run_onto_the_same_output_is_refused_while_the_first_runs(tmp_p
     assert first.returncode == 143, seen + rest  # the first one was not disturbed
     assert "run the same command again to continue" in rest
     hidden = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("."))
-    assert hidden == [".out.zarr.partial.zarr"]  # its finished sections; no lock left
+    assert hidden == [".out.zarr.partial.zarr"]  # its finished sections
+    assert not lock_path(tmp_path / "out.zarr").exists()  # the lock went with the run
     after = _tree(tmp_path)
     assert {k: v for k, v in after.items() if k in before} == before
 
@@ -202,19 +204,22 @@ def test_a_second_run_onto_the_same_output_is_refused_while_the_first_runs(tmp_p
 def test_the_lock_of_a_killed_run_is_taken_over(folder, capsys):
     dead = subprocess.Popen(["true"])
     dead.wait()
-    (folder / ".out.tif.lock").write_text(f"{dead.pid} {__import__('socket').gethostname()}\n")
+    lock = lock_path(folder / "out.tif")
+    lock.parent.mkdir(exist_ok=True)
+    lock.write_text(f"{dead.pid} {__import__('socket').gethostname()}\n")
     assert cli.main(["repair", folder / "in.tif", "-m", folder / "m.tif", "-o",
                      folder / "out.tif", "--stages", STAGES_FAST, "--no-progress"]) == 0, \
         capsys.readouterr().err
     assert (folder / "out.tif").is_file()
-    assert not (folder / ".out.tif.lock").exists()  # taken over, then removed at the end
+    assert not lock.exists()  # taken over, then removed at the end
 
 
 def test_a_lock_held_by_a_live_run_is_respected_and_left_alone(folder, capsys):
     import os
     import socket
 
-    lock = folder / ".d.zarr.lock"
+    lock = lock_path(folder / "sub" / ".." / "d.zarr")  # any spelling of the output
+    lock.parent.mkdir(exist_ok=True)
     lock.write_text(f"{os.getppid()} {socket.gethostname()}\n")  # a process that runs
     before = _tree(folder)
     assert cli.main(["detect", folder / "in.tif", "-o", folder / "d.zarr",
@@ -222,7 +227,9 @@ def test_a_lock_held_by_a_live_run_is_respected_and_left_alone(folder, capsys):
     line = _error_line(capsys.readouterr().err)
     assert f"another run (pid {os.getppid()}) is writing" in line
     assert "delete the lock file" in line
-    assert _tree(folder) == before  # its lock kept, no output begun
+    assert _tree(folder) == before  # no output begun
+    assert lock.read_text() == f"{os.getppid()} {socket.gethostname()}\n"  # left alone
+    lock.unlink()
 
 
 # ------------------------------------------------ TIFFs written page by page

@@ -83,9 +83,17 @@ def keep_partial(store, exc: BaseException) -> BaseException:
 
 
 def lock_path(dest) -> Path:
-    """The lock file of the output ``dest``: ``.NAME.lock`` beside it."""
+    """The lock file of the output ``dest``: in this user's lock folder of the temporary
+    folder (never beside the data), named after the fingerprint of ``dest``'s full path
+    (its folder with links resolved), so that every spelling of one output shares it."""
+    import hashlib
+    import tempfile
+
     dest = Path(dest)
-    return dest.parent / f".{dest.name}.lock"
+    full = os.path.join(os.path.realpath(dest.parent), dest.name)
+    folder = Path(tempfile.gettempdir()) / f"napari-flowinpaint-locks-{os.getuid()}" \
+        if hasattr(os, "getuid") else Path(tempfile.gettempdir()) / "napari-flowinpaint-locks"
+    return folder / f"{hashlib.blake2b(full.encode(), digest_size=16).hexdigest()}.lock"
 
 
 @contextmanager
@@ -94,12 +102,13 @@ def output_lock(*outputs):
     block runs: a second run onto one of them is refused at once, instead of the two
     writing (and removing) each other's files.
 
-    A lock is a file ``.NAME.lock`` beside the output (:func:`lock_path`), created
-    exclusively (``O_CREAT | O_EXCL``) with the process id and host name in it, and removed
-    when the block ends, however it ends. One left by a run that was killed (``kill -9``, a
-    lost node) is taken over once its process is gone (on this host; a lock of another host
-    is held until deleted). An output whose folder is missing or read-only gets no lock:
-    the output's own check says what is wrong.
+    A lock is a file in this user's lock folder of the temporary folder, named after the
+    output's full path (:func:`lock_path`), created exclusively (``O_CREAT | O_EXCL``) with
+    the process id and host name in it, and removed when the block ends, however it ends.
+    One left by a run that was killed (``kill -9``) is taken over once its process is gone.
+    Runs on other hosts (another login node of a shared file system) are not seen. An
+    output whose folder is missing gets no lock (its own check says what is wrong), nor
+    does one whose lock cannot be written.
 
     Raises
     ------
@@ -130,7 +139,11 @@ def _owner_text() -> str:
 
 def _take_lock(dest: Path) -> Path | None:
     lock = lock_path(dest)
-    if not lock.parent.is_dir():
+    if not dest.absolute().parent.is_dir():
+        return None
+    try:
+        lock.parent.mkdir(mode=0o700, exist_ok=True)
+    except OSError:
         return None
     for _ in range(3):
         try:
