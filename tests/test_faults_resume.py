@@ -273,6 +273,41 @@ def test_a_repair_failing_after_its_confidence_map_leaves_none_to_block_the_reru
     assert conf.shape == stack.shape and (conf[masks == 0] == 1).all()
 
 
+@pytest.mark.parametrize("failure", ["OSError", "torch"])
+@pytest.mark.parametrize("command", ["finetune-detector", "finetune"])
+def test_finetune_on_a_full_disk_says_so_in_one_line_and_the_rerun_runs(
+        tmp_path, command, failure, monkeypatch, capsys):
+    """The first checkpoint fails (a full disk: an OSError, or torch's own "file write
+    failed"): one line, exit 2, and once there is room the same command runs."""
+    import errno
+
+    import torch
+
+    stack = moving_stack(8, (64, 64), dtype=np.uint8)
+    write_stack(tmp_path / "in.tif", stack)
+    real = torch.save
+
+    def full(obj, f, *args, **kwargs):
+        if failure == "OSError":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        raise RuntimeError("[enforce fail at inline_container.cc:603] . unexpected pos 64 "
+                           "vs 0\nPytorchStreamWriter failed writing file data/0: file "
+                           "write failed")
+
+    monkeypatch.setattr(torch, "save", full)
+    argv = [command, str(tmp_path / "in.tif"), "-o", str(tmp_path / "w.safetensors"),
+            "--iterations", "2", "--held-out", "0.3"]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if "error:" in line]
+    assert len(lines) == 1 and "is the disk full?" in lines[0] and "checkpoint" in lines[0], err
+    assert "Traceback" not in err
+    assert not (tmp_path / "w.safetensors").exists()
+    monkeypatch.setattr(torch, "save", real)  # room again
+    assert cli.main(argv) == 0, capsys.readouterr().err
+    assert (tmp_path / "w.safetensors").is_file() and (tmp_path / "w.json").is_file()
+
+
 def test_a_run_stopped_before_any_section_leaves_nothing(vol):
     d, *_ = vol
     with pytest.raises(KeyboardInterrupt):

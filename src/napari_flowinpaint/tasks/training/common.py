@@ -10,6 +10,7 @@ uninterrupted one. ``losses.csv`` is cut back to the checkpoint's step on resume
 from __future__ import annotations
 
 import csv
+import errno
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ __all__ = ["SHARED_DATA", "TrainSource", "prepare_run_folder", "default_sources"
            "save_rng_state", "restore_rng_state", "save_checkpoint", "load_checkpoint",
            "LossLog", "plot_losses", "cosine_lr", "psnr_masked", "Stopped",
            "weights_file", "weights_output", "publish_weights", "phase_reporter", "held_out_split",
-           "marked_sections", "MOSTLY_MARKED"]
+           "marked_sections", "MOSTLY_MARKED", "RUN_FILES"]
 
 #: A section whose painted damage covers more than this share is not trained on at all.
 MOSTLY_MARKED = 0.5
@@ -189,23 +190,33 @@ def load_sources(sources: Sequence[TrainSource]) -> list[tuple[np.ndarray, Train
             for src in sources]
 
 
+#: What a run writes into its folder (:func:`prepare_run_folder`): a folder holding only
+#: these (and hidden files) is a run's, even without a checkpoint (one that failed, e.g. on
+#: a full disk, before its first).
+RUN_FILES = frozenset({"checkpoint.pt", "losses.csv", "validation.csv", "losses.png",
+                       "weights.safetensors", "weights.json", "detector.safetensors",
+                       "detector.json"})
+
+
 def prepare_run_folder(out_dir, *, overwrite: bool = False) -> Path:
     """Create a run folder, or check that an existing one is a run to resume.
 
-    A run folder holds only what a run writes (``checkpoint.pt``, logs, weights). An existing
-    folder is taken when it holds a ``checkpoint.pt`` (the run resumes) or nothing; a folder
-    holding other files is refused unless ``overwrite``, so that a run never writes its
-    logs and weights over somebody's files.
+    A run folder holds only what a run writes (``checkpoint.pt``, logs, weights:
+    :data:`RUN_FILES`). An existing folder is taken when it holds a ``checkpoint.pt`` (the
+    run resumes), nothing, or only what a run writes (a run that stopped before its first
+    checkpoint, e.g. on a full disk: it starts again); a folder holding other files is
+    refused unless ``overwrite``, so that a run never writes its logs and weights over
+    somebody's files.
     """
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"the run folder {str(out)!r} is a file; choose a folder path.")
-    if out.is_dir() and not (out / "checkpoint.pt").is_file() and any(out.iterdir()) \
-            and not overwrite:
+    if out.is_dir() and not (out / "checkpoint.pt").is_file() and not overwrite and any(
+            p.name not in RUN_FILES and not p.name.startswith(".") for p in out.iterdir()):
         raise FileExistsError(
-            f"the folder {str(out)!r} is not empty and holds no checkpoint.pt, so it is not a "
-            "run to resume; choose a new or empty folder (or pass overwrite=True, "
-            "--overwrite, to write the run's files into it)."
+            f"the folder {str(out)!r} holds files that a run does not write and no "
+            "checkpoint.pt, so it is not a run to resume; choose a new or empty folder (or "
+            "pass overwrite=True, --overwrite, to write the run's files into it)."
         )
     out.mkdir(parents=True, exist_ok=True)
     return out
@@ -247,7 +258,12 @@ def save_checkpoint(path, parts: Mapping, rng: np.random.Generator, **values) ->
     state.update(rng=save_rng_state(rng.bit_generator.state),
                  torch_rng=torch.get_rng_state(), **values)
     with atomic_output(path, what="checkpoint") as tmp:
-        torch.save(state, tmp)
+        try:
+            torch.save(state, tmp)
+        except RuntimeError as exc:  # torch's own writer says "file write failed"
+            if "write" not in str(exc).lower():
+                raise
+            raise OSError(errno.EIO, "the data could not be written", str(tmp)) from exc
 
 
 def load_checkpoint(path, parts: Mapping, rng: np.random.Generator) -> dict | None:
