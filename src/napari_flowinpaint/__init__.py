@@ -12,10 +12,11 @@ import os as _os
 import lazy_loader as _lazy
 
 # OpenMP threads (torch's) that wait by spinning take the cores from each other and from the
-# rest of a busy machine: with two other busy processes on 2 cores, a 1024^2 repair took
-# 10.6 s with spinning waits and 3.0 s with passive ones (benchmarks/bench_repair.py --load).
-# Read by the OpenMP runtime when torch loads, so it is set here, before any torch import;
-# a value the user set is kept.
+# rest of a busy machine. A 1024^2 repair at 30 % on 2 cores, with two busy processes beside it
+# (benchmarks/bench_repair.py --load 2): 9.0 s with spinning waits, 4.8 s with passive ones
+# (2048^2: 33.8 s and 10.4 s); idle, passive waits cost 2.7 s against 2.2 s (8.1 against
+# 6.2 s). Read by the OpenMP runtime when torch loads, so it is set here, before any torch
+# import; a value the user set is kept (OMP_WAIT_POLICY=ACTIVE for a machine kept idle).
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __version__ = "0.1.0"
