@@ -273,7 +273,7 @@ def test_import_does_not_pull_napari_or_qt():
 
 @pytest.mark.parametrize(("preset", "expected"), [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
 def test_openmp_threads_wait_passively_unless_the_user_says_otherwise(preset, expected):
-    """Spinning OpenMP waits made a repair 3.5x slower beside two busy processes; the policy
+    """Spinning OpenMP waits made a repair 2-3x slower beside two busy processes; the policy
     must be in the environment before torch loads, and a user's own choice wins."""
     import os
 
