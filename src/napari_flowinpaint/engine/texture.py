@@ -64,10 +64,7 @@ def grain_std(image, known=None, *, sigma: float = GRAIN_SIGMA) -> float | None:
     if known is None:
         return float(np.std(img - _blur(img, sigma))) if img.size >= 64 else None
     k = np.asarray(known, dtype=bool)
-    far = cv2.distanceTransform(k.astype(np.uint8), cv2.DIST_L2, 3) > 2 * sigma + 2
-    if int(far.sum()) < 64:
-        return None
-    return float(np.std(_detail(img, k, sigma)[far]))
+    return _std_over(_detail(img, k, sigma), _distance(~k) > 2 * sigma + 2)
 
 
 def _detail(image, known, sigma: float) -> np.ndarray:
@@ -77,22 +74,40 @@ def _detail(image, known, sigma: float) -> np.ndarray:
     return img - _blur(img * k, sigma) / np.maximum(_blur(k, sigma), 1e-3)
 
 
+def _distance(mask) -> np.ndarray:
+    """Distance of each pixel to the nearest pixel of ``mask`` (0 on it)."""
+    return cv2.distanceTransform((~np.asarray(mask, dtype=bool)).astype(np.uint8),
+                                 cv2.DIST_L2, 3)
+
+
+def _std_over(values: np.ndarray, where: np.ndarray) -> float | None:
+    return float(np.std(values[where])) if int(where.sum()) >= 64 else None
+
+
+def _correlation(a: np.ndarray, b: np.ndarray, where: np.ndarray) -> float | None:
+    """Pearson correlation of ``a`` and ``b`` over ``where`` (None under 64 pixels)."""
+    if int(where.sum()) < 64:
+        return None
+    a, b = a[where], b[where]
+    sa, sb = float(a.std()), float(b.std())
+    if sa <= 1e-8 or sb <= 1e-8:
+        return 0.0
+    return float(np.mean((a - a.mean()) * (b - b.mean())) / (sa * sb))
+
+
+def _band(dist: np.ndarray, sigma: float) -> np.ndarray:
+    """Known pixels near the hole: farther than ``2 sigma + 2``, nearer than 48 px."""
+    return (dist > 2 * sigma + 2) & (dist < _NEAR)
+
+
 def detail_correlation(reference, damaged, mask, *, sigma: float = GRAIN_SIGMA) -> float | None:
     """Correlation of the fine detail of ``reference`` with the section's own, over the known
     pixels near the hole (farther than ``2 sigma + 2`` from it, nearer than 48 px); None when
     fewer than 64 such pixels exist."""
     mask = np.asarray(mask, dtype=bool)
-    dist = cv2.distanceTransform((~mask).astype(np.uint8), cv2.DIST_L2, 3)
-    band = (dist > 2 * sigma + 2) & (dist < _NEAR)
-    if int(band.sum()) < 64:
-        return None
-    a = _detail(damaged, ~mask, sigma)[band]
-    b = np.asarray(reference, dtype=np.float32)
-    b = (b - _blur(b, sigma))[band]
-    sa, sb = float(a.std()), float(b.std())
-    if sa <= 1e-8 or sb <= 1e-8:
-        return 0.0
-    return float(np.mean((a - a.mean()) * (b - b.mean())) / (sa * sb))
+    ref = np.asarray(reference, dtype=np.float32)
+    return _correlation(_detail(damaged, ~mask, sigma), ref - _blur(ref, sigma),
+                        _band(_distance(mask), sigma))
 
 
 def grain_strength(rho: float | None) -> float:
@@ -138,15 +153,16 @@ def carry_grain(fill, reference, damaged, mask, *, neighbours=(),
     if not (fill.shape == reference.shape == mask.shape == np.shape(damaged)):
         raise ValueError(f"fill {fill.shape}, reference {reference.shape}, damaged "
                          f"{np.shape(damaged)} and mask {mask.shape} must have one shape.")
-    detail = reference - _blur(reference, sigma)
-    out = _blur(fill, sigma)
     if not mask.any():
         return fill.copy()
-    target = grain_std(damaged, ~mask, sigma=sigma)
+    detail = reference - _blur(reference, sigma)
+    own = _detail(damaged, ~mask, sigma)  # the section's detail and where it can be judged,
+    dist = _distance(mask)  # computed once for its grain and for the correlation
+    target = _std_over(own, dist > 2 * sigma + 2)
     if target is None:
         seen = [g for g in (grain_std(n, sigma=sigma) for n in neighbours) if g is not None]
         target = float(np.mean(seen)) if seen else None
     have = float(np.std(detail[mask]))
     gain = 1.0 if target is None or have <= 1e-6 else min(target / have, 3.0)
-    gain *= grain_strength(detail_correlation(reference, damaged, mask, sigma=sigma))
-    return (out + np.float32(gain) * detail).astype(np.float32)
+    gain *= grain_strength(_correlation(own, detail, _band(dist, sigma)))
+    return (_blur(fill, sigma) + np.float32(gain) * detail).astype(np.float32)
