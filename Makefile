@@ -1,6 +1,8 @@
 # Two commands do all the set-up on a fresh Debian machine (Python 3.11, root for apt):
 #   make demo   - create .venv, install everything, run the demo on the bundled sample stack
-#   make test   - the same set-up plus Xvfb, then ruff and the whole test suite
+#   make test   - the same set-up plus Xvfb, then ruff and the whole test suite (which builds
+#                 the documentation with warnings as errors and runs the README's examples)
+#   make docs   - the documentation site into site/
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -13,7 +15,7 @@ APT_PKGS := xvfb libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-xinerama0 l
             libgl1 libegl1 libfontconfig1 libdbus-1-3
 DEMO_DIR ?= flowinpaint-demo
 
-.PHONY: demo test lint bench screenshots system-deps clean
+.PHONY: demo test lint bench screenshots docs system-deps clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,8 +43,13 @@ test: $(STAMP) system-deps lint
 screenshots: $(STAMP) system-deps
 	xvfb-run -a -s "-screen 0 1400x900x24" $(BIN)/python docs/make_screenshots.py
 
+# the documentation site (docs/, mkdocs.yml) into site/; warnings are errors. Its tables are
+# made from benchmarks/results/*.json (benchmarks/tables.py).
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_repair.py
 
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info $(DEMO_DIR)
+	rm -rf $(VENV) build dist site src/*.egg-info $(DEMO_DIR)

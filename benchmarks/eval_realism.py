@@ -39,6 +39,11 @@ import tifffile
 from napari_flowinpaint.engine import FlowInpainter
 from napari_flowinpaint.tasks.evaluation import METHODS, MembraneClassifier, evaluate
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from tables import CLASSICAL, RATIOS, margin  # noqa: E402
+from tables import realism_full as markdown  # noqa: E402
+from tables import realism_summary as summary  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 RESULTS = ROOT / "benchmarks" / "results"
@@ -52,8 +57,6 @@ PARTS = {
     "callosum_sssem": ("callosum_sssem", 1, (36, 50), 36, [43, 48]),
     "cdeep3m_sbem": ("cdeep3m_sbem", 1, (15, 20), 15, []),
 }
-CLASSICAL = ("average", "telea", "biharmonic", "flow")
-RATIOS = (0.3, 0.5)
 KEYS = ("psnr", "psnr_hole", "ssim", "fsim", "sharpness", "grain", "membrane_f1",
         "membrane_f1_undamaged", "seconds")
 
@@ -105,95 +108,6 @@ def score_part(name: str, methods: dict, *, samples: int, membranes=None) -> dic
     return out
 
 
-def markdown(report: dict) -> str:
-    """One table per validation part; the best classical PSNR and each method's margin."""
-    lines = []
-    for part, res in report["parts"].items():
-        lines += [f"### {part}", "",
-                  "| method | ratio | PSNR | vs best classical | PSNR hole | SSIM | FSIM | "
-                  "sharpness | grain | membrane F1 (undamaged) |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
-        for k in [f"{r:g}" for r in RATIOS]:
-            best = max(res[c][k]["psnr"] for c in CLASSICAL if c in res)
-            for m, rows in res.items():
-                r = rows[k]
-
-                def f(v, d=3):
-                    return "n/a" if v is None else f"{v:.{d}f}"
-
-                mf1 = ("" if r["membrane_f1"] is None else
-                       f"{f(r['membrane_f1'])} ({f(r['membrane_f1_undamaged'])})")
-                lines.append(
-                    f"| {m} | {k} | {f(r['psnr'], 2)} | {r['psnr'] - best:+.2f} | "
-                    f"{f(r['psnr_hole'], 2)} | {f(r['ssim'])} | {f(r['fsim'])} | "
-                    f"{f(r['sharpness'], 2)} | {f(r['grain'], 2)} | {mf1} |")
-        lines.append("")
-    return "\n".join(lines)
-
-
-def _margin(res: dict, method: str, k: str) -> float:
-    best = max(res[c][k]["psnr"] for c in CLASSICAL if c in res)
-    return res[method][k]["psnr"] - best
-
-
-def summary(report: dict, methods=("textured", "faithful")) -> str:
-    """The README's table: per part and ratio, each method's PSNR margin over the best
-    classical baseline, sharpness / grain, and the membrane F1 where there are labels."""
-    head = "| validation part | ratio | " + " | ".join(
-        f"{m}: PSNR vs best classical, sharpness / grain" for m in methods) + \
-        " | membrane F1: " + ", ".join(("undamaged", "flow", "refined") + tuple(methods)) + " |"
-    lines = [head, "|---|---|" + "---|" * len(methods) + "---|"]
-    for part, res in report["parts"].items():
-        for k in [f"{r:g}" for r in RATIOS]:
-            cells = [f"{_margin(res, m, k):+.2f} dB, {res[m][k]['sharpness']:.2f} / "
-                     f"{res[m][k]['grain']:.2f}" for m in methods if m in res]
-            mf1 = ""
-            if res[methods[0]][k].get("membrane_f1") is not None:
-                mf1 = ", ".join(f"{v:.2f}" for v in
-                                [res[methods[0]][k]["membrane_f1_undamaged"]]
-                                + [res[m][k]["membrane_f1"] for m in ("flow", "refined")
-                                   + tuple(methods)])
-            lines.append(f"| {part} | {float(k):.0%} | " + " | ".join(cells) + f" | {mf1} |")
-    lines += ["", "Targets met (cells of part x ratio): PSNR >= +0.5 dB over the best classical "
-              "baseline, sharpness and grain in [0.8, 1.25], membrane F1 >= 0.9 of the "
-              "undamaged section's:", ""]
-    for m in report["config"]["methods"]:
-        if m in CLASSICAL or m == "refined":
-            continue
-        t = targets_met(report, m)
-        lines.append(f"- {m}: PSNR {t['psnr']}/{t['cells']}, sharpness {t['sharpness']}/"
-                     f"{t['cells']}, grain {t['grain']}/{t['cells']}, membrane "
-                     f"{t['membrane']}/{t['membrane_cells']}")
-    return "\n".join(lines) + "\n"
-
-
-#: The realism issue's targets for a default repair, per part and ratio: PSNR at least this
-#: far ahead of the best classical baseline, sharpness and grain within these bounds, and
-#: the membrane F1 at least this share of the undamaged section's.
-TARGETS = {"psnr_margin": 0.5, "texture": (0.8, 1.25), "membrane_share": 0.9}
-
-
-def targets_met(report: dict, method: str) -> dict:
-    """How many (part, ratio) cells meet each target of :data:`TARGETS`, out of how many:
-    the numbers a campaign's candidate must improve on (without losing a PSNR cell) to be
-    promoted."""
-    lo, hi = TARGETS["texture"]
-    met = {"psnr": 0, "sharpness": 0, "grain": 0, "membrane": 0, "cells": 0, "membrane_cells": 0}
-    for res in report["parts"].values():
-        if method not in res:
-            continue
-        for k, row in res[method].items():
-            met["cells"] += 1
-            met["psnr"] += _margin(res, method, k) >= TARGETS["psnr_margin"]
-            met["sharpness"] += lo <= row["sharpness"] <= hi
-            met["grain"] += lo <= row["grain"] <= hi
-            if row.get("membrane_f1") is not None:
-                met["membrane_cells"] += 1
-                met["membrane"] += (row["membrane_f1"]
-                                    >= TARGETS["membrane_share"] * row["membrane_f1_undamaged"])
-    return met
-
-
 def plot(report: dict, path: Path) -> None:
     """PSNR margin against sharpness (every part and ratio) and against membrane F1."""
     from matplotlib.figure import Figure
@@ -207,7 +121,7 @@ def plot(report: dict, path: Path) -> None:
         for res in report["parts"].values():
             for k, row in res[m].items():
                 xs.append(row["sharpness"])
-                ys.append(_margin(res, m, k))
+                ys.append(margin(res, m, k))
                 if row.get("membrane_f1") is not None:
                     fs.append(row["membrane_f1"] / row["membrane_f1_undamaged"])
                     gs.append(ys[-1])

@@ -1,0 +1,320 @@
+"""The tables of the documentation, made from the JSON the benchmark scripts write.
+
+One source of truth for numbers: no table in the README or in ``docs/`` is typed by hand.
+A page asks for a table with a line ``<!-- table: NAME -->`` (the documentation build,
+``docs/hooks.py``, puts the table there); the README holds each of its tables between
+``<!-- begin table: NAME -->`` and ``<!-- end table -->``, rewritten by::
+
+    python benchmarks/tables.py --readme     # after a new benchmark run
+    python benchmarks/tables.py NAME         # print one table
+
+and ``tests/test_docs.py`` fails when the README's copy differs from what the JSON gives.
+Only the standard library is used, so the documentation builds without torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+README = ROOT / "README.md"
+
+#: the classical baselines a learned repair must stay ahead of
+CLASSICAL = ("average", "telea", "biharmonic", "flow")
+RATIOS = (0.3, 0.5)
+#: The realism issue's targets for a default repair, per part and ratio: PSNR at least this
+#: far ahead of the best classical baseline, sharpness and grain within these bounds, and
+#: the membrane F1 at least this share of the undamaged section's.
+TARGETS = {"psnr_margin": 0.5, "texture": (0.8, 1.25), "membrane_share": 0.9}
+
+
+def load(name: str) -> dict:
+    """``benchmarks/results/NAME.json``."""
+    return json.loads((RESULTS / f"{name}.json").read_text())
+
+
+# -- realism (benchmarks/eval_realism.py) ----------------------------------------------------
+
+def margin(res: dict, method: str, k: str) -> float:
+    """PSNR of ``method`` minus the best classical baseline's, at ratio key ``k``."""
+    best = max(res[c][k]["psnr"] for c in CLASSICAL if c in res)
+    return res[method][k]["psnr"] - best
+
+
+def targets_met(report: dict, method: str) -> dict:
+    """How many (part, ratio) cells meet each target of :data:`TARGETS`, out of how many:
+    the numbers a campaign's candidate must improve on (without losing a PSNR cell) to be
+    promoted."""
+    lo, hi = TARGETS["texture"]
+    met = {"psnr": 0, "sharpness": 0, "grain": 0, "membrane": 0, "cells": 0, "membrane_cells": 0}
+    for res in report["parts"].values():
+        if method not in res:
+            continue
+        for k, row in res[method].items():
+            met["cells"] += 1
+            met["psnr"] += margin(res, method, k) >= TARGETS["psnr_margin"]
+            met["sharpness"] += lo <= row["sharpness"] <= hi
+            met["grain"] += lo <= row["grain"] <= hi
+            if row.get("membrane_f1") is not None:
+                met["membrane_cells"] += 1
+                met["membrane"] += (row["membrane_f1"]
+                                    >= TARGETS["membrane_share"] * row["membrane_f1_undamaged"])
+    return met
+
+
+def realism_full(report: dict) -> str:
+    """One table per validation part; the best classical PSNR and each method's margin."""
+    lines = []
+    for part, res in report["parts"].items():
+        lines += [f"### {part}", "",
+                  "| method | ratio | PSNR | vs best classical | PSNR hole | SSIM | FSIM | "
+                  "sharpness | grain | membrane F1 (undamaged) |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        for k in [f"{r:g}" for r in RATIOS]:
+            best = max(res[c][k]["psnr"] for c in CLASSICAL if c in res)
+            for m, rows in res.items():
+                r = rows[k]
+
+                def f(v, d=3):
+                    return "n/a" if v is None else f"{v:.{d}f}"
+
+                mf1 = ("" if r["membrane_f1"] is None else
+                       f"{f(r['membrane_f1'])} ({f(r['membrane_f1_undamaged'])})")
+                lines.append(
+                    f"| {m} | {k} | {f(r['psnr'], 2)} | {r['psnr'] - best:+.2f} | "
+                    f"{f(r['psnr_hole'], 2)} | {f(r['ssim'])} | {f(r['fsim'])} | "
+                    f"{f(r['sharpness'], 2)} | {f(r['grain'], 2)} | {mf1} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def realism_summary(report: dict, methods=("textured", "faithful")) -> str:
+    """Per part and ratio, each method's PSNR margin over the best classical baseline,
+    sharpness / grain, the membrane F1 where there are labels, and the targets met."""
+    head = "| validation part | ratio | " + " | ".join(
+        f"{m}: PSNR vs best classical, sharpness / grain" for m in methods) + \
+        " | membrane F1: " + ", ".join(("undamaged", "flow", "refined") + tuple(methods)) + " |"
+    lines = [head, "|---|---|" + "---|" * len(methods) + "---|"]
+    for part, res in report["parts"].items():
+        for k in [f"{r:g}" for r in RATIOS]:
+            cells = [f"{margin(res, m, k):+.2f} dB, {res[m][k]['sharpness']:.2f} / "
+                     f"{res[m][k]['grain']:.2f}" for m in methods if m in res]
+            mf1 = ""
+            if res[methods[0]][k].get("membrane_f1") is not None:
+                mf1 = ", ".join(f"{v:.2f}" for v in
+                                [res[methods[0]][k]["membrane_f1_undamaged"]]
+                                + [res[m][k]["membrane_f1"] for m in ("flow", "refined")
+                                   + tuple(methods)])
+            lines.append(f"| {part} | {float(k):.0%} | " + " | ".join(cells) + f" | {mf1} |")
+    lines += ["", "Targets met (cells of part x ratio): PSNR >= +0.5 dB over the best classical "
+              "baseline, sharpness and grain in [0.8, 1.25], membrane F1 >= 0.9 of the "
+              "undamaged section's:", ""]
+    for m in report["config"]["methods"]:
+        if m in CLASSICAL or m == "refined":
+            continue
+        t = targets_met(report, m)
+        lines.append(f"- {m}: PSNR {t['psnr']}/{t['cells']}, sharpness {t['sharpness']}/"
+                     f"{t['cells']}, grain {t['grain']}/{t['cells']}, membrane "
+                     f"{t['membrane']}/{t['membrane_cells']}")
+    return "\n".join(lines) + "\n"
+
+
+def quality(report: dict) -> str:
+    """The README's short table: per validation part, the default (textured) and the
+    faithful repair's lead over the best classical baseline and the textured sharpness."""
+    lines = ["| validation part (never trained on) | default repair: PSNR lead over the best "
+             "classical method | sharpness (truth = 1) | faithful repair: PSNR lead |",
+             "|---|---|---|---|"]
+    for part, res in report["parts"].items():
+        ks = [f"{r:g}" for r in RATIOS]
+        lead = " / ".join(f"{margin(res, 'textured', k):+.1f} dB" for k in ks)
+        sharp = " / ".join(f"{res['textured'][k]['sharpness']:.2f}" for k in ks)
+        faith = " / ".join(f"{margin(res, 'faithful', k):+.1f} dB" for k in ks)
+        lines.append(f"| {part} | {lead} | {sharp} | {faith} |")
+    ratios = " / ".join(f"{r:.0%}" for r in RATIOS)
+    n = report["config"]["samples_per_ratio"]
+    lines += ["", f"*{ratios} of a 256 px crop damaged, {n} crops per ratio "
+              "(`benchmarks/eval_realism.py`).*"]
+    return "\n".join(lines) + "\n"
+
+
+# -- the evaluation harness (napari-flowinpaint evaluate --json) -----------------------------
+
+def evaluation(report: dict) -> str:
+    """Method x ratio: PSNR / PSNR hole / SSIM / FSIM / sharpness; the best PSNR in bold."""
+    res = report["results"]
+    ratios = list(next(iter(res.values())).keys())
+    best = {k: max(res[m][k]["psnr"] for m in res) for k in ratios}
+    lines = ["| method | " + " | ".join(f"{float(k):.0%}" for k in ratios) + " |",
+             "|---|" + "---|" * len(ratios)]
+    for m, rows in res.items():
+        cells = []
+        for k in ratios:
+            r = rows[k]
+            p = f"{r['psnr']:.2f}"
+            p = f"**{p}**" if r["psnr"] == best[k] else p
+            cells.append(f"{p} / {r['psnr_hole']:.2f} / {r['ssim']:.3f} / {r['fsim']:.3f} / "
+                         f"{r['sharpness']:.2f}")
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    cfg = report["config"]
+    lines += ["", f"*PSNR / PSNR in the hole / SSIM / FSIM / sharpness; {cfg['samples']} "
+              f"crops of {cfg['crop']} px per ratio, neighbours {cfg['spacing']} section(s) "
+              f"away, sections {cfg['z_range']} of `{Path(cfg['data']).parent.name}`.*"]
+    return "\n".join(lines) + "\n"
+
+
+def lodo(report: dict) -> str:
+    """Leave-one-dataset-out: PSNR at each ratio for each set of weights (``compare_weights``)."""
+    lines = []
+    for part, res in report["results"].items():
+        ratios = list(next(iter(res.values())).keys())
+        lines += [f"| {part}: weights | " + " | ".join(f"{float(k):.0%}" for k in ratios)
+                  + " | mean |", "|---|" + "---|" * (len(ratios) + 1)]
+        for name, rows in res.items():
+            vals = [rows[k]["psnr"] for k in ratios]
+            lines.append(f"| {name} | " + " | ".join(f"{v:.2f}" for v in vals)
+                         + f" | {sum(vals) / len(vals):.2f} |")
+        lines.append("")
+    lines.append(f"*{report['samples']} crops per ratio.*")
+    return "\n".join(lines) + "\n"
+
+
+def adapt(report: dict) -> str:
+    """Stacks a model never saw: PSNR at each ratio without and with ``finetune`` on the
+    stack's training part (``benchmarks/adapt_inpainting.py``)."""
+    names = {"bundled": "round 1 (never saw it)", "fine-tuned": "fine-tuned on its training part"}
+    lines = []
+    for stack, res in report.items():
+        val = res["validation"]
+        ratios = list(next(iter(val.values())).keys())
+        lines += [f"| {stack} | " + " | ".join(f"{float(k):.0%}" for k in ratios) + " |",
+                  "|---|" + "---|" * len(ratios)]
+        for name, rows in val.items():
+            lines.append(f"| {names.get(name, name)} | "
+                         + " | ".join(f"{rows[k]['psnr']:.2f}" for k in ratios) + " |")
+        held = res["train_held_out"]
+        lines += ["", f"*`finetune`: {res['iterations']} iterations, "
+                  f"{res['finetune_minutes']:.1f} min; its own held-out check "
+                  f"{held['before']:.2f} -> {held['after']:.2f} dB in the hole.*", ""]
+    return "\n".join(lines)
+
+
+# -- speed (benchmarks/bench_repair.py --json) ------------------------------------------------
+
+SPEED_RUNS = (("passive", "passive waits (default)"),
+              ("active", "spinning waits (`OMP_WAIT_POLICY=ACTIVE`)"))
+
+
+def speed(_report=None) -> str:
+    """Seconds per section, idle and beside 2 busy processes, for both wait policies."""
+    runs = {(p, load): load_name for p, _ in SPEED_RUNS for load in (0, 2)
+            for load_name in [f"bench_repair_{p}_load{load}"]}
+    data = {key: load(name) for key, name in runs.items()}
+    first = data[("passive", 0)]
+    cols = [(r["size"], r["fraction"]) for r in first["rows"]]
+    head = []
+    for size, frac in cols:
+        head += [f"{size}^2, {frac:.0%}, idle", f"{size}^2, {frac:.0%}, 2 busy processes"]
+    lines = ["| torch threads | " + " | ".join(head) + " |", "|---|" + "---|" * len(head)]
+    for policy, label in SPEED_RUNS:
+        cells = []
+        for i in range(len(cols)):
+            for load_n in (0, 2):
+                cells.append(f"{data[(policy, load_n)]['rows'][i]['median_s']:.1f} s")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines += ["", f"*Median of the runs, {first['threads']} threads, all three stages "
+              "(`benchmarks/bench_repair.py --load 0|2 --json`).*"]
+    return "\n".join(lines) + "\n"
+
+
+def speed_stages(_report=None) -> str:
+    """Where the time of one repair goes, per stage (idle, passive waits)."""
+    rows = load("bench_repair_passive_load0")["rows"]
+    stages = list(rows[0]["stages"])
+    lines = ["| section, damaged | total | " + " | ".join(s.replace("_", " ") for s in stages)
+             + " |", "|---|---|" + "---|" * len(stages)]
+    for r in rows:
+        lines.append(f"| {r['size']}^2, {r['fraction']:.0%} | {r['median_s']:.2f} s | "
+                     + " | ".join(f"{r['stages'][s]:.2f} s" for s in stages) + " |")
+    return "\n".join(lines) + "\n"
+
+
+# -- detection (benchmarks/eval_detection.py) -------------------------------------------------
+
+def detection(report: dict) -> str:
+    """Pixel F1 per kind of simulated damage, and the sections flagged, per validation part."""
+    kinds = list(next(iter(report.values()))["kinds"])
+    lines = ["| validation part | " + " | ".join(kinds)
+             + " | damaged sections flagged | clean sections flagged |",
+             "|---|" + "---|" * (len(kinds) + 2)]
+    for part, res in report.items():
+        f1 = " | ".join(f"{res['kinds'][k]['f1']:.2f}" for k in kinds)
+        clean = res["clean"]
+        n = clean["slices"]
+        flagged = round(clean["flagged"] * n)
+        lines.append(f"| {part} | {f1} | {res['damaged_flagged']:.0%} | "
+                     f"{flagged} of {n} ({clean['flagged']:.0%}) |")
+    return "\n".join(lines) + "\n"
+
+
+#: name -> (renderer, the JSON it reads, or None when the renderer reads its own)
+TABLES = {
+    "quality": (quality, "realism"),
+    "realism-summary": (realism_summary, "realism"),
+    "realism-full": (realism_full, "realism"),
+    "evaluation-isbi": (evaluation, "eval_isbi"),
+    "evaluation-fibsem": (evaluation, "eval_fibsem"),
+    "lodo-isbi": (lodo, "lodo_inpainting_isbi"),
+    "lodo-fibsem": (lodo, "lodo_inpainting_fibsem"),
+    "adapt-inpainting": (adapt, "adapt_inpainting"),
+    "speed": (speed, None),
+    "speed-stages": (speed_stages, None),
+    "detection": (detection, "detection_relative"),
+}
+
+
+def render(name: str) -> str:
+    """The markdown of table ``name`` (a key of :data:`TABLES`), from its JSON now."""
+    if name not in TABLES:
+        raise KeyError(f"no table named {name!r}; known: {', '.join(TABLES)}")
+    fn, source = TABLES[name]
+    return fn(load(source) if source else None)
+
+
+BLOCK = re.compile(r"(<!-- begin table: ([\w-]+) -->\n)(.*?)(<!-- end table -->)", re.S)
+MARKER = re.compile(r"^<!-- table: ([\w-]+) -->$", re.M)
+
+
+def fill_blocks(text: str) -> str:
+    """``text`` with every begin/end table block holding its table as the JSON gives it now."""
+    return BLOCK.sub(lambda m: m.group(1) + render(m.group(2)) + m.group(4), text)
+
+
+def fill_markers(text: str) -> str:
+    """``text`` with every ``<!-- table: NAME -->`` line replaced by the table."""
+    return MARKER.sub(lambda m: render(m.group(1)).rstrip("\n"), text)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("names", nargs="*", help=f"tables to print: {', '.join(TABLES)}")
+    ap.add_argument("--readme", action="store_true",
+                    help="rewrite the README's table blocks from the JSON")
+    args = ap.parse_args(argv)
+    if args.readme:
+        text = README.read_text()
+        new = fill_blocks(text)
+        README.write_text(new)
+        print("README.md: tables " + ("updated" if new != text else "already up to date"))
+    for name in args.names:
+        print(render(name))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
