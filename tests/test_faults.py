@@ -507,3 +507,21 @@ def test_signal_mid_run_leaves_no_output(tmp_path, sig, code, ext):
     out = np.asarray(read_stack(tmp_path / "out.zarr"))
     np.testing.assert_array_equal(out[masks == 0], stack[masks == 0])
     assert (out[masks == 1] != stack[masks == 1]).mean() > 0.5  # repaired, not copied
+
+
+def test_section_index_and_mask_path_are_refused_clearly():
+    # issue 26: a float index was cut silently (2.5 repaired section 2); a path as the mask
+    # read as "shape ()"
+    from napari_flowinpaint import detect_damage, repair_slice
+
+    stack = (np.random.default_rng(0).random((5, 32, 32)) * 255).astype(np.uint8)
+    mask = np.zeros((32, 32), bool)
+    mask[8:16, 8:16] = True
+    with pytest.raises(TypeError, match="whole section index"):
+        repair_slice(stack, 2.5, mask)
+    with pytest.raises(TypeError, match="whole section index"):
+        detect_damage(stack, 1.0)
+    with pytest.raises(TypeError, match="is a path"):
+        repair_slice(stack, 2, "mask.tif")
+    repaired = repair_slice(stack, np.int64(2), mask)  # numpy integers are fine
+    assert np.array_equal(repaired[~mask], stack[2][~mask])

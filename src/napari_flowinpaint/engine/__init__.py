@@ -14,7 +14,8 @@ __getattr__, __dir__, __all__ = _lazy.attach(
     submodules=["confidence", "files", "flow", "inpainter", "names", "nets", "pipeline",
                 "reference", "texture", "tiles", "weights"],
     submod_attrs={
-        "_checks": ["SUPPORTED_DTYPES", "as_mask", "as_slice", "cast_to", "check_same_shape"],
+        "_checks": ["SUPPORTED_DTYPES", "as_mask", "as_slice", "cast_to", "check_same_shape",
+                    "section_index"],
         "_intensity": ["IntensityScale", "match_intensity"],
         "confidence": ["repair_confidence"],
         "files": ["atomic_output", "check_output_path", "write_text"],

@@ -6,9 +6,11 @@ label) marks a *damaged* pixel, ``False`` (or 0) a known one.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
-__all__ = ["as_slice", "as_mask", "cast_to", "check_same_shape", "check_map_for",
+__all__ = ["as_slice", "as_mask", "cast_to", "check_same_shape", "check_map_for", "section_index",
            "SUPPORTED_DTYPES"]
 
 #: Slice dtypes the engine accepts; the result always comes back in the input's dtype.
@@ -59,6 +61,15 @@ def as_slice(image, name: str = "image") -> np.ndarray:
     return arr
 
 
+def section_index(z, name: str = "z") -> int:
+    """``z`` as a section index: a whole number (int or integer numpy scalar), never a float
+    that would be cut silently (2.5 is not section 2)."""
+    if isinstance(z, (bool, np.bool_)) or not isinstance(z, (int, np.integer)):
+        raise TypeError(f"{name} must be a whole section index (an int), got {z!r} "
+                        f"({type(z).__name__}).")
+    return int(z)
+
+
 def as_mask(mask, shape: tuple[int, ...] | None = None, name: str = "mask") -> np.ndarray:
     """Return ``mask`` as a boolean array where True marks damaged pixels.
 
@@ -76,6 +87,9 @@ def as_mask(mask, shape: tuple[int, ...] | None = None, name: str = "mask") -> n
     if mask is None:
         raise ValueError(f"no {name} was given (None); pass a boolean array where True marks "
                          "the damaged pixels.")
+    if isinstance(mask, (str, bytes, os.PathLike)):
+        raise TypeError(f"{name} is a path ({str(mask)!r}), not an array; read it first (e.g. "
+                        "tifffile.imread(path)) and pass the array, True = damaged.")
     arr = np.asarray(mask)
     if shape is not None and arr.shape != tuple(shape):
         raise ValueError(

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..engine import as_mask, as_slice
+from ..engine import as_mask, as_slice, section_index
 
 if TYPE_CHECKING:
     from ..engine import FlowInpainter
@@ -70,6 +70,7 @@ def find_neighbours(stack, z: int, *, masks=None, max_distance: int = 3,
     (z_prev, z_next) : each an int, or None when no usable section exists on that side.
     """
     shape = _check_stack(stack)
+    z = section_index(z)
     if not 0 <= z < shape[0]:
         raise IndexError(f"slice z={z} is outside the stack (0 to {shape[0] - 1}).")
     masks = _stack_mask(masks, shape)
@@ -128,7 +129,7 @@ def repair_slice(stack, z: int, mask, *, masks=None, inpainter: FlowInpainter | 
         Only with ``return_report=True`` (last).
     """
     shape = _check_stack(stack)
-    z = int(z)
+    z = section_index(z)
     z_prev, z_next = find_neighbours(stack, z, masks=masks, max_distance=max_distance)
     if z_prev is None and z_next is None:
         raise ValueError(

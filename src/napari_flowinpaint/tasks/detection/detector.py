@@ -11,7 +11,7 @@ from collections.abc import Callable, Generator, Iterator
 import cv2
 import numpy as np
 
-from ...engine import as_slice
+from ...engine import as_slice, section_index
 from .cues import is_blank, label_regions, to_unit
 from .evidence import section_evidence, stack_reference, weights_key
 from .postprocess import check_options, decide_mask, refine_mask
@@ -201,7 +201,7 @@ def iter_detect_damage(stack, zs=None, *, sensitivity: float = 0.5, grow: int = 
         raise ValueError("iter_detect_damage needs a stack (Z, H, W); for one section use "
                          "detect_damage.")
     n = shape[0]
-    zs = list(range(n)) if zs is None else [int(z) for z in zs]
+    zs = list(range(n)) if zs is None else [section_index(z) for z in zs]
     for z in zs:
         if not -n <= z < n:
             raise IndexError(f"slice {z} is outside the stack of {n} sections (0..{n - 1}).")
