@@ -143,6 +143,25 @@ def quality(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def membrane_ceiling(report: dict) -> str:
+    """Membrane F1 in the hole of fills that need no network (a real neighbour copied in)
+    beside the repairs, as a share of the undamaged section's (``membrane_ceiling.py``)."""
+    res = report["results"]
+    ks = list(next(iter(res.values())).keys())
+    lines = ["| fill of the hole | " + " | ".join(
+        f"{float(k):.0%}: membrane F1 (share of undamaged)" for k in ks) + " | PSNR |",
+        "|---|" + "---|" * (len(ks) + 1)]
+    for m, rows in res.items():
+        cells = [f"{r['membrane_f1']:.2f} ({r['membrane_f1'] / r['membrane_f1_undamaged']:.2f})"
+                 for r in (rows[k] for k in ks)]
+        psnr = " / ".join(f"{rows[k]['psnr']:.2f}" for k in ks)
+        lines.append(f"| {m} | " + " | ".join(cells) + f" | {psnr} |")
+    und = " / ".join(f"{next(iter(res.values()))[k]['membrane_f1_undamaged']:.2f}" for k in ks)
+    lines += ["", f"*{report['part']}, {report['samples_per_ratio']} crops per ratio; the "
+              f"undamaged sections score {und}.*"]
+    return "\n".join(lines) + "\n"
+
+
 # -- the evaluation harness (napari-flowinpaint evaluate --json) -----------------------------
 
 def evaluation(report: dict) -> str:
@@ -267,6 +286,7 @@ TABLES = {
     "quality": (quality, "realism"),
     "realism-summary": (realism_summary, "realism"),
     "realism-full": (realism_full, "realism"),
+    "membrane-ceiling": (membrane_ceiling, "membrane_ceiling"),
     "evaluation-isbi": (evaluation, "eval_isbi"),
     "evaluation-fibsem": (evaluation, "eval_fibsem"),
     "lodo-isbi": (lodo, "lodo_inpainting_isbi"),
