@@ -122,7 +122,8 @@ def test_repair_to_file_writes_the_confidence(files, tmp_path, out, conf):
     c = np.asarray(read_stack(tmp_path / conf))
     assert c.dtype == np.float32 and c.shape == masks.shape
     assert (c[masks == 0] == 1).all() and c[masks > 0].mean() < 1
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted({out, conf})
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        {out, conf, f"{out}.provenance.json", f"{conf}.provenance.json"})
 
 
 def test_a_stopped_run_resumes_with_its_confidence(files, tmp_path):

@@ -253,7 +253,8 @@ def test_cli_zarr_mask_feeds_repair_and_detect_output_too(work, capsys):
     after = _tree(d)
     assert {k: v for k, v in after.items() if k in before} == before
     new = {k.split("/")[0] for k in after if k not in before}  # stores are folders
-    assert new == {"o.zarr", "det.zarr", "o2.tif"}  # and no hidden temporary
+    outputs = {"o.zarr", "det.zarr", "o2.tif"}  # and no hidden temporary: the outputs and
+    assert new == outputs | {f"{o}.provenance.json" for o in outputs}  # their records
     repaired = read_stack(d / "o.zarr")
     stack, masks = read_stack(d / "in.tif"), read_stack(d / "m.tif")
     np.testing.assert_array_equal(np.asarray(repaired)[masks == 0], stack[masks == 0])

@@ -47,11 +47,14 @@ def bytes_digest(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
-def file_digest(path) -> str | None:
-    """The fingerprint of a file's bytes (e.g. a weights file), or None without a path."""
+def file_digest(path, *, algorithm: str = "blake2b") -> str | None:
+    """The fingerprint of a file's bytes (e.g. a weights file), or None without a path:
+    BLAKE2b (128 bits), or any other of :mod:`hashlib`'s ``algorithm`` (``"sha256"``, what
+    a provenance record gives, for anyone to check with ``sha256sum``)."""
     if path is None:
         return None
-    h = hashlib.blake2b(digest_size=16)
+    h = (hashlib.blake2b(digest_size=16) if algorithm == "blake2b"
+         else hashlib.new(algorithm))
     with open(Path(path), "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)

@@ -175,11 +175,13 @@ class ResumableStore:
             os.fsync(fh.fileno())
         self.done[int(z)] = row
 
-    def annotate(self, **attributes) -> None:
-        """Add ``attributes`` to the output array's (kept when it is committed)."""
+    def annotate(self, *, root: bool = False, **attributes) -> None:
+        """Add ``attributes`` to the output array's (kept when it is committed); with
+        ``root``, to the store's root (an OME-Zarr's group, the array of a plain zarr)."""
         import zarr
 
-        zarr.open_array(str(self.array_path), mode="r+").attrs.update(attributes)
+        node = zarr.open(store=str(self.partial if root else self.array_path), mode="r+")
+        node.attrs.update(attributes)
 
     def discard(self, zs) -> list[int]:
         """Forget sections ``zs`` as finished (they are done again); returns them sorted."""

@@ -45,6 +45,7 @@ from .parallel import (
     worker_engine,
     write_section,
 )
+from .provenance import repair_record, stamp, write_sidecar
 from .repair import damaged_pixels, find_neighbours, format_slices, parse_slices, repair_slice
 
 __all__ = ["RepairSummary", "repair_to_file"]
@@ -70,6 +71,8 @@ class RepairSummary:
     resumed : int
         Sections found finished in a partial output of an interrupted run and kept (those
         whose input or mask sections changed since are done again).
+    provenance : dict
+        The record the outputs carry (:mod:`.provenance`).
     """
 
     output: Path
@@ -80,29 +83,32 @@ class RepairSummary:
     flow_method: str
     device: str
     resumed: int = 0
+    provenance: dict | None = None
 
 
 def _repair_task(stack, masks, z, max_distance, engine, array_path, confidence=False):
     """Repair section ``z``; write it (and first its confidence, when ``confidence`` is the
     confidence array's path) into the output store and return the digests of the sections
     it was computed from (``{"input": {z: digest}, "mask": {...}}``, for the journal), or
-    return it (with its confidence when ``confidence`` is True) when there is no store."""
+    return ``(section, confidence)`` (None unless ``confidence`` is True) when there is no
+    store; either with the mean confidence over its damaged pixels, for its provenance
+    (``(result, mean)``)."""
     stack, masks = stack_source(stack, "input"), stack_source(masks, "mask")
     if array_path is not None:  # what the section depends on goes into the journal
         stack, masks = ReadRecorder(stack), ReadRecorder(masks)
     in_worker = isinstance(engine, tuple)
     engine = worker_engine(engine) if in_worker else engine
-    section = repair_slice(stack, z, masks[z], masks=masks, inpainter=engine,
-                           max_distance=max_distance, return_confidence=bool(confidence))
+    section, conf, report = repair_slice(stack, z, masks[z], masks=masks, inpainter=engine,
+                                         max_distance=max_distance, return_confidence=True,
+                                         return_report=True)
     if array_path is None:
-        return section
+        return (section, conf if confidence else None), report.confidence
     if confidence:
-        section, conf = section
         write_section(confidence, z, conf)
     write_section(array_path, z, section)
     if in_worker:
         release_memory()
-    return {"input": stack.reads, "mask": masks.reads}
+    return {"input": stack.reads, "mask": masks.reads}, report.confidence
 
 
 def drop_stale(store, valid, log, **stacks) -> set[int]:
@@ -120,16 +126,20 @@ def drop_stale(store, valid, log, **stacks) -> set[int]:
     return set(store.done)
 
 
-def _engine_info(settings):
-    engine = worker_engine(settings)
-    return engine.method, engine.flow_method, str(engine.device)
+def _engine_info(settings=None, engine=None):
+    """What the engine of ``settings`` (or ``engine``) runs: its deepest stage, optical
+    flow, device and the weights file it loaded (None for the optical flow alone)."""
+    engine = worker_engine(settings) if engine is None else engine
+    weights = getattr(getattr(engine, "weights", None), "path", None)
+    return (engine.method, engine.flow_method, str(engine.device),
+            None if weights is None else str(weights))
 
 
 def repair_to_file(input, mask, output, *, overwrite: bool = False, slices=None,
                    max_distance: int = 3, weights=None, device: str = "auto",
                    stages: str = "guided_inpainting", flow_method: str = "dis",
                    mode: str = "textured", inpainter=None, workers: int | None = 1,
-                   scheduler: str | None = None, confidence=None,
+                   scheduler: str | None = None, confidence=None, mask_source: str = "file",
                    progress: Callable[[int, int], None] | None = None,
                    should_stop: Callable[[], bool] | None = None,
                    log: Callable[[str], None] | None = None) -> RepairSummary:
@@ -164,6 +174,9 @@ def repair_to_file(input, mask, output, *, overwrite: bool = False, slices=None,
         written, like ``output``, only once complete, and resumed with it; removed again
         when ``output`` then fails to be written (a confidence map without its repair
         would only block the next run).
+    mask_source : str, keyword-only
+        Where the mask came from, for the provenance record every output carries
+        (:mod:`.provenance`): ``"file"`` (default), ``"detected"`` or ``"painted"``.
     progress : callable(done, total), keyword-only
         Called after each section (repaired or copied).
     should_stop : callable() -> bool, keyword-only
@@ -228,8 +241,8 @@ def repair_to_file(input, mask, output, *, overwrite: bool = False, slices=None,
         # the engine first (a bad device or weights file fails before any output exists)
         engine = settings if runner.parallel else (
             inpainter if inpainter is not None else worker_engine(settings))
-        info = runner.call(_engine_info, settings) if inpainter is None else (
-            inpainter.method, inpainter.flow_method, str(inpainter.device))
+        *info, used_weights = (runner.call(_engine_info, settings) if inpainter is None
+                               else _engine_info(engine=inpainter))
         voxel = read_voxel_size(input)
         # the file as it is now, not its name (the bundled one too: an update of the package
         # between a run and its resume must not mix two networks' repairs)
@@ -271,23 +284,44 @@ def repair_to_file(input, mask, output, *, overwrite: bool = False, slices=None,
                     items += [(copy_sections, src_stack, target, tuple(rest[i:i + _COPY_BLOCK]))
                               for i in range(0, len(rest), _COPY_BLOCK)]
                 total, count = stack.shape[0] if store is not None else len(todo), len(done)
+                # the mean confidence of each section repaired (by an earlier run too)
+                means = {} if store is None else {z: row.get("confidence") for z, row in
+                                                  store.done.items() if z in repairing}
                 for item, result in runner.map(items, should_stop=should_stop):
-                    copied = item[0] is copy_sections
-                    for z in (item[3] if copied else (item[3],)):
+                    if item[0] is copy_sections:
+                        for z in item[3]:
+                            store.record(z, kind="copied", reads={"input": {str(z): result[z]}})
+                        count += len(item[3])
+                    else:
+                        z, (result, means[item[3]]) = item[3], result
                         if writer is not None:
+                            writer[z], conf = result
                             if conf_writer is not None:
-                                result, conf_writer[z] = result
-                            writer[z] = result
+                                conf_writer[z] = conf
                         else:
-                            store.record(z, kind="copied" if copied else "repaired",
-                                         reads={"input": {str(z): result[z]}} if copied
-                                         else result)
+                            store.record(z, kind="repaired", reads=result, confidence=means[z])
                         count += 1
                     if progress is not None:
                         progress(count, total)
                 if count < total:  # should_stop() said so
                     raise KeyboardInterrupt
+                asked = settings if inpainter is None else (
+                    None, device, inpainter.stages[-1], inpainter.flow_method, inpainter.mode)
+                record = repair_record(
+                    output, input=input, stack=stack, voxel=voxel, mask=mask, masks=masks,
+                    mask_source=mask_source, pixels={z: pixels[z] for z in todo},
+                    means=means, weights=used_weights, confidence=confidence,
+                    options=dict(zip(("device", "stages", "flow_method", "mode"), asked[1:],
+                                     strict=True), max_distance=max_distance,
+                                 slices=None if slices is None else wanted,
+                                 method=info[0], device_used=info[2]),
+                    resumed=len(done), unmasked=unmasked)
+                stamp(writer if writer is not None else store, record)
                 if conf_writer is not None:
+                    conf_record = dict(record, output=dict(
+                        record["output"], path=str(Path(confidence).absolute()),
+                        kind="confidence map"))
+                    stamp(conf_writer, conf_record, conf_writer.description)
                     if store is not None:  # from the store's own array, a section at a time
                         import zarr
 
@@ -301,4 +335,8 @@ def repair_to_file(input, mask, output, *, overwrite: bool = False, slices=None,
                     if conf_writer is not None:  # no confidence map of a failed repair: it
                         remove_path(conf_writer.path)  # would block the next run
                     raise
-    return RepairSummary(path, stack.shape[0], todo, unmasked, *info, resumed=len(done))
+    write_sidecar(path, record, protect=(input, mask))
+    if confidence is not None:
+        write_sidecar(confidence, conf_record, protect=(input, mask))
+    return RepairSummary(path, stack.shape[0], todo, unmasked, *info, resumed=len(done),
+                         provenance=record)

@@ -30,6 +30,7 @@ from .parallel import (
     use_worker_threads,
     write_section,
 )
+from .provenance import detect_record, stamp, write_sidecar
 from .volume import RepairSummary, drop_stale, repair_to_file
 
 __all__ = ["detect_to_file", "auto_to_file"]
@@ -165,7 +166,16 @@ def detect_to_file(input, output, *, report=None, overwrite: bool = False,
                 "input": combine_digests(own[z] for z in range(n)), "options": options,
                 "weights_digest": run["weights_digest"],
                 "report": None if report is None else bytes_digest(text.encode())}})
+        from ..engine.weights import bundled_detector_path
+
+        record = detect_record(output, input=input, stack=stack, voxel=voxel, rows=rows,
+                               options=dict(options, report=None if report is None
+                                            else str(Path(report).absolute())),
+                               weights=weights if weights is not None
+                               else bundled_detector_path())
+        stamp(writer if writer is not None else store, record, description)
         writer.commit() if writer is not None else store.commit()
+    write_sidecar(output, record, protect=(input,))
     out = [dict(rows[z], z=z) for z in range(n)]
     if report is not None:
         write_text(report, text, overwrite=overwrite, protect=(input,), what="report")
@@ -218,7 +228,7 @@ def auto_to_file(input, output, *, mask_output=None, report=None, overwrite: boo
                               else lambda d, t: progress("detect", d, t),
                               **(detect_options or {}))
     summary = repair_to_file(input, mask_output, output, overwrite=overwrite, workers=workers,
-                             scheduler=scheduler, log=log,
+                             scheduler=scheduler, log=log, mask_source="detected",
                              progress=None if progress is None
                              else lambda d, t: progress("repair", d, t),
                              **(repair_options or {}))

@@ -67,7 +67,8 @@ class StackWriter:
         zarr stores always use zarr's default lossless compressor.
     description : str, optional, keyword-only
         Free text stored with the data (ImageJ ``Info`` for TIFF, the ``description``
-        attribute for zarr), e.g. provenance and licence.
+        attribute for zarr), e.g. provenance and licence. May be set (``writer.description
+        = ...``) until :meth:`commit`, which stores it: a record of the work done.
 
     Examples
     --------
@@ -192,6 +193,9 @@ class StackWriter:
         try:
             if self.format == "zarr":
                 self._fill_zarr()
+                if self.description is not None:  # as it is now (see the parameter)
+                    node = self._group if self.ome else self._array
+                    node.attrs["description"] = str(self.description)
                 if self.ome:
                     write_pyramid(self._group, voxel_size=self.voxel_size, name=self.path.name)
             else:
