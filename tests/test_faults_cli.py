@@ -69,6 +69,7 @@ def test_an_output_of_unknown_format_is_refused_before_any_work(folder, argv, ca
     assert cli.main(argv) == 2
     line = _error_line(capsys.readouterr().err)
     assert "from its extension '.png'" in line and "supported: .tif, .tiff, .zarr" in line
+    assert "'FOLDER/*.png'" in line  # how to write PNG sections
     assert _tree(folder) == before  # no mask, no report, nothing hidden
 
 

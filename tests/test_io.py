@@ -163,8 +163,8 @@ def test_refuses_to_write_onto_an_input(tmp_path, monkeypatch):
 
 
 def test_output_checks(tmp_path):
-    with pytest.raises(ValueError, match=r"\.h5"):
-        check_output_path(tmp_path / "out.h5")
+    with pytest.raises(ValueError, match=r"\.png"):  # PNG sections: 'out/*.png'
+        check_output_path(tmp_path / "out.png")
     with pytest.raises(FileNotFoundError, match="does not exist; create it first"):
         check_output_path(tmp_path / "no" / "out.tif")
     assert check_output_path(tmp_path / "out.tif") == tmp_path / "out.tif"

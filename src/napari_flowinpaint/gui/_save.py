@@ -1,5 +1,6 @@
-"""The Repair widget's **Save result...**: write the ``"<image> repaired"`` layer to TIFF, zarr
-or OME-Zarr (``.ome.zarr``, with a pyramid) with the image's voxel size, in a worker thread.
+"""The Repair widget's **Save result...**: write the ``"<image> repaired"`` layer to TIFF, zarr,
+OME-Zarr (``.ome.zarr``, with a pyramid), HDF5 (``.h5``), MRC or a folder of sections
+(a path ending in ``/``) with the image's voxel size, in a worker thread.
 
 The writing is :func:`napari_flowinpaint.tasks.io.write_stack`: it reads the layer's data (a
 :class:`~napari_flowinpaint.gui._view.RepairedView`, so a big lazy stack is never read whole)
@@ -184,7 +185,7 @@ class SaveMixin:
 
         path, _ = QFileDialog.getSaveFileName(
             self.native, "Save the repaired stack", str(suggested),
-            "Stacks (*.tif *.tiff *.zarr);;All files (*)",
+            "Stacks (*.tif *.tiff *.zarr *.h5 *.hdf5 *.mrc);;All files (*)",
             options=QFileDialog.Option.DontConfirmOverwrite)
         return path or None
 

@@ -1,6 +1,6 @@
-"""The outputs of the volume commands: a resumable zarr store or an atomic TIFF writer, what
-happens to them when a run stops (kept to resume, or removed), and the lock that keeps two
-runs from writing one output at once."""
+"""The outputs of the volume commands: a resumable zarr store or an atomic writer (TIFF, HDF5,
+a folder of sections, MRC), what happens to them when a run stops (kept to resume, or
+removed), and the lock that keeps two runs from writing one output at once."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .io import stack_format
+from .io.targets import stack_file
 from .parallel import ResumableStore
 
 __all__ = ["Ones", "aborting", "guarded", "keep_partial", "lock_path", "output_lock",
@@ -21,7 +22,8 @@ __all__ = ["Ones", "aborting", "guarded", "keep_partial", "lock_path", "output_l
 
 def resumable_output(output, shape, dtype, *, run, overwrite, protect, voxel_size, description=None,
             confidence=False):
-    """A :class:`ResumableStore` for zarr (None for TIFF: the caller uses a StackWriter)."""
+    """A :class:`ResumableStore` for zarr (None for the other formats: the caller uses a
+    StackWriter)."""
     if stack_format(output, for_writing=True) == "zarr":
         attrs = {"description": description} if description else None
         return ResumableStore(output, shape, dtype, run=run, overwrite=overwrite,
@@ -85,11 +87,12 @@ def keep_partial(store, exc: BaseException) -> BaseException:
 def lock_path(dest) -> Path:
     """The lock file of the output ``dest``: in this user's lock folder of the temporary
     folder (never beside the data), named after the fingerprint of ``dest``'s full path
-    (its folder with links resolved), so that every spelling of one output shares it."""
+    (its folder with links resolved; an HDF5 file's, whatever the dataset; a folder's,
+    whatever its ``*.png``), so that every spelling of one output shares it."""
     import hashlib
     import tempfile
 
-    dest = Path(dest)
+    dest = stack_file(dest)
     full = os.path.join(os.path.realpath(dest.parent), dest.name)
     folder = Path(tempfile.gettempdir()) / f"napari-flowinpaint-locks-{os.getuid()}" \
         if hasattr(os, "getuid") else Path(tempfile.gettempdir()) / "napari-flowinpaint-locks"
@@ -119,7 +122,7 @@ def output_lock(*outputs):
     try:
         for dest in outputs:
             if dest is not None and lock_path(dest) not in held:
-                lock = _take_lock(Path(dest))
+                lock = _take_lock(stack_file(dest))
                 if lock is not None:
                     held.append(lock)
         yield

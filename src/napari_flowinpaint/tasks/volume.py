@@ -5,7 +5,9 @@ What the commands ``repair``, ``detect`` and ``auto`` run. Inputs are read one s
 time (TIFF stacks are read into memory; use zarr or OME-Zarr for volumes larger than
 memory). Everything that can be checked is checked before any work. Outputs:
 
-* ``.tif``/``.tiff``: written atomically at the end (complete or absent);
+* ``.tif``/``.tiff``: written atomically at the end (complete or absent); HDF5
+  (``out.h5[:/dataset]``), MRC and a folder of sections (``out/``, ``out/*.png``) too, their
+  sections written as they come into a hidden temporary (:mod:`.io.targets`);
 * ``.zarr``/``.ome.zarr``: written section by section, by the workers themselves, into a
   hidden ``.NAME.partial.zarr`` with a journal (:class:`~napari_flowinpaint.tasks.parallel.
   ResumableStore`); the same command run again after a kill or Ctrl-C continues from there,
@@ -27,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..engine.files import check_output_path, remove_path
+from ..engine.files import remove_path
 from .fingerprints import (
     ReadRecorder,
     SectionDigests,
@@ -151,7 +153,10 @@ def repair_to_file(input, mask, output, *, overwrite: bool = False, slices=None,
         The image stack and the mask stack of the same shape (``.tif``/``.tiff``/``.zarr``/
         ``.ome.zarr``; nonzero marks damaged pixels). Never modified.
     output : str or Path
-        The repaired stack (``.tif``/``.tiff``/``.zarr``/``.ome.zarr``).
+        The repaired stack (``.tif``/``.tiff``/``.zarr``/``.ome.zarr``, HDF5
+        ``out.h5[:/dataset]``, MRC, a folder of sections ``out/`` or ``out/*.png``: see
+        :mod:`.io.targets`); its format is checked, against the input's dtype too, before
+        any work.
     overwrite : bool, keyword-only
         Replace an existing ``output`` (the old one goes only once the new one is complete),
         and discard a partial output of another run.
@@ -205,9 +210,10 @@ def repair_to_file(input, mask, output, *, overwrite: bool = False, slices=None,
     if np.dtype(stack.dtype).type not in SUPPORTED_DTYPES:
         raise TypeError(f"the input has dtype {stack.dtype}; expected uint8, uint16, float32 or "
                         "float64. Convert the stack first (e.g. in Fiji: Image > Type).")
-    check_output_path(output, protect=(input, mask), overwrite=overwrite)
+    check_stack_path(output, protect=(input, mask), overwrite=overwrite, dtype=stack.dtype)
     if confidence is not None:
-        check_stack_path(confidence, protect=(input, mask, output), overwrite=overwrite)
+        check_stack_path(confidence, protect=(input, mask, output), overwrite=overwrite,
+                         dtype=np.float32)
     pixels = damaged_pixels(masks)  # one read of the mask: which sections, and how much
     damaged = list(pixels)
     todo, unmasked = damaged, []

@@ -22,6 +22,8 @@ from .fingerprints import (
     stack_digest,
 )
 from .io import StackWriter, read_stack, read_voxel_size
+from .io import check_output_path as check_stack_path
+from .io.targets import check_writable, limits_dtype, output_target, stack_file, written_stack
 from .outputs import guarded, resumable_output
 from .parallel import (
     SectionRunner,
@@ -99,11 +101,11 @@ def detect_to_file(input, output, *, report=None, overwrite: bool = False,
     stack = read_stack(input, name="input")
     check_options(sensitivity, grow, min_area)
     if report is not None:
-        if same_or_nested(report, output):
+        if same_or_nested(report, stack_file(output)):
             raise ValueError(f"the report {str(report)!r} and the mask output "
                              f"{str(output)!r} are the same path; give two different files.")
         check_output_path(report, protect=(input,), overwrite=overwrite, what="report")
-    check_output_path(output, protect=(input,), overwrite=overwrite)
+    check_stack_path(output, protect=(input,), overwrite=overwrite, dtype=np.uint8)
     options = _detection_options(sensitivity, grow, rectangles, min_area, weights, relative)
     n = stack.shape[0]
     run = {"command": "detect", "input": str(Path(input).resolve()), "shape": list(stack.shape),
@@ -199,18 +201,21 @@ def auto_to_file(input, output, *, mask_output=None, report=None, overwrite: boo
     ``detect_options`` and weights, and the report is the one written with it; otherwise
     :class:`FileExistsError` says so (a TIFF mask records nothing: it is never reused).
     """
-    out = Path(output)
+    out = stack_file(output)  # an HDF5 file without its dataset, a folder without *.png
     stem = out.name.split(".")[0]
-    mask_output = Path(mask_output) if mask_output else out.with_name(f"{stem}-damage.zarr")
+    mask_output = str(mask_output) if mask_output else str(out.with_name(f"{stem}-damage.zarr"))
+    mask_file, mask_stack = stack_file(mask_output), written_stack(mask_output)
     report = Path(report) if report else out.with_name(f"{stem}-report.csv")
-    for a, b in ((mask_output, output), (report, output), (report, mask_output)):
+    for a, b in ((mask_file, out), (report, out), (report, mask_file)):
         if same_or_nested(a, b):
             raise ValueError(f"{str(a)!r} and {str(b)!r} are the same path; give different "
                              "files for the repaired stack, the mask and the report.")
-    check_output_path(output, protect=(input,), overwrite=overwrite)
-    done_mask = mask_output.exists() and not overwrite and report.exists()
+    check_stack_path(output, protect=(input,), overwrite=overwrite)
+    if limits_dtype(output):  # MRC, PNG: the input's dtype is checked before the detection
+        check_writable(output_target(output), read_stack(input, name="input").dtype)
+    done_mask = mask_file.exists() and not overwrite and report.exists()
     if done_mask:  # the detection phase of this run finished before an interruption?
-        why = _not_made_from(input, mask_output, report, detect_options or {})
+        why = _not_made_from(input, mask_stack, report, detect_options or {})
         if why:
             raise FileExistsError(
                 f"the mask {str(mask_output)!r} and the report {str(report)!r} exist but were "
@@ -227,7 +232,7 @@ def auto_to_file(input, output, *, mask_output=None, report=None, overwrite: boo
                               progress=None if progress is None
                               else lambda d, t: progress("detect", d, t),
                               **(detect_options or {}))
-    summary = repair_to_file(input, mask_output, output, overwrite=overwrite, workers=workers,
+    summary = repair_to_file(input, mask_stack, output, overwrite=overwrite, workers=workers,
                              scheduler=scheduler, log=log, mask_source="detected",
                              progress=None if progress is None
                              else lambda d, t: progress("repair", d, t),

@@ -35,9 +35,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "sections, HDF5 (FILE.h5:/dataset) or MRC; never modified")
     add_format_argument(parser)
     parser.add_argument("-o", "--output", required=True, metavar="REPAIRED",
-                        help="repaired stack to write (.tif/.tiff, .zarr or .ome.zarr)")
-    parser.add_argument("--mask", type=Path, default=None, metavar="MASK",
-                        help="where the detected mask goes (default REPAIRED-damage.zarr)")
+                        help="repaired stack to write: .tif/.tiff, .zarr, .ome.zarr, HDF5 "
+                             "(FILE.h5[:/dataset]), MRC (.mrc) or a folder of sections (DIR/, "
+                             "DIR/*.png)")
+    parser.add_argument("--mask", default=None, metavar="MASK",
+                        help="where the detected mask goes, in any format of REPAIRED "
+                             "(default REPAIRED-damage.zarr; only a zarr mask is reused by a "
+                             "rerun)")
     parser.add_argument("--report", type=Path, default=None, metavar="CSV",
                         help="per-section report (default REPAIRED-report.csv)")
     parser.add_argument("--overwrite", action="store_true",
@@ -109,13 +113,15 @@ def _for_auto(exc: ValueError, args) -> ValueError:
     text = str(exc)
     if "--slices" not in text:
         return exc
-    mask = _mask_and_report(args)[0]
+    from ..io.targets import written_stack
+
+    mask = written_stack(args.mask) if args.mask else _mask_and_report(args)[0]
     head = text.split("; raise --max-distance")[0]
     return ValueError(
         f"{head}; raise --max-distance, or repair the other sections with "
         f"'napari-flowinpaint repair {args.input}"
         f"{f' --format {args.format}' if args.format else ''} --mask {mask} -o {args.output} "
-        "--slices LIST' (the detected mask {str(mask)!r} is kept; with no section left to repair "
+        f"--slices LIST' (the detected mask {str(mask)!r} is kept; with no section left to repair "
         "from, e.g. a blank stack, there is nothing to repair).")
 
 
@@ -123,7 +129,9 @@ def _mask_and_report(args) -> tuple[Path, Path]:
     """Where the detected mask and the report go (by default beside the output, named
     after its stem, as :func:`~napari_flowinpaint.tasks.volume_detect.auto_to_file` puts
     them)."""
-    out = Path(args.output)
+    from ..io.targets import stack_file
+
+    out = stack_file(args.output)  # an HDF5 file without its dataset, a folder without *.png
     stem = out.name.split(".")[0]
-    return (Path(args.mask) if args.mask else out.with_name(f"{stem}-damage.zarr"),
+    return (stack_file(args.mask) if args.mask else out.with_name(f"{stem}-damage.zarr"),
             Path(args.report) if args.report else out.with_name(f"{stem}-report.csv"))

@@ -93,9 +93,10 @@ def input_path(args) -> str:
 
 
 def check_stack_outputs(*paths) -> None:
-    """Refuse, before any work, an output stack whose extension names no format that can be
-    written (``-o a.png``): the library would find out only once it writes that output,
-    after the work before it (a whole detection, for ``auto``). None entries are skipped.
+    """Refuse, before any work, an output stack whose path names no format that can be
+    written (``-o a.png``; :mod:`~napari_flowinpaint.tasks.io.targets`): the library would
+    find out only once it writes that output, after the work before it (a whole detection,
+    for ``auto``). None entries are skipped.
 
     Raises
     ------

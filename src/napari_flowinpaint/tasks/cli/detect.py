@@ -30,7 +30,9 @@ def add_arguments(parser) -> None:
                              "modified")
     add_format_argument(parser)
     parser.add_argument("-o", "--output", required=True, metavar="MASK",
-                        help="mask stack to write (.tif/.zarr, uint8, 1 = damaged)")
+                        help="mask stack to write (uint8, 1 = damaged): .tif, .zarr, HDF5 "
+                             "(FILE.h5[:/dataset]), MRC (.mrc) or a folder of sections (DIR/, "
+                             "DIR/*.png)")
     parser.add_argument("--report", type=Path, default=None, metavar="CSV",
                         help="per-slice report: z, damaged fraction, regions, flagged")
     parser.add_argument("--overwrite", action="store_true", help="replace MASK if it exists")

@@ -1,9 +1,10 @@
 """Repair the damaged sections of an image stack given a mask stack (nonzero = damaged).
 
-``napari-flowinpaint repair INPUT --mask MASK -o OUTPUT`` reads a TIFF or zarr stack and a mask
-stack of the same shape, repairs every section whose mask marks damage from its nearest
-usable neighbours (read from the original stack; damaged neighbours are skipped) and writes
-the result atomically: OUTPUT is either complete or not there at all, even after Ctrl-C.
+``napari-flowinpaint repair INPUT --mask MASK -o OUTPUT`` reads an image stack (TIFF, zarr, a
+folder of sections, HDF5, MRC...) and a mask stack of the same shape, repairs every section
+whose mask marks damage from its nearest usable neighbours (read from the original stack;
+damaged neighbours are skipped) and writes the result atomically: OUTPUT is either complete
+or not there at all, even after Ctrl-C.
 Pixels outside the mask, and sections with an empty mask, are copied unchanged.
 The work is :func:`napari_flowinpaint.tasks.volume.repair_to_file`.
 """
@@ -36,17 +37,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "never modified")
     add_format_argument(parser)
     parser.add_argument("--mask", "-m", required=True, metavar="MASK",
-                        help="mask stack of the same shape (.tif/.tiff/.zarr); nonzero marks "
-                             "damaged pixels")
+                        help="mask stack of the same shape (any format INPUT may be); "
+                             "nonzero marks damaged pixels")
     parser.add_argument("--output", "-o", required=True, metavar="OUTPUT",
-                        help="repaired stack to write (.tif/.tiff, .zarr, or .ome.zarr with a "
-                             "pyramid); must not be INPUT")
+                        help="repaired stack to write: .tif/.tiff, .zarr, .ome.zarr (with a "
+                             "pyramid), HDF5 (FILE.h5, or FILE.h5:/dataset; default dataset "
+                             "volumes/raw), MRC (.mrc) or a folder of one image per section "
+                             "(DIR/ for TIFF, DIR/*.png for PNG); must not be INPUT")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace OUTPUT if it exists (the old one is removed only after "
                              "the new one is complete)")
     parser.add_argument("--confidence", metavar="OUT",
                         help="also write the confidence map of the repair (float32 stack in "
-                             "[0, 1], 1 = reliable and outside the mask; .tif/.zarr/.ome.zarr)")
+                             "[0, 1], 1 = reliable and outside the mask; any format of OUTPUT "
+                             "but PNG sections)")
     parser.add_argument("--slices", metavar="LIST",
                         help="repair only these slices, e.g. '3,7-9' (default: every slice "
                              "whose mask marks damage)")

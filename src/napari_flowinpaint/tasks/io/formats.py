@@ -7,7 +7,8 @@ Neuroglancer precomputed, each lazily.
 * ``"folder"``: a folder of one image per section (TIFF or PNG, the usual export of ATUM and
   ssTEM pipelines), sections in natural order of the file names (``2.tif`` before
   ``10.tif``); a section is read when it is indexed (:class:`.sections.SectionFiles`).
-  Every image must have the size and type of the first. No voxel size.
+  Every image must have the size and type of the first. Voxel size from the folder's
+  ``stack.json`` (written with a folder output) or the first TIFF's ImageJ metadata.
 * ``"hdf5"`` (``.h5``, ``.hdf5``, ``.hdf``; :mod:`h5py`): ``file.h5:/volumes/raw`` names the
   dataset inside the file; without it, the file's only 3-D dataset. Voxel size from the
   dataset's ``resolution`` attribute (nm, z first, as CREMI writes it) or
@@ -91,8 +92,8 @@ def absolute_source(path) -> str:
     if fmt == "hdf5" or (fmt is None and _HDF5_PATH.match(text)):
         file, inner = hdf5_parts(text)
         text = str(file.absolute()) + (f":/{inner}" if inner else "")
-    else:
-        text = str(Path(text).absolute())
+    else:  # an output's trailing "/" (a folder of sections) is kept
+        text = str(Path(text).absolute()) + ("/" if text.endswith("/") else "")
     return text if fmt is None else f"{fmt}:{text}"
 
 
@@ -173,6 +174,10 @@ def format_voxel_size(path, fmt: str) -> tuple[float, float, float] | None:
         from .tensorstores import tensorstore_voxel_size
 
         return tensorstore_voxel_size(path, fmt)
+    if fmt == "folder":
+        from .sections import folder_voxel_size
+
+        return folder_voxel_size(path)
     if fmt == "mrc":
         import mrcfile
 

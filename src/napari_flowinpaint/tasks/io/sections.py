@@ -10,7 +10,7 @@ import numpy as np
 
 from .formats import FormatStack
 
-__all__ = ["SectionFiles"]
+__all__ = ["SectionFiles", "folder_voxel_size"]
 
 _SECTION_SUFFIXES = {".tif": "TIFF", ".tiff": "TIFF", ".png": "PNG"}
 
@@ -37,6 +37,36 @@ def _image_header(file: Path) -> tuple[tuple[int, ...], np.dtype, str]:
         dtype = modes.get(im.mode)
         shape = (im.size[1], im.size[0]) if dtype is not None else (im.size[1], im.size[0], 3)
         return shape, np.dtype(dtype or np.uint8), im.mode
+
+
+def folder_voxel_size(folder) -> tuple[float, float, float] | None:
+    """Voxel size ``(z, y, x)`` in nm of a folder of sections: from its ``stack.json``
+    (:data:`~napari_flowinpaint.tasks.io.targets.SECTIONS_JSON`, written with a folder
+    output), else from the ImageJ metadata (``spacing``, ``unit``, resolution) of its first
+    TIFF section; None when neither says."""
+    import json
+
+    from .targets import SECTIONS_JSON
+
+    folder = Path(folder)
+    try:
+        meta = json.loads((folder / SECTIONS_JSON).read_text(encoding="utf-8"))
+        vs, unit = meta.get("voxel_size"), meta.get("voxel_unit", "nm")
+        if unit == "nm" and vs is not None and len(vs) == 3 and all(v > 0 for v in vs):
+            return tuple(float(v) for v in vs)
+    except (OSError, ValueError, TypeError, AttributeError):
+        pass
+    files = sorted((p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
+                    and _SECTION_SUFFIXES.get(p.suffix.lower()) == "TIFF"),
+                   key=lambda p: _natural_key(p.name))
+    if not files:
+        return None
+    from .stacks import read_voxel_size
+
+    try:
+        return read_voxel_size(files[0])
+    except Exception:  # noqa: BLE001 - an unreadable file has no voxel size to give
+        return None
 
 
 class SectionFiles(FormatStack):

@@ -20,15 +20,14 @@ Writing is :mod:`napari_flowinpaint.tasks.io.writer`.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
-from ...engine import files
 from ._logs import quiet_logger
 from .formats import READABLE, format_voxel_size, lazy_format, open_format, split_format, tiff_zarr
 from .ome import is_ome_zarr, open_ome_zarr
+from .targets import check_output_path, output_target
 from .tiffpages import PagesDiffer, check_complete, page_stack
 
 __all__ = ["SMALL_BYTES", "SUPPORTED_EXTENSIONS", "LazyStack", "SectionRange", "stack_format",
@@ -39,7 +38,8 @@ __all__ = ["SMALL_BYTES", "SUPPORTED_EXTENSIONS", "LazyStack", "SectionRange", "
 #: is the work (training draws crops anywhere); a bigger one is read a crop at a time.
 SMALL_BYTES = 1 << 30
 
-#: File extensions understood by :func:`read_stack` and :func:`write_stack`.
+#: File extensions of the stacks of one file (TIFF) or one store (zarr), read and written
+#: (for every other format see :mod:`.formats` and :mod:`.targets`).
 SUPPORTED_EXTENSIONS = (".tif", ".tiff", ".zarr")
 
 _UNIT_TO_NM = {"nm": 1.0, "nanometer": 1.0, "micron": 1000.0, "um": 1000.0, "\u00b5m": 1000.0,
@@ -47,7 +47,9 @@ _UNIT_TO_NM = {"nm": 1.0, "nanometer": 1.0, "micron": 1000.0, "um": 1000.0, "\u0
 
 
 def stack_format(path, *, for_writing: bool = False) -> str:
-    """``"tiff"`` or ``"zarr"``, from the extension of ``path``.
+    """The format of the stack at ``path``, from its extension: ``"tiff"`` or ``"zarr"``,
+    for reading also those of :mod:`.formats` (a folder, HDF5, MRC, N5, precomputed), for
+    writing those of :mod:`.targets` (HDF5, MRC, a folder: ``out/``, ``out/*.png``).
 
     For reading, a path *inside* a ``.zarr`` store (``data.zarr/raw``) also counts as zarr.
 
@@ -56,20 +58,22 @@ def stack_format(path, *, for_writing: bool = False) -> str:
     ValueError
         For any other extension.
     """
+    if for_writing:
+        return output_target(path).format
     p = Path(path)
     suffix = p.suffix.lower()
     if suffix in (".tif", ".tiff"):
         return "tiff"
     if suffix == ".zarr":
         return "zarr"
-    if not for_writing and any(part.lower().endswith(".zarr") for part in p.parts[:-1]):
+    if any(part.lower().endswith(".zarr") for part in p.parts[:-1]):
         return "zarr"
-    if not for_writing and lazy_format(path) is not None:  # a folder, HDF5, MRC: .formats
+    if lazy_format(path) is not None:  # a folder, HDF5, MRC: .formats
         return lazy_format(path)
     raise ValueError(
         f"cannot tell the format of {str(path)!r} from its extension {suffix or '(none)'!r}; "
         f"supported: {', '.join(SUPPORTED_EXTENSIONS)} (a multi-page TIFF or a zarr store)"
-        f"{'' if for_writing else READABLE}. "
+        f"{READABLE}. "
         "Convert other formats first, e.g. with Fiji (File > Save As > Tiff)."
     )
 
@@ -360,29 +364,3 @@ def read_voxel_size(path) -> tuple[float, float, float] | None:
                 return None
             sizes.append(den / num * factor)
         return (float(meta["spacing"]) * factor, sizes[0], sizes[1])
-
-
-def check_output_path(path, *, protect: Iterable = (), overwrite: bool = False) -> Path:
-    """Check that a stack may be written to ``path``; return it as a Path.
-
-    Parameters
-    ----------
-    path : str or Path
-        The destination (``.tif``, ``.tiff`` or ``.zarr``).
-    protect : iterable of paths, keyword-only
-        Paths that must never be overwritten, typically the inputs.
-    overwrite : bool, keyword-only
-        Allow replacing an existing ``path``.
-
-    Raises
-    ------
-    ValueError
-        If ``path`` is (or is inside, or contains) a protected path, or has an unsupported
-        extension.
-    FileExistsError
-        If ``path`` exists and ``overwrite`` is False.
-    FileNotFoundError
-        If the folder that should hold ``path`` does not exist.
-    """
-    stack_format(path, for_writing=True)
-    return files.check_output_path(path, protect=protect, overwrite=overwrite)

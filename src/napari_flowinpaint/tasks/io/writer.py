@@ -1,10 +1,12 @@
-"""Writing image stacks (TIFF and zarr), atomically.
+"""Writing image stacks (TIFF, zarr, HDF5, a folder of sections, MRC), atomically.
 
 * ``.tif`` / ``.tiff``: written as an ImageJ hyperstack (axes z, y, x, voxel size kept) for
   uint8, uint16 and float32 data that fits in 4 GB, otherwise as a plain (Big)TIFF.
 * ``.zarr``: written as a zarr format 3 array at the store root, section by section;
   ``.ome.zarr``: an OME-Zarr (OME-NGFF 0.5) image with a pyramid and the voxel size
   (:func:`~napari_flowinpaint.tasks.io.ome.write_pyramid`).
+* ``out.h5[:/dataset]``, ``out/`` (``out/*.png``), ``out.mrc``: section by section
+  (:mod:`.sinks`; the rules of the paths: :mod:`.targets`).
 
 Writes are atomic (:func:`napari_flowinpaint.engine.files.atomic_output`'s rules): the data go
 to a hidden temporary sibling of the destination that is moved into place only once
@@ -14,6 +16,7 @@ destination is left as it was: never a half-written output.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -21,7 +24,9 @@ import numpy as np
 
 from ...engine.files import explain_write_error, hidden_sibling, move_into_place, remove_path
 from .ome import is_ome_path, write_pyramid
-from .stacks import check_3d, check_output_path, stack_format
+from .sinks import SINK_FORMATS, open_sink
+from .stacks import check_3d
+from .targets import check_output_path, output_target
 
 __all__ = ["EMPTY_CHUNKS", "StackWriter", "write_stack"]
 
@@ -40,14 +45,17 @@ class StackWriter:
     commits and any exception (including :class:`KeyboardInterrupt`) aborts, so ``path`` is
     either the complete new stack or untouched.
 
-    For zarr each section is written to the temporary store as soon as it is given, so a big
-    stack never needs to fit in memory. For TIFF the sections given are kept in memory and
-    the file is written at :meth:`commit`, in z order.
+    For zarr, HDF5, a folder of sections and MRC each section is written to the temporary
+    as soon as it is given, so a big stack never needs to fit in memory. For TIFF the
+    sections given are kept in memory and the file is written at :meth:`commit`, in z order.
 
     Parameters
     ----------
     path : str or Path
-        Destination, ``.tif``/``.tiff`` or ``.zarr``.
+        Destination: ``.tif``/``.tiff``, ``.zarr``, ``.ome.zarr``, ``.h5`` (or
+        ``out.h5:/dataset``), ``.mrc``, or a folder of sections (``out/``, ``out/*.png``);
+        see :mod:`.targets`. Refused before anything is written when the format cannot
+        hold ``dtype``.
     shape : tuple of 3 ints
         (Z, Y, X) of the stack.
     dtype : dtype
@@ -61,14 +69,23 @@ class StackWriter:
     protect : iterable of paths, keyword-only
         Paths that must never be written, e.g. the inputs (see :func:`check_output_path`).
     voxel_size : tuple of 3 floats, optional, keyword-only
-        (z, y, x) in nanometres, stored as ImageJ metadata (TIFF) or an attribute (zarr).
+        (z, y, x) in nanometres, stored as ImageJ metadata (TIFF), an attribute (zarr), the
+        ``resolution`` attribute (HDF5, as CREMI), ``stack.json`` (a folder) or the header
+        (MRC).
     compression : str, optional, keyword-only
-        TIFF compression (e.g. ``"zlib"``); default none, which every TIFF reader opens.
-        zarr stores always use zarr's default lossless compressor.
+        TIFF compression (e.g. ``"zlib"``), of a folder's TIFF sections too; default none,
+        which every TIFF reader opens. zarr stores always use zarr's default lossless
+        compressor, HDF5 gzip.
     description : str, optional, keyword-only
         Free text stored with the data (ImageJ ``Info`` for TIFF, the ``description``
-        attribute for zarr), e.g. provenance and licence. May be set (``writer.description
-        = ...``) until :meth:`commit`, which stores it: a record of the work done.
+        attribute for zarr and HDF5, ``stack.json`` for a folder, the first line as a label
+        for MRC), e.g. provenance and licence.
+    attributes : dict, optional, keyword-only
+        More named values stored with the data, like ``description`` (settable until
+        :meth:`commit`): attributes of the zarr array (the OME-Zarr group) or of the HDF5
+        dataset (a value that is neither text nor numbers as JSON text), ImageJ
+        ``Properties`` (JSON text) or the JSON metadata of a plain TIFF, ``stack.json``'s
+        ``attributes`` for a folder; MRC keeps none.
 
     Examples
     --------
@@ -80,9 +97,10 @@ class StackWriter:
 
     def __init__(self, path, shape, dtype, *, base=None, overwrite: bool = False,
                  protect: Iterable = (), voxel_size=None, compression: str | None = None,
-                 description: str | None = None):
-        self.path = check_output_path(path, protect=protect, overwrite=overwrite)
-        self.format = stack_format(self.path, for_writing=True)
+                 description: str | None = None, attributes: dict | None = None):
+        self.target = output_target(path)
+        self.path = check_output_path(path, protect=protect, overwrite=overwrite, dtype=dtype)
+        self.format = self.target.format
         self.shape = tuple(int(s) for s in shape)
         check_3d(self.shape, self.path, "output")
         self.dtype = np.dtype(dtype)
@@ -97,13 +115,21 @@ class StackWriter:
             raise ValueError(f"voxel_size must be (z, y, x), got {voxel_size!r}.")
         self.compression = compression
         self.description = description
+        self.attributes = dict(attributes or {})
         self.written: set[int] = set()
         self._sections: dict[int, np.ndarray] = {}
         self._done = False
         self.tmp = hidden_sibling(self.path, "partial")
         self.ome = is_ome_path(self.path)
-        self._array = None
-        if self.format == "zarr":
+        self._array = self._sink = None
+        if self.format in SINK_FORMATS:
+            try:
+                self._sink = open_sink(self.target, self.tmp, self.shape, self.dtype,
+                                       voxel_size=self.voxel_size, compression=compression)
+            except BaseException:
+                remove_path(self.tmp)
+                raise
+        elif self.format == "zarr":
             import zarr
 
             y, x = self.shape[1:]
@@ -137,9 +163,13 @@ class StackWriter:
             raise ValueError(
                 f"section {z} has shape {section.shape}, expected {self.shape[1:]}."
             )
-        if self._array is not None:
+        if self._array is not None or self._sink is not None:
             try:
-                self._array[z] = section.astype(self.dtype, copy=False)
+                section = section.astype(self.dtype, copy=False)
+                if self._sink is not None:
+                    self._sink.write(z, section)
+                else:
+                    self._array[z] = section
             except OSError as exc:  # e.g. the disk is full: say which output, not the temporary
                 raise explain_write_error(exc, self.tmp, self.path, writing=True) from exc
         else:
@@ -172,9 +202,13 @@ class StackWriter:
                 kwargs["resolution"] = (1.0 / vx, 1.0 / vy)
             if self.description is not None:
                 meta["Info"] = str(self.description)
+            if self.attributes:
+                meta["Properties"] = {str(k): v if isinstance(v, str) else json.dumps(v)
+                                      for k, v in self.attributes.items()}
             kwargs.update(imagej=True, metadata=meta)
         else:
-            kwargs.update(bigtiff=nbytes >= _TIFF_LIMIT, metadata={"axes": "ZYX"},
+            extra = json.loads(json.dumps(self.attributes, default=str))
+            kwargs.update(bigtiff=nbytes >= _TIFF_LIMIT, metadata={**extra, "axes": "ZYX"},
                           description=self.description)
         tifffile.imwrite(self.tmp, data=self._pages(), shape=self.shape, dtype=self.dtype,
                          **kwargs)
@@ -186,16 +220,26 @@ class StackWriter:
             if z not in self.written:
                 self._array[z] = np.asarray(self.base[z], dtype=self.dtype)
 
+    def _finish_sink(self) -> None:
+        for z in range(self.shape[0]):
+            if z not in self.written and (self.base is not None
+                                          or self._sink.needs_every_section):
+                self._sink.write(z, self._section(z))
+        self._sink.finish(self.description, self.attributes)
+        self._sink.close()
+
     def commit(self) -> Path:
         """Finish the stack and move it to :attr:`path`; returns the path."""
         if self._done:
             raise RuntimeError("this StackWriter is already committed or aborted.")
         try:
-            if self.format == "zarr":
+            if self._sink is not None:
+                self._finish_sink()
+            elif self.format == "zarr":
                 self._fill_zarr()
-                if self.description is not None:  # as it is now (see the parameter)
+                if self.attributes:
                     node = self._group if self.ome else self._array
-                    node.attrs["description"] = str(self.description)
+                    node.attrs.update(json.loads(json.dumps(self.attributes, default=str)))
                 if self.ome:
                     write_pyramid(self._group, voxel_size=self.voxel_size, name=self.path.name)
             else:
@@ -216,6 +260,11 @@ class StackWriter:
         self._done = True
         self._sections.clear()
         self._array = None
+        if self._sink is not None:
+            try:
+                self._sink.close()
+            except Exception:  # noqa: BLE001 - the temporary goes anyway
+                pass
         remove_path(self.tmp)
 
     def __enter__(self) -> StackWriter:
@@ -232,8 +281,9 @@ class StackWriter:
 
 def write_stack(path, array, *, overwrite: bool = False, protect: Iterable = (),
                 voxel_size=None, compression: str | None = None,
-                description: str | None = None) -> Path:
-    """Write a 3-D stack to a TIFF file or zarr store, atomically.
+                description: str | None = None, attributes: dict | None = None) -> Path:
+    """Write a 3-D stack to a TIFF, zarr, HDF5 or MRC file or a folder of sections,
+    atomically.
 
     The stack is written to a hidden temporary sibling of ``path`` and renamed into place when
     complete; on any error or Ctrl-C the temporary is removed and ``path`` is untouched. When
@@ -243,10 +293,11 @@ def write_stack(path, array, *, overwrite: bool = False, protect: Iterable = (),
     Parameters
     ----------
     path : str or Path
-        ``.tif``/``.tiff`` or ``.zarr`` destination.
+        Destination (see :class:`StackWriter`: ``.tif``, ``.zarr``, ``.ome.zarr``,
+        ``out.h5:/dataset``, ``.mrc``, ``out/``).
     array : array_like, shape (Z, Y, X)
         numpy, zarr or dask array; read one section at a time.
-    overwrite, protect, voxel_size, compression, description : keyword-only
+    overwrite, protect, voxel_size, compression, description, attributes : keyword-only
         See :class:`StackWriter`.
 
     Returns
@@ -258,5 +309,5 @@ def write_stack(path, array, *, overwrite: bool = False, protect: Iterable = (),
         array = np.asarray(array)
     writer = StackWriter(path, shape, array.dtype, base=array, overwrite=overwrite,
                          protect=protect, voxel_size=voxel_size, compression=compression,
-                         description=description)
+                         description=description, attributes=attributes)
     return writer.commit()
