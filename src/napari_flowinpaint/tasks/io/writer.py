@@ -79,7 +79,8 @@ class StackWriter:
     description : str, optional, keyword-only
         Free text stored with the data (ImageJ ``Info`` for TIFF, the ``description``
         attribute for zarr and HDF5, ``stack.json`` for a folder, the first line as a label
-        for MRC), e.g. provenance and licence.
+        for MRC), e.g. provenance and licence. May be set (``writer.description
+        = ...``) until :meth:`commit`, which stores it: a record of the work done.
     attributes : dict, optional, keyword-only
         More named values stored with the data, like ``description`` (settable until
         :meth:`commit`): attributes of the zarr array (the OME-Zarr group) or of the HDF5
@@ -237,6 +238,9 @@ class StackWriter:
                 self._finish_sink()
             elif self.format == "zarr":
                 self._fill_zarr()
+                if self.description is not None:  # as it is now (see the parameter)
+                    node = self._group if self.ome else self._array
+                    node.attrs["description"] = str(self.description)
                 if self.attributes:
                     node = self._group if self.ome else self._array
                     node.attrs.update(json.loads(json.dumps(self.attributes, default=str)))
