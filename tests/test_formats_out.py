@@ -12,7 +12,7 @@ import mrcfile
 import numpy as np
 import pytest
 import tifffile
-from _synth import moving_stack
+from _synth import CountingStack, moving_stack
 
 from napari_flowinpaint.tasks import cli
 from napari_flowinpaint.tasks.io import StackWriter, read_stack, read_voxel_size, write_stack
@@ -244,3 +244,23 @@ def test_output_paths_name_their_file():
     # one lock per file, whatever the dataset or the pattern
     assert lock_path("o.h5:/a") == lock_path("o.h5:/b") == lock_path("o.h5")
     assert lock_path("out/") == lock_path("out/*.png") == lock_path("out")
+
+
+@pytest.mark.parametrize("out", ["o.h5", "o/", "o/*.png", "o.mrc"])
+def test_a_big_stack_is_written_a_section_at_a_time(out, tmp_path):
+    """The output takes a section at a time: never the whole stack in memory (an MRC is not
+    written through a memory map, whose pages count as this process's memory)."""
+    import tracemalloc
+
+    data = moving_stack(64, (128, 128), dtype=np.uint16)
+    lazy = CountingStack(data)  # refuses to be read whole
+    write_stack(_at(tmp_path, f"warm-up{out[1:]}"), data[:2, :8, :8])  # imports, caches
+    tracemalloc.start()
+    try:
+        write_stack(_at(tmp_path, out), lazy, voxel_size=VOXEL)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert lazy.reads == [1] * 64
+    assert peak < data.nbytes / 4, peak
+    np.testing.assert_array_equal(read_stack(written_stack(_at(tmp_path, out)))[:], data)

@@ -10,9 +10,11 @@ finished temporary into place.
 * A folder of sections: one TIFF (ImageJ metadata with the voxel size where ImageJ takes the
   dtype) or PNG per section, zero-padded names in z order, and :data:`.targets.SECTIONS_JSON`
   with the voxel size, the description and the attributes.
-* MRC: memory-mapped, the voxel size in its header (Å), its statistics from the sections as
-  they are written (never the whole stack at once); uint8 as mode 0 marked unsigned as IMOD
-  marks it; the description's first line as a label of the header.
+* MRC: the header made by :mod:`mrcfile`, the sections written into the file at their
+  offsets (not through a memory map, whose pages would count as this process's memory), the
+  voxel size in the header (Å), its statistics from the sections as they are written (never
+  the whole stack at once); uint8 as mode 0 marked unsigned as IMOD marks it; the
+  description's first line as a label of the header.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ _CHUNK_LIMIT = 1 << 30  # bytes of a section above which an HDF5 chunk is a tile
 _TILE = 4096
 _IMAGEJ_DTYPES = (np.uint8, np.uint16, np.float32)
 _IMOD_STAMP = 1146047817
+_STATS_BLOCK = 1 << 20  # pixels of a section turned into float64 at once (8 MB)
 
 
 def open_sink(target: OutputTarget, tmp: Path, shape, dtype, *, voxel_size=None,
@@ -146,7 +149,7 @@ class FolderSink:
 
 
 class MrcSink:
-    """An MRC file, memory-mapped, written a section at a time."""
+    """An MRC file written a section at a time."""
 
     needs_every_section = True  # the header's statistics are those of every section
 
@@ -154,12 +157,15 @@ class MrcSink:
         import mrcfile
 
         self.unsigned = dtype == np.uint8  # mrcfile would widen it to uint16 (mode 6)
-        self.mrc = None
         self.mrc = mrcfile.new_mmap(str(tmp), shape=shape, mrc_mode=0 if self.unsigned else
                                     mrcfile.utils.mode_from_dtype(dtype), overwrite=True)
         self.stats: dict[int, tuple[float, float, float, float]] = {}
         self.count = int(np.prod(shape[1:]))
+        self.file = None
         try:
+            self.stored = self.mrc.data.dtype  # with the file's byte order
+            self.offset = 1024 + int(self.mrc.header.nsymbt)  # header, extended header
+            self.file = open(tmp, "r+b")  # noqa: SIM115 - closed by close()
             if voxel_size is not None:
                 vz, vy, vx = (float(v) * 10.0 for v in voxel_size)
                 self.mrc.voxel_size = (vx, vy, vz)
@@ -173,11 +179,15 @@ class MrcSink:
             raise
 
     def write(self, z: int, section: np.ndarray) -> None:
-        data = self.mrc.data
-        data[z] = section.view(np.int8) if self.unsigned else section
-        s = section.astype(np.float64)
-        self.stats[z] = (float(s.min()), float(s.max()), float(s.sum()),
-                         float(np.square(s).sum()))
+        raw = section.view(np.int8) if self.unsigned else section
+        self.file.seek(self.offset + z * self.count * self.stored.itemsize)
+        self.file.write(np.ascontiguousarray(raw, dtype=self.stored).tobytes())
+        total = squares = 0.0  # in float64, a block of rows at a time (a big section
+        for rows in np.array_split(section, -(-section.size // _STATS_BLOCK)):  # stays small)
+            rows = rows.astype(np.float64)
+            total += float(rows.sum())
+            squares += float(np.square(rows, out=rows).sum())
+        self.stats[z] = (float(section.min()), float(section.max()), total, squares)
 
     def finish(self, description: str | None, attributes: dict) -> None:
         """The description's first line as a label (80 characters of ASCII: an MRC header
@@ -193,6 +203,8 @@ class MrcSink:
         if mrc is None:
             return
         try:
+            if self.file is not None:
+                self.file.close()
             if self.stats:
                 values = np.array(list(self.stats.values()))
                 n = self.count * len(self.stats)
