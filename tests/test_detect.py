@@ -632,7 +632,13 @@ def test_a_clean_section_beside_a_damaged_one_stays_clean(sample):
     rng = np.random.default_rng(3)
     part = sample[4:9].copy()
     assert not detect_damage(part, 2).any()
-    for kind in ("hole", "missing", "crack"):
+    # folds too (issue 26: a fold's evidence once landed on the healthy section beside it)
+    for kind in ("hole", "missing", "crack", "fold", "fold", "fold", "stain"):
         hurt = part.copy()
         hurt[1] = simulate_damage(hurt[1], kind, rng)[0]
         assert not detect_damage(hurt, 2).any(), kind
+    for seed in range(3):  # a whole stack run, as `auto` does: only the folded section
+        hurt = sample.copy()
+        hurt[8], truth = simulate_damage(hurt[8], "fold", seed)
+        found = detect_damage(hurt)
+        assert found[[k for k in range(len(hurt)) if k != 8]].sum() == 0, seed

@@ -14,7 +14,13 @@ import numpy as np
 from ...engine import as_slice, section_index
 from .cues import is_blank, label_regions, to_unit
 from .evidence import section_evidence, stack_reference, weights_key
-from .postprocess import check_options, decide_mask, refine_mask
+from .postprocess import (
+    check_options,
+    decide_mask,
+    keep_confirmed,
+    odd_neighbour,
+    refine_mask,
+)
 
 __all__ = ["detect_damage", "iter_detect_damage", "damage_scores", "damaged_slices",
            "normal_region_area", "iter_normal_region_area", "known_normal_area",
@@ -232,25 +238,41 @@ def iter_detect_damage(stack, zs=None, *, sensitivity: float = 0.5, grow: int = 
             blank[k] = is_blank(sections[k], scale)
         return sections[k]
 
-    def neighbour(z: int, step: int) -> np.ndarray | None:
-        for k in (z + step, z + 2 * step):  # skip one missing section
+    def neighbour(z: int, step: int, start: int = 1) -> int | None:
+        """The first non-blank section from ``start`` steps away (one missing skipped)."""
+        for k in (z + start * step, z + (start + 1) * step):
             if 0 <= k < n:
                 get(k)
                 if not blank[k]:
-                    return sections[k]
+                    return k
         return None
+
+    def judge(z: int, before: int | None, after: int | None) -> np.ndarray:
+        p, bright, alone = section_evidence(
+            None if before is None else sections[before], sections[z],
+            None if after is None else sections[after], scale=scale, level=level,
+            weights=weights, cache=cues)
+        return decide_mask(p, bright, threshold=threshold, alone=alone)
 
     for z in zs:
         sec = get(z)
         if blank[z]:
             mask = np.ones(sec.shape, bool)
         else:
-            p, bright, alone = section_evidence(neighbour(z, -1), sec, neighbour(z, 1),
-                                                scale=scale, level=level, weights=weights,
-                                                cache=cues)
-            mask = decide_mask(p, bright, threshold=threshold, alone=alone)
+            before, after = neighbour(z, -1), neighbour(z, 1)
+            mask = judge(z, before, after)
+            if mask.any() and before is not None and after is not None:
+                # where a neighbour, not the section, is the odd one of the three (tissue
+                # displaced beside a fold in the neighbour above, issue 26), a second opinion
+                # against the section beyond that neighbour: a region it does not confirm
+                # is the neighbour's doing
+                odd = odd_neighbour(sections[before], sec, sections[after], mask)
+                far = None if odd == 0 else neighbour(z, odd, abs((before, after)[odd > 0] - z) + 1)
+                if far is not None:
+                    mask = keep_confirmed(mask, judge(z, far if odd < 0 else before,
+                                                      far if odd > 0 else after))
         yield z, refine_mask(mask, grow=grow, rectangles=rectangles, min_area=min_area)
-        for k in [k for k in sections if k < z - 2]:
+        for k in [k for k in sections if k < z - 4]:
             del sections[k], blank[k]
         live = {id(s) for s in sections.values()}  # drop the rest, hole-filled copies too
         for key in [key for key in cues if key not in live]:

@@ -11,7 +11,7 @@ import numpy as np
 
 from .cues import label_regions
 
-__all__ = ["decide_mask", "refine_mask", "check_options"]
+__all__ = ["decide_mask", "refine_mask", "check_options", "keep_confirmed", "odd_neighbour"]
 
 
 def _count_in(labels: np.ndarray, n: int, where: np.ndarray) -> np.ndarray:
@@ -100,6 +100,49 @@ def decide_mask(p, bright, *, threshold: float = 0.5, alone: bool = False,
             grown = cv2.dilate((bright & region).astype(np.uint8), np.ones((3, 3), np.uint8))
             out = (out & ~region) | (grown.astype(bool) & region)
     return out
+
+
+def keep_confirmed(mask: np.ndarray, *opinions: np.ndarray) -> np.ndarray:
+    """The regions of ``mask`` that every one of ``opinions`` (masks of the same section
+    judged against other neighbours) also finds, at least in part.
+
+    Damage of the section is there whichever neighbours it is judged against; a region found
+    only against one neighbour is that neighbour's doing (e.g. tissue displaced beside a fold
+    in the neighbour, which the section's own healthy tissue then seems not to continue).
+    """
+    keep = np.asarray(mask, dtype=bool)
+    if not keep.any() or not opinions:
+        return keep
+    n, labels, _ = label_regions(keep)
+    ok = np.ones(n, bool)
+    for other in opinions:
+        ok &= _count_in(labels, n, np.asarray(other, dtype=bool)) > 0
+    ok[0] = False
+    return ok[labels]
+
+
+def odd_neighbour(prev: np.ndarray, section: np.ndarray, next: np.ndarray,
+                  mask: np.ndarray, *, margin: float = 1.25) -> int:
+    """Which of the three sections is the odd one around the regions of ``mask``: -1 (the
+    neighbour before), 1 (the one after) or 0 (the section itself, as when it is damaged,
+    and whenever no neighbour stands out by ``margin``).
+
+    Each section is standardised over its whole area (flicker between sections is not a
+    difference), then compared over the regions' surroundings (their bounding box grown by
+    16 px): the odd one differs most from the other two (mean absolute difference)."""
+    ys, xs = np.nonzero(mask)
+    h, w = mask.shape
+    box = (slice(max(ys.min() - 16, 0), min(ys.max() + 17, h)),
+           slice(max(xs.min() - 16, 0), min(xs.max() + 17, w)))
+    a, b, c = [_standard(np.asarray(x, np.float32))[box] for x in (prev, section, next)]
+    ab, bc, ac = (float(np.mean(np.abs(u - v))) for u, v in ((a, b), (b, c), (a, c)))
+    apart = {-1: ab + ac, 0: ab + bc, 1: bc + ac}
+    odd = max(apart, key=apart.get)
+    return odd if odd != 0 and apart[odd] >= margin * apart[0] else 0
+
+
+def _standard(x: np.ndarray) -> np.ndarray:
+    return (x - x.mean()) / max(float(x.std()), 1e-6)
 
 
 def _drop_small(mask: np.ndarray, min_pixels: int) -> np.ndarray:
