@@ -113,7 +113,7 @@ def test_readme_python_runs(sample_folder):
     assert run_python_blocks(README.read_text(), "README.md") == 1
 
 
-@pytest.mark.parametrize("page", ["python.md", "detection.md"])
+@pytest.mark.parametrize("page", ["python.md", "detection.md", "provenance.md"])
 def test_docs_python_runs(sample_folder, page):
     assert run_python_blocks((DOCS / page).read_text(), f"docs/{page}") >= 1
 
@@ -121,7 +121,7 @@ def test_docs_python_runs(sample_folder, page):
 def test_every_docs_python_block_runs_or_says_why_not():
     for page in DOCS.glob("*.md"):
         for _code, skip in blocks(page.read_text(), "python"):
-            assert skip or page.name in ("python.md", "detection.md"), (
+            assert skip or page.name in ("python.md", "detection.md", "provenance.md"), (
                 f"docs/{page.name} has a Python example that no test runs; add the page to "
                 "test_docs_python_runs or mark the block <!-- skip-test: reason -->")
 

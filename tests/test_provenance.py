@@ -48,22 +48,32 @@ def _sha256(path) -> str:
 
 
 def _embedded(path):
-    """The record stored in the output itself, read without the package's reader."""
+    """The record stored in a TIFF or zarr output itself, read without the package."""
     if path.suffix == ".tif":
         with tifffile.TiffFile(path) as tif:
             return parse_description(tif.imagej_metadata["Info"])
     return dict(zarr.open(store=str(path), mode="r").attrs)[ATTRIBUTE]
 
 
-@pytest.mark.parametrize("name", ["o.tif", "o.zarr", "o.ome.zarr"])
+#: output -> its sidecar, and whether the record is also stored in the output
+OUTPUTS = {"o.tif": ("o.tif", True), "o.zarr": ("o.zarr", True),
+           "o.ome.zarr": ("o.ome.zarr", True), "o.h5": ("o.h5", True),
+           "o.h5:/volumes/fixed": ("o.h5", True), "sections/": ("sections", True),
+           "png/*.png": ("png", True), "o.mrc": ("o.mrc", False)}
+
+
+@pytest.mark.parametrize("name", list(OUTPUTS))
 def test_every_output_format_carries_the_record(files, tmp_path, name):
     d, pixels = files
-    out = tmp_path / name
+    out = f"{tmp_path}/{name}"
     summary = repair_to_file(d / "in.tif", d / "m.tif", out, device="cpu", mode="faithful")
-    sidecar = tmp_path / f"{name}.provenance.json"
+    file, embedded = OUTPUTS[name]
+    sidecar = tmp_path / f"{file}.provenance.json"
     assert sidecar_path(out) == sidecar
     record = json.loads(sidecar.read_text())
-    assert _embedded(out) == record == summary.provenance
+    assert record == summary.provenance
+    if name.endswith((".tif", ".zarr")):
+        assert _embedded(tmp_path / name) == record
     assert [(s["z"], s["damaged_pixels"]) for s in record["sections"]] == sorted(pixels.items())
     assert all(0 < s["mean_confidence"] <= 1 for s in record["sections"])
     assert record["summary"]["damaged_pixels"] == sum(pixels.values())
@@ -80,10 +90,10 @@ def test_every_output_format_carries_the_record(files, tmp_path, name):
     assert src["dtype"] == "uint8" and src["voxel_size_nm"] == pytest.approx([30, 6, 6])
     assert src["size_bytes"] == (d / "in.tif").stat().st_size
     assert len(src["metadata_sha256"]) == 64
-    assert record["output"] == {"path": str(out.absolute()), "kind": "repaired stack"}
+    assert record["output"]["kind"] == "repaired stack"
     assert record["date"] and record["host"]
     sidecar.unlink()  # the record stored in the output is found without its sidecar
-    assert read_provenance(out) == record
+    assert read_provenance(out) == (record if embedded else None)
 
 
 def test_the_input_checksum_follows_its_metadata(files, tmp_path):
@@ -150,3 +160,99 @@ def test_a_detected_mask_carries_the_record_of_its_detection(files, tmp_path):
     s = repair_to_file(d / "in.tif", tmp_path / "found.tif", tmp_path / "o.tif", **FAST)
     assert s.provenance["mask"]["detection"]["options"]["grow"] == 1
     assert s.provenance["mask"]["detection"]["detector"] == record["detector"]
+
+
+def _sheets(html: str) -> list:
+    """The contact sheets of a report: (section, decoded PNG), in the report's order."""
+    import base64
+    import io
+    import re
+
+    from PIL import Image
+
+    found = re.findall(r'<figure id="z(\d+)">.*?base64,([A-Za-z0-9+/=]+)"', html)
+    return [(int(z), Image.open(io.BytesIO(base64.b64decode(png))).convert("RGB"))
+            for z, png in found]
+
+
+def test_the_qc_report_shows_every_repaired_section(files, tmp_path):
+    from napari_flowinpaint.tasks.io import read_stack
+    from napari_flowinpaint.tasks.qc_report import write_qc_report
+    from napari_flowinpaint.tasks.qc_sheets import GAP, grey_range, palette, shrink
+
+    d, pixels = files
+    s = repair_to_file(d / "in.tif", d / "m.tif", tmp_path / "o.zarr", device="cpu",
+                       confidence=tmp_path / "c.zarr")
+    done = write_qc_report(tmp_path / "o.zarr", size=32)
+    assert done.path == tmp_path / "o-qc.html" and done.notes == []
+    html = done.path.read_text()
+    means = {r["z"]: r["mean_confidence"] for r in s.provenance["sections"]}
+    order = sorted(means, key=means.get)  # lowest confidence first
+    assert [r["z"] for r in done.sections] == done.sheets == order
+    for z in pixels:  # the table and the sheets name every section, with its numbers
+        assert f"<td class=num>{z}</td><td class=num>{pixels[z]:,}</td>" in html
+        assert f"Section {z}: {pixels[z]:,} damaged pixels" in html
+    assert s.provenance["weights"]["sha256"] in html and "mode = textured" in html
+    sheets = _sheets(html)
+    assert [z for z, _ in sheets] == order
+    out, masks = np.asarray(read_stack(tmp_path / "o.zarr")), tifffile.imread(d / "m.tif")
+    grey = np.array(palette()).reshape(-1, 3)
+    for z, image in sheets:  # 48 px sections shrunk 2x: five 24 px panels, GAP apart
+        assert image.size == (5 * 24 + 4 * GAP, 24)
+        a = np.asarray(image)
+        panels = [a[:, i * (24 + GAP):i * (24 + GAP) + 24] for i in range(5)]
+        m = shrink(masks[z], 32, reduce="max")
+        red = (panels[1] == (255, 32, 32)).all(axis=-1)  # the mask's outline, on it
+        assert red.any() and not red[~m].any()
+        lo, hi = grey_range(out[z], masks[z] > 0)  # the repair, in the row's grey scale
+        index = np.round(np.clip((shrink(out[z], 32) - lo) * 191 / (hi - lo), 0, 191))
+        np.testing.assert_array_equal(panels[2], grey[index.astype(int)])
+        coloured = panels[3][..., 0] != panels[3][..., 2]  # the confidence, on the mask
+        np.testing.assert_array_equal(coloured, m)
+        for k, neighbour in ((0, z - 1), (4, z + 1)):  # the repaired neighbours
+            lo_n = np.round(np.clip((shrink(out[neighbour], 32) - lo) * 191 / (hi - lo),
+                                    0, 191))
+            np.testing.assert_array_equal(panels[k], grey[lo_n.astype(int)])
+
+
+def test_the_qc_report_caps_its_sheets_and_says_so(files, tmp_path):
+    from napari_flowinpaint.tasks.qc_report import write_qc_report
+
+    d, pixels = files
+    out = f"{tmp_path}/o.h5:/volumes/fixed"  # any output format
+    repair_to_file(d / "in.tif", d / "m.tif", out, **FAST)
+    done = write_qc_report(out, tmp_path / "qc.html", max_sheets=1)
+    html = done.path.read_text()
+    assert len(done.sheets) == len(_sheets(html)) == 1 and len(done.sections) == 2
+    assert "Contact sheets of the 1 sections of lowest confidence only, of 2" in html
+    assert all(f"<td class=num>{z}</td>" in html for z in pixels)
+    for _, image in _sheets(html):  # no confidence map written: four panels
+        assert image.size == (4 * 48 + 3 * 6, 48)
+    chosen = write_qc_report(out, tmp_path / "qc.html", sections="5", overwrite=True)
+    assert chosen.sheets == [5]
+    with pytest.raises(FileExistsError, match="QC report"):
+        write_qc_report(out, tmp_path / "qc.html")
+    write_stack(tmp_path / "plain.tif", np.zeros((3, 8, 8), np.uint8))
+    with pytest.raises(ValueError, match="carries no provenance record"):
+        write_qc_report(tmp_path / "plain.tif")
+
+
+def test_report_command_and_auto_write_the_qc_report(files, tmp_path, capsys):
+    from napari_flowinpaint.tasks import cli
+
+    d, _ = files
+    repair_to_file(d / "in.tif", d / "m.tif", tmp_path / "o.tif", **FAST)
+    assert cli.main(["report", str(tmp_path / "o.tif"), "--no-progress"]) == 0
+    assert "2 repaired section(s), 2 contact sheet(s)" in capsys.readouterr().out
+    assert (tmp_path / "o-qc.html").is_file()
+    assert cli.main(["auto", str(d / "in.zarr"), "-o", str(tmp_path / "fixed.zarr"),
+                     "--stages", "initial_reference", "--grow", "1", "--no-progress"]) == 0
+    assert "the QC report" in capsys.readouterr().out
+    record = read_provenance(tmp_path / "fixed.zarr")
+    assert record["mask"]["source"] == "detected"
+    assert record["mask"]["detection"]["options"]["grow"] == 1
+    html = (tmp_path / "fixed-qc.html").read_text()
+    assert all(f"Section {r['z']}:" in html for r in record["sections"])
+    assert cli.main(["auto", str(d / "in.zarr"), "-o", str(tmp_path / "again.zarr"),
+                     "--stages", "initial_reference", "--no-qc-report", "--no-progress"]) == 0
+    assert not (tmp_path / "again-qc.html").exists()

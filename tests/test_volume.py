@@ -168,7 +168,8 @@ def test_auto_detects_writes_the_mask_and_report_and_repairs(volume, tmp_path, c
     assert "repaired" in out
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == ["fixed-damage.zarr", "fixed-damage.zarr.provenance.json",
-                     "fixed-report.csv", "fixed.ome.zarr", "fixed.ome.zarr.provenance.json"]
+                     "fixed-qc.html", "fixed-report.csv", "fixed.ome.zarr",
+                     "fixed.ome.zarr.provenance.json"]
     fixed = np.asarray(read_stack(tmp_path / "fixed.ome.zarr"))
     found = np.asarray(read_stack(tmp_path / "fixed-damage.zarr")) > 0
     assert found[masks == 1].mean() > 0.9  # the white holes were found

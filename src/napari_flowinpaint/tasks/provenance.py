@@ -30,6 +30,8 @@ import socket
 from datetime import datetime, timezone
 from pathlib import Path
 
+from .io.targets import SECTIONS_JSON, stack_file
+
 __all__ = ["ATTRIBUTE", "FORMAT", "HEADER", "SIDECAR_SUFFIX", "describe", "detect_record",
            "mask_record",
            "new_record", "parse_description", "read_provenance", "repair_record", "section_rows",
@@ -45,21 +47,10 @@ SIDECAR_SUFFIX = ".provenance.json"
 HEADER = "napari-flowinpaint provenance (JSON):"
 
 
-def _file_of(source) -> Path:
-    """The file or folder on disk that a stack's path names (an HDF5 file's ``:/dataset``
-    and a ``FORMAT:`` prefix left out)."""
-    from .io.formats import hdf5_parts, lazy_format, split_format
-
-    fmt, text = split_format(source)
-    if fmt == "hdf5" or (fmt is None and lazy_format(text) == "hdf5"):
-        return hdf5_parts(text)[0]
-    return Path(text)
-
-
 def sidecar_path(output) -> Path:
     """Where the sidecar of ``output`` goes: ``<output>.provenance.json`` beside it (beside
-    the file, for an HDF5 output ``file.h5:/dataset``)."""
-    file = _file_of(output)
+    the file for an HDF5 output ``file.h5:/dataset``, the folder for ``out/*.png``)."""
+    file = stack_file(output)
     return file.with_name(file.name + SIDECAR_SUFFIX)
 
 
@@ -81,7 +72,7 @@ def source_metadata(source, stack, voxel_size=None) -> dict:
     """
     from .io.formats import absolute_source
 
-    file = _file_of(source)
+    file = stack_file(source)
     size = mtime = None
     try:
         st = file.stat()
@@ -278,7 +269,7 @@ def read_provenance(output) -> dict | None:
         if not isinstance(record, dict):
             raise ValueError(f"the provenance sidecar {str(sidecar)!r} holds no record.")
         return record
-    file = _file_of(output)
+    file = stack_file(output)
     if not file.exists():
         raise FileNotFoundError(f"{str(output)!r} does not exist (nor its sidecar "
                                 f"{str(sidecar)!r}).")
@@ -286,6 +277,7 @@ def read_provenance(output) -> dict | None:
 
 
 def _embedded(file: Path) -> dict | None:
+    """The record stored in the output ``file`` (its description, or zarr attribute)."""
     suffix = file.suffix.lower()
     if suffix in (".tif", ".tiff"):
         import tifffile
@@ -305,4 +297,19 @@ def _embedded(file: Path) -> dict | None:
         record = attrs.get(ATTRIBUTE)
         return record if isinstance(record, dict) else parse_description(
             attrs.get("description"))
+    if file.is_dir() and (file / SECTIONS_JSON).is_file():  # a folder of sections
+        try:
+            meta = json.loads((file / SECTIONS_JSON).read_text(encoding="utf-8"))
+        except ValueError:
+            return None
+        return parse_description(meta.get("description")) if isinstance(meta, dict) else None
+    if suffix in (".h5", ".hdf5", ".hdf"):
+        import h5py
+
+        found = []
+        with h5py.File(file, "r") as f:  # each dataset's (the one written has it)
+            f.visititems(lambda _, node: found.append(node.attrs.get("description"))
+                         if isinstance(node, h5py.Dataset) else None)
+        texts = [t.decode() if isinstance(t, bytes) else t for t in found]
+        return next((r for r in map(parse_description, texts) if r is not None), None)
     return None

@@ -75,6 +75,8 @@ class RepairSummary:
         whose input or mask sections changed since are done again).
     provenance : dict
         The record the outputs carry (:mod:`.provenance`).
+    qc_report : Path or None
+        The QC report written of it (by ``auto``; :mod:`.qc_report`).
     """
 
     output: Path
@@ -86,6 +88,7 @@ class RepairSummary:
     device: str
     resumed: int = 0
     provenance: dict | None = None
+    qc_report: Path | None = None
 
 
 def _repair_task(stack, masks, z, max_distance, engine, array_path, confidence=False):

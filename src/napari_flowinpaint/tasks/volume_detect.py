@@ -33,6 +33,7 @@ from .parallel import (
     write_section,
 )
 from .provenance import detect_record, stamp, write_sidecar
+from .qc_report import qc_report_path, write_qc_report
 from .volume import RepairSummary, drop_stale, repair_to_file
 
 __all__ = ["detect_to_file", "auto_to_file"]
@@ -188,8 +189,10 @@ def auto_to_file(input, output, *, mask_output=None, report=None, overwrite: boo
                  detect_options: dict | None = None, repair_options: dict | None = None,
                  workers: int | None = 1, scheduler: str | None = None,
                  progress: Callable[[str, int, int], None] | None = None,
-                 log: Callable[[str], None] | None = None) -> tuple[list[dict], RepairSummary]:
-    """Detect the damage of a whole stack, write the mask and the report, repair it.
+                 log: Callable[[str], None] | None = None,
+                 qc_report=True) -> tuple[list[dict], RepairSummary]:
+    """Detect the damage of a whole stack, write the mask and the report, repair it, and
+    write the QC report of the repair.
 
     ``mask_output`` defaults to ``<output>-damage.zarr`` and ``report`` to
     ``<output>-report.csv`` beside ``output``; ``progress(phase, done, total)`` with phase
@@ -200,6 +203,10 @@ def auto_to_file(input, output, *, mask_output=None, report=None, overwrite: boo
     that it was detected from this input (the fingerprint of its sections) with these
     ``detect_options`` and weights, and the report is the one written with it; otherwise
     :class:`FileExistsError` says so (a TIFF mask records nothing: it is never reused).
+
+    ``qc_report``: the QC report of the repair (:mod:`.qc_report`) goes to
+    ``<output>-qc.html`` beside ``output`` (True, the default), to the path given, or
+    nowhere (False); its path is the summary's ``qc_report``.
     """
     out = stack_file(output)  # an HDF5 file without its dataset, a folder without *.png
     stem = out.name.split(".")[0]
@@ -221,12 +228,14 @@ def auto_to_file(input, output, *, mask_output=None, report=None, overwrite: boo
                 f"the mask {str(mask_output)!r} and the report {str(report)!r} exist but were "
                 f"not made by a detection of this input with these options ({why}); pass "
                 "--overwrite to detect again, or give other paths (--mask and --report).")
+        qc = _qc_path(qc_report, output, (mask_file, report), input, overwrite)
         rows = [{"z": int(r.split(",")[0]), "flagged": r.rstrip().endswith("1")}
                 for r in report.read_text().splitlines()[1:]]
         if log is not None:
             log(f"the mask {mask_output} and the report {report} were made from this input "
                 "with these options: using them.")
     else:
+        qc = _qc_path(qc_report, output, (mask_file, report), input, overwrite)
         rows = detect_to_file(input, mask_output, report=report, overwrite=overwrite,
                               workers=workers, scheduler=scheduler, log=log,
                               progress=None if progress is None
@@ -237,7 +246,22 @@ def auto_to_file(input, output, *, mask_output=None, report=None, overwrite: boo
                              progress=None if progress is None
                              else lambda d, t: progress("repair", d, t),
                              **(repair_options or {}))
+    if qc is not None:
+        summary.qc_report = write_qc_report(output, qc, overwrite=overwrite).path
     return rows, summary
+
+
+def _qc_path(qc_report, output, others, input, overwrite) -> Path | None:
+    """Where ``auto`` writes its QC report (None: nowhere), checked before any work."""
+    if qc_report is False or qc_report is None:
+        return None
+    qc = qc_report_path(output) if qc_report is True else Path(qc_report)
+    for other in (stack_file(output), *others):
+        if same_or_nested(qc, other):
+            raise ValueError(f"the QC report {str(qc)!r} and {str(other)!r} are the same "
+                             "path; give another --qc-report.")
+    check_output_path(qc, protect=(input,), overwrite=overwrite, what="QC report")
+    return qc
 
 
 def _not_made_from(input, mask_output, report, detect_options: dict) -> str | None:

@@ -32,6 +32,7 @@ SUBCOMMANDS = {
     "train-detector": ("train_detector", "train the damage detector on simulated damage"),
     "finetune-detector": ("finetune_detector",
                           "adapt the damage detector to your own stack (self-supervised)"),
+    "report": ("report", "write the QC report (one HTML file) of a repaired stack"),
 }
 
 

@@ -64,6 +64,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_mode_argument(parser)
     parser.add_argument("--max-distance", type=int, default=3, metavar="N",
                         help="look up to N sections away for an undamaged neighbour")
+    parser.add_argument("--qc-report", default=None, metavar="HTML",
+                        help="the QC report of the repair (default REPAIRED's name-qc.html "
+                             "beside it; see 'napari-flowinpaint report')")
+    parser.add_argument("--no-qc-report", action="store_true",
+                        help="do not write the QC report")
     add_parallel_arguments(parser)
     parser.add_argument("--no-progress", action="store_true")
 
@@ -73,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
 
     check_stack_outputs(args.output, args.mask)  # before the detection, not after it
     for_cluster(args, "output", "mask", "report", "weights", "detector_weights")
-    with output_lock(args.output, *_mask_and_report(args)):
+    with output_lock(args.output, *_mask_and_report(args), _qc_report(args)):
         return _run(args)
 
 
@@ -94,7 +99,7 @@ def _run(args: argparse.Namespace) -> int:
                                 flow_method=args.flow_method, mode=args.mode,
                                 max_distance=args.max_distance),
             progress=lambda phase, done, total: bars[phase](done, total),
-            log=bars["repair"].write)
+            log=bars["repair"].write, qc_report=_qc_report(args) or False)
     except ValueError as exc:
         raise _for_auto(exc, args) from None
     finally:
@@ -103,7 +108,8 @@ def _run(args: argparse.Namespace) -> int:
     flagged = [r["z"] for r in rows if r["flagged"]]
     print(f"{len(flagged)} of {len(rows)} section(s) showed damage; repaired "
           f"{len(summary.repaired)} with method {summary.method!r} in "
-          f"{time.perf_counter() - t0:.1f} s; wrote {summary.output}")
+          f"{time.perf_counter() - t0:.1f} s; wrote {summary.output}"
+          + (f" and the QC report {summary.qc_report}" if summary.qc_report else ""))
     return 0
 
 
@@ -123,6 +129,15 @@ def _for_auto(exc: ValueError, args) -> ValueError:
         f"{f' --format {args.format}' if args.format else ''} --mask {mask} -o {args.output} "
         f"--slices LIST' (the detected mask {str(mask)!r} is kept; with no section left to repair "
         "from, e.g. a blank stack, there is nothing to repair).")
+
+
+def _qc_report(args) -> Path | None:
+    """Where the QC report goes (None: nowhere), as auto_to_file puts it."""
+    from ..qc_report import qc_report_path
+
+    if args.no_qc_report:
+        return None
+    return Path(args.qc_report) if args.qc_report else qc_report_path(args.output)
 
 
 def _mask_and_report(args) -> tuple[Path, Path]:
