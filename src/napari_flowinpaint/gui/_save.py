@@ -21,6 +21,7 @@ from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QObject, Signal
 
 from ..tasks.io import check_output_path, write_stack
+from ..tasks.provenance import describe, write_sidecar
 from ._common import INPUT_ERRORS, reason
 from ._view import is_lazy
 
@@ -155,12 +156,15 @@ class SaveMixin:
         run = SaveRun(path=path, layer=result.name, total=int(result.data.shape[0]),
                       replacing=replacing, voxel=voxel, unit=unit)
         reader = SectionReader(result.data, self._save_relay.sections.emit)
+        from ._provenance import save_record
+
+        record = save_record(self, image, result, path)  # run by the worker
         self._save_run, self._halted = run, None
         self._set_running(True)
         self._open_progress(run.total, f"Saving {path.name}")
         self._set_status(f"Saving '{result.name}' to {path}...")
         worker = create_worker(
-            self._write, path, reader, replacing, protect, voxel,
+            self._write, path, reader, replacing, protect, voxel, record,
             _connect={"returned": self._on_saved, "errored": self._on_errored,
                       "finished": self._on_finished},
         )
@@ -202,10 +206,15 @@ class SaveMixin:
     # (None, exception): every exception is caught, since the worker machinery (superqt)
     # never reports a RuntimeError and the widget would wait forever.
     @staticmethod
-    def _write(path, reader, overwrite, protect, voxel):
+    def _write(path, reader, overwrite, protect, voxel, record=None):
         try:
-            return write_stack(path, reader, overwrite=overwrite, protect=protect,
-                               voxel_size=voxel), None
+            record = None if record is None else record()  # the provenance, as repair's
+            written = write_stack(path, reader, overwrite=overwrite, protect=protect,
+                                  voxel_size=voxel,
+                                  description=None if record is None else describe(record))
+            if record is not None:
+                write_sidecar(path, record, protect=protect)
+            return written, None
         except SaveCancelled:
             return None, None
         except Exception as exc:  # noqa: BLE001 - reported to the user, see above

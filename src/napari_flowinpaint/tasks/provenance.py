@@ -33,9 +33,9 @@ from pathlib import Path
 from .io.targets import SECTIONS_JSON, stack_file
 
 __all__ = ["ATTRIBUTE", "FORMAT", "HEADER", "SIDECAR_SUFFIX", "describe", "detect_record",
-           "mask_record",
-           "new_record", "parse_description", "read_provenance", "repair_record", "section_rows",
-           "sidecar_path", "source_metadata", "stamp", "weights_record", "write_sidecar"]
+           "mask_record", "new_record", "painted_record", "parse_description",
+           "read_provenance", "repair_record", "section_rows", "sidecar_path",
+           "source_metadata", "stamp", "weights_record", "write_sidecar"]
 
 #: Version of the record's layout.
 FORMAT = 1
@@ -64,7 +64,8 @@ def _sha256_text(value) -> str:
 
 def source_metadata(source, stack, voxel_size=None) -> dict:
     """What identifies a stack without reading it: its absolute path, shape, dtype, voxel
-    size, size on disk and modification time, and ``metadata_sha256``, the SHA-256 of these.
+    size, size on disk and modification time, and ``metadata_sha256``, the SHA-256 of these
+    (``source`` None: a stack in memory, without path, size and time).
 
     A folder's (zarr, sections) size and time are those of its own entries (one listing,
     not a walk of every chunk): a store rewritten chunk by chunk keeps them, a replaced one
@@ -72,18 +73,20 @@ def source_metadata(source, stack, voxel_size=None) -> dict:
     """
     from .io.formats import absolute_source
 
-    file = stack_file(source)
+    file = None if source is None else stack_file(source)
     size = mtime = None
     try:
-        st = file.stat()
-        size, mtime = st.st_size, st.st_mtime
-        if file.is_dir():
-            entries = [e.stat() for e in os.scandir(file)]
-            size = sum(e.st_size for e in entries)
-            mtime = max([mtime, *(e.st_mtime for e in entries)])
+        if file is not None:
+            st = file.stat()
+            size, mtime = st.st_size, st.st_mtime
+            if file.is_dir():
+                entries = [e.stat() for e in os.scandir(file)]
+                size = sum(e.st_size for e in entries)
+                mtime = max([mtime, *(e.st_mtime for e in entries)])
     except OSError:
         pass
-    meta = {"path": absolute_source(source), "shape": [int(s) for s in stack.shape],
+    meta = {"path": None if source is None else absolute_source(source),
+            "shape": [int(s) for s in stack.shape],
             "dtype": str(stack.dtype),
             "voxel_size_nm": None if voxel_size is None else [float(v) for v in voxel_size],
             "size_bytes": size,
@@ -173,6 +176,28 @@ def repair_record(output, *, input, stack, voxel, mask, masks, mask_source: str,
                  "damaged_pixels": int(sum(pixels.values())),
                  "resumed_from_earlier_run": int(resumed),
                  "unmasked": [int(z) for z in unmasked]})
+    return record
+
+
+def painted_record(output, *, source, name: str, stack, voxel, mask: dict, pixels: dict,
+                   means: dict, engine) -> dict:
+    """The record of a stack saved by the napari widget: the sections repaired there
+    (``pixels``, ``means``), the image (its file ``source``, None when it has none, and its
+    layer ``name``), the ``mask`` (:func:`mask_record`'s, from the layer) and the settings
+    of ``engine``, the widget's :class:`~napari_flowinpaint.engine.FlowInpainter` (None
+    when nothing was repaired)."""
+    options = {} if engine is None else {
+        "stages": engine.method, "flow_method": engine.flow_method, "mode": engine.mode,
+        "method": engine.method, "device_used": str(engine.device)}
+    weights = getattr(getattr(engine, "weights", None), "path", None)
+    record = new_record("napari", output, kind="repaired stack", options=options)
+    record.update(
+        input=dict(source_metadata(source, stack, voxel), layer=name), mask=mask,
+        weights=weights_record(weights), confidence_map=None,
+        sections=section_rows(pixels, means),
+        summary={"sections": int(stack.shape[0]), "repaired": len(pixels),
+                 "damaged_pixels": int(sum(pixels.values())), "resumed_from_earlier_run": 0,
+                 "unmasked": []})
     return record
 
 
