@@ -37,7 +37,7 @@ from .qc_sheets import (
 
 __all__ = ["DEFAULT_SHEETS", "DEFAULT_SIZE", "QCReport", "qc_report_path", "write_qc_report"]
 
-#: Contact sheets in a report unless told otherwise (about 0.25 MB each at 256 px, on EM).
+#: Contact sheets in a report unless told otherwise (0.1-0.3 MB each at 256 px, on EM).
 DEFAULT_SHEETS = 30
 #: The longest side of a picture, in pixels.
 DEFAULT_SIZE = 256
