@@ -173,12 +173,13 @@ def test_bad_image_is_refused_with_a_message(make_napari_viewer, qtbot, notes, n
     mask = viewer.add_labels(np.ones(shape, np.uint8), name="damage")  # painted everywhere
     widget = RepairWidget(viewer, inpainter=FlowInpainter(stages="initial_reference"))
     viewer.window.add_dock_widget(widget)
-    widget.image_layer, widget.mask_layer = image, mask
+    assert widget.image_layer is None  # a layer that cannot be repaired is not offered
+    widget.mask_layer = mask
     before = _digests(viewer)
 
     getattr(widget, action)()
     _settle(qtbot, widget)
-    assert phrase in widget.status
+    assert widget.status.startswith("No image layer") and phrase in widget.status
     assert notes == [(Sev.WARNING, widget.status)]
     assert _digests(viewer) == before  # nothing changed, no layer added
     assert [layer.name for layer in viewer.layers] == ["bad", "damage"]
@@ -187,8 +188,8 @@ def test_bad_image_is_refused_with_a_message(make_napari_viewer, qtbot, notes, n
 def test_image_choice_lists_only_images(make_napari_viewer, no_qt_errors):
     viewer = make_napari_viewer()
     stack = viewer.add_image(moving_stack(8, (32, 32)), name="stack")
-    flat = viewer.add_image(STACK[0], name="flat")
-    wide = viewer.add_image(STACK.astype(np.uint32), name="wide")
+    viewer.add_image(STACK[0], name="flat")
+    viewer.add_image(STACK.astype(np.uint32), name="wide")
     labels = viewer.add_labels(np.zeros(stack.data.shape, np.uint8), name="labels")
     viewer.add_points(np.zeros((1, 3)), name="points")
     before = _digests(viewer)
@@ -196,9 +197,9 @@ def test_image_choice_lists_only_images(make_napari_viewer, no_qt_errors):
     viewer.window.add_dock_widget(repair)
     viewer.window.add_dock_widget(tune)
 
-    # Repair offers every image (and says why a bad one cannot be repaired), Fine-tune only
-    # the stacks it can train on; a Labels layer is a mask, never an image
-    assert [c for c in repair["image_choice"].choices if c is not None] == [stack, flat, wide]
+    # both offer only the stacks they can work on (Repair says why the others are not
+    # offered when none is left); a Labels layer is a mask, never an image
+    assert [c for c in repair["image_choice"].choices if c is not None] == [stack]
     assert [c for c in repair["mask_choice"].choices if c is not None] == [labels]
     assert [c for c in tune["image_choice"].choices if c is not None] == [stack]
     assert [c for c in tune["damage_choice"].choices if c is not None] == [labels]
@@ -244,7 +245,8 @@ def _no_mask(viewer, widget):
 
 
 def _other_shape(viewer, widget):
-    widget.mask_layer = viewer.add_labels(np.ones((6, 32, 32), np.uint8), name="small")
+    small = viewer.add_labels(np.ones((6, 32, 32), np.uint8), name="small")
+    assert small not in widget["mask_choice"].choices and widget.mask_layer is None
 
 
 def _painted_elsewhere(viewer, widget):
@@ -269,9 +271,11 @@ MASK_CASES = [
     (_no_mask, "repair_current_slice",
      "No damage mask: press New mask and paint the damaged pixels."),
     (_no_mask, "repair_all", "No damage mask: press New mask and paint the damaged pixels."),
-    (_other_shape, "repair_current_slice",
-     "The mask 'small' has shape (6, 32, 32) but the image 'em' has shape (6, 64, 64)"),
-    (_other_shape, "repair_all", "The mask 'small' has shape (6, 32, 32)"),
+    (_other_shape, "repair_current_slice", "No damage mask: press New mask and paint the "
+     "damaged pixels. (Not offered, not of the image's shape (6, 64, 64): 'small' has shape "
+     "(6, 32, 32).)"),
+    (_other_shape, "repair_all", "(Not offered, not of the image's shape (6, 64, 64): "
+                                 "'small' has shape (6, 32, 32).)"),
     (_painted_elsewhere, "repair_current_slice",
      "No damage is painted on slice 3 of 'em damage mask'"),
     (_empty, "repair_current_slice", "No damage is painted on slice 0 of 'em damage mask'"),

@@ -216,24 +216,19 @@ def test_problems_become_notifications(scene, notes):
     widget.repair_current_slice()
     assert "No damage is painted on slice 3" in _warnings(notes)[-1]
     assert "No damage is painted on slice 3" in widget.status
-    # a mask of another shape
+    # a mask of another shape is not offered, nor are a 2-D and an RGB image: once no
+    # image is left, the message says why those were not offered
     other = viewer.add_labels(np.zeros((5, 32, 32), np.uint8), name="small")
-    widget.mask_layer = other
-    widget.repair_current_slice()
-    assert "has shape (5, 32, 32)" in _warnings(notes)[-1]
-    # a 2-D image and an RGB image
-    flat = viewer.add_image(image.data[0], name="flat")
-    widget.image_layer = flat
-    widget.repair_current_slice()
-    assert "'flat' is a single 2-D slice" in _warnings(notes)[-1]
-    rgb = viewer.add_image(np.zeros((16, 16, 3), np.uint8), name="rgb", rgb=True)
-    widget.image_layer = rgb
-    widget["new_mask_button"].native.click()
-    assert "'rgb' is an RGB image" in _warnings(notes)[-1]
-    # no image layer
-    for layer in (flat, rgb, image):
-        viewer.layers.remove(layer)
+    assert other not in widget["mask_choice"].choices
+    viewer.add_image(image.data[0], name="flat")
+    viewer.add_image(np.zeros((16, 16, 3), np.uint8), name="rgb", rgb=True)
+    assert [c for c in widget["image_choice"].choices if c is not None] == [image]
+    viewer.layers.remove(image)
     assert widget.image_layer is None
+    widget["new_mask_button"].native.click()
+    text = _warnings(notes)[-1]
+    assert text.startswith("No image layer") and "Not offered: 'flat' is a single 2-D slice" in text
+    assert "'rgb' is an RGB image" in text
     widget.repair_all()
     assert "No image layer" in _warnings(notes)[-1]
     assert "em repaired" not in [layer.name for layer in viewer.layers]
@@ -362,6 +357,7 @@ def test_manifest_is_valid_and_importable():
     manifest.validate_imports()
     widgets = {w.display_name: w.command for w in manifest.contributions.widgets}
     assert widgets == {"Repair section": "napari-flowinpaint.repair_widget",
+                       "Batch repair": "napari-flowinpaint.batch_widget",
                        "Fine-tune weights": "napari-flowinpaint.finetune_widget"}
     menu = manifest.contributions.menus["napari/layers/filter"]
     assert [item.command for item in menu] == ["napari-flowinpaint.repair_all_masked"]

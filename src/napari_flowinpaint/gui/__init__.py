@@ -1,4 +1,4 @@
-"""napari adapters: the repair and fine-tuning dock widgets, the batch menu command, the
+"""napari adapters: the repair, batch repair and fine-tuning dock widgets, the menu command, the
 sample data, the reader of HDF5, MRC and N5 files and the lazy view of a repaired stack
 (:class:`RepairedView`).
 
@@ -12,6 +12,7 @@ import lazy_loader as _lazy
 __getattr__, __dir__, __all__ = _lazy.attach(
     __name__,
     submod_attrs={
+        "_batch": ["BatchRepairWidget"],
         "_finetune_widget": ["FinetuneWidget"],
         "_menu": ["repair_all_masked_slices"],
         "_reader": ["napari_get_reader"],

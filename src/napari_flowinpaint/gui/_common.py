@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import weakref
 
+import numpy as np
 from magicgui.widgets import ProgressBar
 from napari.layers import Image, Labels
 from napari.utils import progress
@@ -14,7 +15,7 @@ from napari.utils.notifications import show_error, show_warning
 from qtpy.QtCore import QEvent, QObject
 
 __all__ = ["INPUT_ERRORS", "RESULT_TAG", "SPATIAL", "ImageChoiceMixin", "StatusMixin",
-           "is_result_layer", "reason", "spatial_kwargs"]
+           "image_problem", "is_result_layer", "reason", "spatial_kwargs"]
 
 _log = logging.getLogger(__name__)
 
@@ -105,6 +106,7 @@ class StatusMixin:
     def _set_status(self, text: str, *, warning: bool = False) -> None:
         try:
             self._status.value = text
+            self._status.tooltip = text  # the whole message, also when scrolled out of view
             self._status.native.setStyleSheet("color: #e8a33d;" if warning else "")
         except RuntimeError:  # the widget was closed while a worker ran: nothing to show
             return
@@ -239,18 +241,52 @@ def is_result_layer(layer) -> bool:
     return RESULT_TAG in getattr(layer, "metadata", {})
 
 
+def image_problem(layer) -> str | None:
+    """Why the Image layer ``layer`` cannot be repaired or trained on (a sentence naming it),
+    or None when it is a 3-D grayscale single-scale stack of a supported type."""
+    from ..engine import SUPPORTED_DTYPES
+
+    if layer.rgb:
+        return (f"'{layer.name}' is an RGB image; EM images must be grayscale. Convert it to "
+                "one channel first.")
+    if layer.multiscale:
+        return (f"'{layer.name}' is multiscale; open its full-resolution level as a "
+                "single-scale image to repair it.")
+    shape = tuple(layer.data.shape)
+    if layer.ndim != 3:
+        what = "a single 2-D slice" if layer.ndim == 2 else f"{layer.ndim}-D"
+        return (f"'{layer.name}' is {what} (shape {shape}); repair needs a 3-D stack "
+                "(z, y, x) whose neighbouring slices guide it.")
+    if shape[0] < 2:
+        return f"'{layer.name}' has a single slice; there is no neighbour to repair from."
+    dtype = np.dtype(layer.data.dtype)
+    if dtype.type not in SUPPORTED_DTYPES:
+        return (f"'{layer.name}' holds {dtype} data, which cannot be repaired; convert it to "
+                "uint8, uint16 or float32 first (e.g. in Fiji: Image > Type).")
+    return None
+
+
 class ImageChoiceMixin:
     """An image box (``self._image``) and Labels choices kept in step with the viewer.
 
     Expects the viewer in ``self._viewer``. A widget narrows the images it offers by
     overriding :meth:`accepts_image`, builds its boxes with ``choices=self._image_choices``
     and ``choices=self._labels_choices``, and calls :meth:`_watch_layers` once they exist.
+    Only Labels layers of the picked image's shape are offered.
     """
 
     def accepts_image(self, layer) -> bool:
-        """Whether ``layer`` may be picked as the image: an Image layer that is not one of the
-        plugin's own results (repaired, confidence)."""
-        return isinstance(layer, Image) and not is_result_layer(layer)
+        """Whether ``layer`` may be picked as the image: a 3-D grayscale stack
+        (:func:`image_problem` finds nothing wrong) that is not one of the plugin's own
+        results (repaired, confidence)."""
+        return (isinstance(layer, Image) and not is_result_layer(layer)
+                and image_problem(layer) is None)
+
+    def _not_offered(self) -> str:
+        """Why the viewer's other Image layers are not offered (a sentence each), or ""."""
+        return " ".join(problem for layer in self._viewer.layers
+                        if isinstance(layer, Image) and not is_result_layer(layer)
+                        and (problem := image_problem(layer)) is not None)
 
     @property
     def image_layer(self) -> Image | None:
@@ -265,8 +301,12 @@ class ImageChoiceMixin:
         return [(layer.name, layer) for layer in self._viewer.layers if self.accepts_image(layer)]
 
     def _labels_choices(self, _widget=None):
+        box = getattr(self, "_image", None)
+        image = None if box is None else box.value
+        shape = None if image is None else tuple(image.data.shape)
         return [(layer.name, layer) for layer in self._viewer.layers
-                if isinstance(layer, Labels)]
+                if isinstance(layer, Labels)
+                and (shape is None or tuple(layer.data.shape) == shape)]
 
     def _watch_layers(self) -> None:
         layer_events = self._viewer.layers.events

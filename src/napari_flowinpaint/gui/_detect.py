@@ -26,9 +26,10 @@ from ..tasks.detection import (
     stack_reference,
 )
 from ._common import reason
+from ._layers import PROPOSED, STROKES, painted_question
 from ._view import MaskReadError, scan_painted, writable_mask
 
-__all__ = ["DETECT_SCOPES", "AutoDetectMixin", "DetectRun"]
+__all__ = ["DETECT_SCOPES", "AutoDetectMixin", "DetectRun", "iter_proposals"]
 
 #: Where Auto-detect proposes damage (the choices of the ``detect_scope`` box).
 DETECT_SCOPES = ("current slice", "all slices")
@@ -79,6 +80,29 @@ class DetectRun:
         history, self.history = self.history, None
         if history is not None:
             history.__exit__(None, None, None)
+
+
+def iter_proposals(stack, zs, *, grow: int = 0, weights=None):
+    """What Auto-detect runs: on a stack not judged before, first learn what is normal for
+    it (yielding ``(None, (judged, to judge))`` per section, so that it shows and can be
+    cancelled; remembered while the array lives), then detect on ``zs`` with
+    :func:`~napari_flowinpaint.tasks.detection.iter_detect_damage`, yielding ``(z, found)``.
+    ``weights``: the detector (None: the bundled one)."""
+    options = dict(sensitivity=DETECT_SENSITIVITY, min_area=DETECT_MIN_AREA, weights=weights)
+    scale, level = stack_reference(stack, weights)
+    options.update(scale=scale, level=level)
+    normal = known_normal_area(stack, **options)
+    if normal is None:
+        steps = iter_normal_region_area(stack, **options)
+        while True:
+            try:
+                step = next(steps)
+            except StopIteration as stop:
+                normal = stop.value
+                break
+            yield None, step
+        remember_normal_area(stack, normal, **options)
+    yield from iter_detect_damage(stack, zs, grow=grow, normal_area=normal, **options)
 
 
 class AutoDetectMixin:
@@ -137,12 +161,12 @@ class AutoDetectMixin:
         """Ask about the slices that already hold paint, then detect."""
         zs = run.zs
         painted = [z for z in run.painted if z != run.z]
-        if painted:
-            shown = ", ".join(map(str, painted[:10])) + (" ..." if len(painted) > 10 else "")
-            which = (f"Slice {shown} of '{run.mask.name}' already holds" if len(painted) == 1
-                     else f"Slices {shown} of '{run.mask.name}' already hold")
-            answer = self.ask(f"{which} painted damage. Add the detected damage there too "
-                              "(your strokes are kept), or skip those slices?")
+        if painted:  # the user's strokes, or only what an earlier Auto-detect proposed
+            meta = run.mask.metadata
+            earlier = set(meta.get(PROPOSED, ())) - set(meta.get(STROKES, ()))
+            answer = self.ask(painted_question(
+                run.mask.name, [z for z in painted if z not in earlier],
+                [z for z in painted if z in earlier]))
             if answer == "cancel":
                 self._set_status("Auto-detect cancelled.")
                 return
@@ -172,6 +196,14 @@ class AutoDetectMixin:
             _connect={"yielded": self._on_detected, "errored": self._on_errored,
                       "finished": self._on_finished},
         )
+
+    def _end_history(self, run: DetectRun) -> None:
+        """Commit the proposal as one undo step: the paint event this sends is no stroke."""
+        self._own_edit = True
+        try:
+            run.end_history()
+        finally:
+            self._own_edit = False
 
     def _ask_dialog(self, question: str) -> str:
         from qtpy.QtWidgets import QMessageBox
@@ -217,34 +249,16 @@ class AutoDetectMixin:
             self._progress_to(z + 1)  # last: it runs the Qt event loop
 
     def _detect_many(self, stack, zs, grow):
-        """First, on a stack not judged before, learn what is normal for it (yielding
-        ``(None, (judged, to judge))`` per section, so that it shows and can be cancelled;
-        remembered while the layer's data lives), then detect."""
-        z = zs[0] if zs else None
+        """:func:`iter_proposals` with the widget's detector, every error yielded as
+        ``(z, reason)``."""
+        last = zs[0] if zs else None
         try:
-            options = dict(sensitivity=DETECT_SENSITIVITY, min_area=DETECT_MIN_AREA,
-                           weights=self._detector_weights)
-            scale, level = stack_reference(stack, self._detector_weights)
-            options.update(scale=scale, level=level)
-            normal = known_normal_area(stack, **options)
-            if normal is None:
-                normal = yield from self._learn_normal(stack, options)
-                remember_normal_area(stack, normal, **options)
-            for z, found in iter_detect_damage(stack, zs, grow=grow, normal_area=normal,
-                                               **options):
+            for z, found in iter_proposals(stack, zs, grow=grow,
+                                           weights=self._detector_weights):
+                last = last if z is None else z
                 yield z, found
         except Exception as exc:  # noqa: BLE001 - reported to the user, see above
-            yield z, reason(exc)
-
-    @staticmethod
-    def _learn_normal(stack, options):
-        steps = iter_normal_region_area(stack, **options)
-        while True:
-            try:
-                step = next(steps)
-            except StopIteration as stop:
-                return stop.value
-            yield None, step
+            yield last, reason(exc)
 
     def _on_detected(self, item) -> None:
         z, found = item
@@ -285,6 +299,8 @@ class AutoDetectMixin:
                 labels.data[z] = section
                 labels.refresh()
             run.found.append(z)
+            if add.any():  # its own proposal there: a later run does not call it a stroke
+                labels.metadata[PROPOSED] = sorted({*labels.metadata.get(PROPOSED, ()), z})
         self._set_status(f"checked slice {z} ({run.done} of {len(run.zs)}); damage "
                          f"found on {len(run.found)}")
         if restart:
@@ -298,7 +314,7 @@ class AutoDetectMixin:
         """Report a finished (or stopped) detection in the status and a notification; a
         failed one was reported when it failed. ``why`` says why it was stopped, when
         something it needed went away."""
-        run.end_history()
+        self._end_history(run)
         if run.scanning:  # stopped or failed while reading the mask, else go on
             if why is not None:
                 text = f"Auto-detect stopped: {why}; no slice was checked."

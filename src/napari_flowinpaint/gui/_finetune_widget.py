@@ -4,9 +4,8 @@ detector, further on the user's stack.
 The widget only gathers inputs, checks them and shows progress and results; the work is
 :func:`napari_flowinpaint.tasks.training.finetune` (repair networks) or
 :func:`~napari_flowinpaint.tasks.training.finetune_detector` (damage detector), run in a
-worker thread so the viewer stays
-responsive. Its ``callback`` reaches the widget through a Qt signal (queued to the main
-thread) and **Cancel** makes its ``should_stop`` return True.
+worker thread so the viewer stays responsive. Its ``callback`` reaches the widget through a
+Qt signal (queued to the main thread) and **Cancel** makes its ``should_stop`` return True.
 """
 
 from __future__ import annotations
@@ -25,6 +24,7 @@ from ..engine import SUPPORTED_DTYPES
 from ..tasks.training import DetectorFinetuneResult, FinetuneResult, finetune, finetune_detector
 from ._common import INPUT_ERRORS, ImageChoiceMixin, StatusMixin, is_result_layer, reason
 from ._finetune_text import result_text, result_verdict, verdict
+from ._layout import Fold, arrange
 from ._loss_plot import LossPlot
 from ._weights_output import DEFAULT_DETECTOR_OUTPUT, DEFAULT_OUTPUT, output_problem
 from ._widget import RepairWidget
@@ -156,6 +156,10 @@ class FinetuneWidget(ImageChoiceMixin, StatusMixin, Container):
                                   self._spacing, self._output, self._where, self._start_button,
                                   self._cancel, self._use, *status])
         self.native.layout().addWidget(self.plot.canvas)
+        arrange(self, [self._target, self._image, self._output, self._where, self._iterations,
+                       (self._start_button, self._cancel), self._use,
+                       Fold("Options: known damage, spacing", [self._damage, self._spacing]),
+                       *status, self.plot.canvas])
         self._output.changed.connect(self._show_output)
         self._target.changed.connect(self._on_target)
         self._image.changed.connect(self._follow_image)
@@ -294,9 +298,9 @@ class FinetuneWidget(ImageChoiceMixin, StatusMixin, Container):
         self._set_status(f"Stopping: {why}...")
 
     def use_weights(self) -> list[RepairWidget]:
-        """Make every *Repair section* widget docked in this viewer repair with the fine-tuned
-        weights (:meth:`RepairWidget.set_weights`), or auto-detect with the adapted detector
-        (:meth:`RepairWidget.set_detector_weights`).
+        """Make every *Repair section* (and *Batch repair*) widget docked in this viewer repair
+        with the fine-tuned weights (:meth:`RepairWidget.set_weights`), or auto-detect with
+        the adapted detector (:meth:`RepairWidget.set_detector_weights`).
 
         Docked widgets are found through ``viewer.window.dock_widgets`` (napari >= 0.6.2);
         otherwise, or with no Repair widget docked, the status says where the weights are.
@@ -311,7 +315,7 @@ class FinetuneWidget(ImageChoiceMixin, StatusMixin, Container):
             self._warn("No fine-tuned weights yet: press Start and let it finish.")
             return []
         docked = getattr(getattr(self._viewer, "window", None), "dock_widgets", None) or {}
-        targets = [widget for widget in docked.values() if isinstance(widget, RepairWidget)]
+        targets = [w for w in docked.values() if callable(getattr(w, "set_weights", None))]
         if not targets:
             self._warn(f"No Repair section widget is docked in this viewer: open Plugins > "
                        f"FlowInpaint > Repair section and press Use in Repair widget again. "

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+from napari.layers import Labels
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info, show_warning
 
@@ -147,7 +148,15 @@ class RepairMixin(ResultLayersMixin):
             return None
         mask = self._mask.value
         if mask is None:
-            self._warn("No damage mask: press New mask and paint the damaged pixels.")
+            shape = tuple(image.data.shape)
+            fits = [f"'{layer.name}'" for _, layer in self._labels_choices()]
+            others = [f"'{layer.name}' has shape {tuple(layer.data.shape)}"
+                      for layer in self._viewer.layers
+                      if isinstance(layer, Labels) and tuple(layer.data.shape) != shape]
+            self._warn("No damage mask: press New mask and paint the damaged pixels"
+                       + (f", or pick {' or '.join(fits)} in 'damage mask'" if fits else "")
+                       + "." + (f" (Not offered, not of the image's shape {shape}: "
+                                f"{'; '.join(others)}.)" if others else ""))
             return None
         if tuple(mask.data.shape) != tuple(image.data.shape):
             self._warn(f"The mask '{mask.name}' has shape {tuple(mask.data.shape)} but the "

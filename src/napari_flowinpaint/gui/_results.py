@@ -7,6 +7,8 @@ so that the repair shows through it."""
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 from napari.layers import Image
 from napari.utils.colormaps import Colormap
@@ -15,7 +17,8 @@ from ._common import RESULT_TAG, spatial_kwargs
 from ._layers import is_damage_mask
 from ._view import RepairedView, is_big_lazy
 
-__all__ = ["CONFIDENCE_COLORMAP", "CONFIDENCE_OPACITY", "ResultLayersMixin"]
+__all__ = ["CONFIDENCE_COLORMAP", "CONFIDENCE_OPACITY", "ConfidenceReadOut",
+           "ResultLayersMixin"]
 
 #: Low confidence in opaque red, through translucent yellow, to fully transparent at 1: the
 #: overlay marks only what deserves a second look.
@@ -24,6 +27,46 @@ CONFIDENCE_COLORMAP = Colormap(
     controls=[0.0, 0.6, 1.0], name="flowinpaint confidence")
 #: Opacity of the confidence overlay: the repair it describes stays visible under its red.
 CONFIDENCE_OPACITY = 0.6
+
+
+class ConfidenceReadOut:
+    """The hover read-out of the mask with the confidence under the cursor appended
+    (``"...: 1; confidence 0.42"``), while the overlay is shown.
+
+    napari's status bar reads the active layer, the mask (kept active to go on painting);
+    an instance of this class stands in for that layer's ``get_status`` (:meth:`attach`,
+    undone by :meth:`detach`), so that the value shown is the confidence, not only the
+    mask's label.
+    """
+
+    def __init__(self, mask, overlay):
+        self._own = type(mask).get_status.__get__(mask)
+        self._overlay = weakref.ref(overlay)
+
+    def __call__(self, position=None, **kwargs) -> dict:
+        status = self._own(position, **kwargs)
+        overlay = self._overlay()
+        if overlay is None or not overlay.visible or position is None:
+            return status
+        try:
+            value = overlay.get_value(position, view_direction=kwargs.get("view_direction"),
+                                      dims_displayed=kwargs.get("dims_displayed"),
+                                      world=kwargs.get("world", False))
+        except (IndexError, ValueError):  # outside the overlay, or not sliced yet
+            return status
+        if value is not None and np.isscalar(value):
+            status["coordinates"] = f"{status.get('coordinates', '')}; confidence {value:.2f}"
+        return status
+
+    @classmethod
+    def attach(cls, mask, overlay) -> None:
+        cls.detach(mask)
+        mask.get_status = cls(mask, overlay)
+
+    @staticmethod
+    def detach(mask) -> None:
+        if isinstance(mask.__dict__.get("get_status"), ConfidenceReadOut):
+            del mask.get_status
 
 
 class ResultLayersMixin:
@@ -95,6 +138,8 @@ class ResultLayersMixin:
                                opacity=CONFIDENCE_OPACITY)
         layer.visible = bool(self._show_confidence.value)
         layer.colorbar.visible = layer.visible  # the legend: red = least sure, clear = sure
+        if layer.visible and self._mask.value is not None:
+            ConfidenceReadOut.attach(self._mask.value, layer)
         return layer
 
     def _put_confidence(self, image: Image, z: int, confidence) -> None:
@@ -123,7 +168,14 @@ class ResultLayersMixin:
         layer = None if image is None else self._confidence_layer(image, create=False)
         if layer is not None:
             layer.visible = layer.colorbar.visible = bool(show)
+        mask = self._mask.value
+        if mask is not None:  # the read-out under the cursor gives the confidence too
+            if show and layer is not None:
+                ConfidenceReadOut.attach(mask, layer)
+            else:
+                ConfidenceReadOut.detach(mask)
         if show:
             self._set_status("Red marks where the repair is least reliable: check those "
-                             "places against the neighbouring slices." if layer is not None
+                             "places against the neighbouring slices (the status bar gives "
+                             "the confidence under the cursor)." if layer is not None
                              else "Nothing repaired yet: the confidence shows after a repair.")

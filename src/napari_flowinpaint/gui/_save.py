@@ -25,7 +25,8 @@ from ..tasks.provenance import describe, write_sidecar
 from ._common import INPUT_ERRORS, reason
 from ._view import is_lazy
 
-__all__ = ["SaveCancelled", "SaveMixin", "SaveRun", "SectionReader", "voxel_size_nm"]
+__all__ = ["SaveCancelled", "SaveMixin", "SaveRun", "SectionReader", "default_output",
+           "voxel_size_nm"]
 
 _SUFFIXES = (".ome.zarr", ".zarr", ".tiff", ".tif")
 
@@ -76,6 +77,20 @@ def voxel_size_nm(layer) -> tuple[tuple[float, float, float] | None, str]:
         if unit == "pixel" and scale == (1.0, 1.0, 1.0):
             return None, unit
         return scale, unit
+
+
+def default_output(image) -> Path:
+    """Where a repaired stack of ``image`` goes unless the user says otherwise: next to the
+    image's file when known, else in the home folder: ``<name>-repaired`` with ``.ome.zarr``
+    for a lazy stack and ``.tif`` for one in memory."""
+    source = image.source.path
+    base = Path(source) if source else Path.home() / image.name
+    stem = base.name
+    for suffix in _SUFFIXES:
+        if stem.lower().endswith(suffix):
+            stem = stem[: -len(suffix)]
+            break
+    return base.with_name(f"{stem}-repaired{'.ome.zarr' if is_lazy(image.data) else '.tif'}")
 
 
 @dataclass
@@ -173,16 +188,7 @@ class SaveMixin:
 
     @staticmethod
     def _default_output(image) -> Path:
-        """Next to the image's file when known, else in the home folder: ``<name>-repaired``
-        with ``.ome.zarr`` for a lazy stack and ``.tif`` for one in memory."""
-        source = image.source.path
-        base = Path(source) if source else Path.home() / image.name
-        stem = base.name
-        for suffix in _SUFFIXES:
-            if stem.lower().endswith(suffix):
-                stem = stem[: -len(suffix)]
-                break
-        return base.with_name(f"{stem}-repaired{'.ome.zarr' if is_lazy(image.data) else '.tif'}")
+        return default_output(image)
 
     def _choose_output_dialog(self, suggested: Path) -> str | None:
         from qtpy.QtWidgets import QFileDialog

@@ -22,6 +22,7 @@ from ..engine.names import REPAIR_MODES
 from ._common import StatusMixin
 from ._detect import DETECT_SCOPES, AutoDetectMixin, DetectRun
 from ._layers import LayerPickingMixin
+from ._layout import Fold, arrange
 from ._repair import BatchRun, RepairMixin
 from ._save import SaveMixin
 
@@ -72,6 +73,8 @@ class RepairWidget(LayerPickingMixin, RepairMixin, AutoDetectMixin, SaveMixin, S
         self._result = None  # the layer the running repair writes to, once made
         self._halted: str | None = None  # why the running job was stopped, if it was
         self._detect_run: DetectRun | None = None
+        self._paint_watched: list = []  # the Labels layers whose strokes are followed
+        self._told_paint: set[str] = set()  # ... and those the user was told were not used
         #: Asked before Auto-detect adds to slices the user painted: called with the
         #: question, returns "add", "skip" or "cancel". Replaced in tests.
         self.ask = self._ask_dialog
@@ -125,6 +128,13 @@ class RepairWidget(LayerPickingMixin, RepairMixin, AutoDetectMixin, SaveMixin, S
                                   self._repair,
                                   self._repair_all, self._show_result, self._show_confidence,
                                   self._save, self._cancel, *status])
+        # short enough for a laptop screen beside the Fine-tune widget: a scroll area, paired
+        # buttons, and the options one rarely changes behind a click
+        arrange(self, [self._image, self._mask, (self._new_mask, self._detect), self._z,
+                       self._detect_scope, self._repair, self._repair_all,
+                       (self._show_result, self._show_confidence), (self._save, self._cancel),
+                       Fold("Options: detection margin, repair mode", [self._grow, self._mode]),
+                       *status])
 
         self._image.changed.connect(self._on_image_changed)
         self._mode.changed.connect(self._on_mode_changed)
@@ -208,12 +218,14 @@ class RepairWidget(LayerPickingMixin, RepairMixin, AutoDetectMixin, SaveMixin, S
 
     def _on_layers_changed(self, _event=None) -> None:
         super()._on_layers_changed(_event)
+        self._watch_paint()
         why = self._missing() if self.worker is not None else None
         if why is not None:
             self._stop_work(why)
 
     def _disconnect_viewer(self) -> None:
         super()._disconnect_viewer()
+        self._unwatch_paint()
         self._viewer.dims.events.current_step.disconnect(self._follow_viewer)
 
     # ------------------------------------------------------------------ worker plumbing
@@ -231,7 +243,7 @@ class RepairWidget(LayerPickingMixin, RepairMixin, AutoDetectMixin, SaveMixin, S
 
     def _on_errored(self, exc: Exception) -> None:
         if self._detect_run is not None:
-            self._detect_run.end_history()
+            self._end_history(self._detect_run)
         self._batch = self._save_run = self._detect_run = None
         super()._on_errored(exc)
 
