@@ -1,10 +1,12 @@
-"""Screenshots of the two dock widgets at work, for the README (``make screenshots``).
+"""Screenshots of the dock widgets at work, for the napari tutorial (``make screenshots``).
 
-Opens a real napari window (under Xvfb when there is no display: ``xvfb-run -a``), loads the
-bundled FIB-SEM sample, paints a damaged region, repairs it, shows the confidence overlay,
-and runs a short fine-tuning; each step is saved as a PNG in ``docs/images/``.
+Opens a real napari window of a laptop screen's size (1366 x 768; under Xvfb when there is
+no display: ``xvfb-run -a``), loads the bundled FIB-SEM sample, paints a damaged region,
+repairs it, shows the confidence overlay, runs Auto-detect and a batch repair on a range of
+slices, and a short fine-tuning with the Repair widget docked beside it; each step is saved
+as a PNG in ``docs/images/``.
 
-    xvfb-run -a .venv/bin/python docs/make_screenshots.py
+    xvfb-run -a -s "-screen 0 1400x900x24" .venv/bin/python docs/make_screenshots.py
 """
 
 from __future__ import annotations
@@ -15,13 +17,17 @@ from pathlib import Path
 
 import napari
 import numpy as np
-from qtpy.QtWidgets import QApplication
+from napari.layers import Labels
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import QApplication, QScrollArea
 
-from napari_flowinpaint.gui import FinetuneWidget, RepairWidget
+from napari_flowinpaint.gui import BatchRepairWidget, FinetuneWidget, RepairWidget
 from napari_flowinpaint.tasks.io.sample import load_sample
 
 OUT = Path(__file__).resolve().parent / "images"
-Z = 8
+SIZE = (1366, 768)  # a laptop screen: every widget must fit and stay readable there
+Z = 8  # the painted slice
+BATCH = (4, 12)  # the slices the batch repair covers
 
 
 def settle(widget=None, timeout: float = 300.0) -> None:
@@ -42,22 +48,32 @@ def shoot(viewer, name: str) -> None:
     print("wrote", OUT / name)
 
 
-def main() -> None:
-    OUT.mkdir(parents=True, exist_ok=True)
+def damaged_sample():
+    """The sample with a white blob and a crack on slice Z, a dark band on slice 6 and a
+    bright smear on slice 10; and the blob and crack as a mask."""
     stack, info = load_sample()
     damaged = stack.copy()
-    hole = np.zeros(stack.shape[1:], bool)
     yy, xx = np.mgrid[: stack.shape[1], : stack.shape[2]]
-    hole |= (yy - 90) ** 2 / 40 ** 2 + (xx - 100) ** 2 / 25 ** 2 < 1
+    hole = (yy - 90) ** 2 / 40 ** 2 + (xx - 100) ** 2 / 25 ** 2 < 1
     hole |= np.abs(yy - 0.6 * xx - 20) < 4
     damaged[Z][hole] = 255
+    damaged[6][np.abs(yy + 0.4 * xx - 120) < 6] = 15
+    damaged[10][(yy - 50) ** 2 + (xx - 140) ** 2 < 30 ** 2] = 250
+    return damaged, info, hole
+
+
+def main() -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    damaged, info, hole = damaged_sample()
+    voxel = info["voxel_size"]
 
     viewer = napari.Viewer(title="napari-flowinpaint")
-    viewer.window._qt_window.resize(1280, 820)
-    image = viewer.add_image(damaged, name="em", scale=info["voxel_size"])
+    window = viewer.window._qt_window
+    window.resize(*SIZE)
+    image = viewer.add_image(damaged, name="em", scale=voxel)
     repair = RepairWidget(viewer)
-    dock = viewer.window.add_dock_widget(repair, name="Repair section")
-    viewer.dims.set_point(0, Z * info["voxel_size"][0])
+    repair_dock = viewer.window.add_dock_widget(repair, name="Repair section")
+    viewer.dims.set_point(0, Z * voxel[0])
     mask = repair.new_mask()
     mask.data[Z][hole] = 1
     mask.refresh()
@@ -68,20 +84,46 @@ def main() -> None:
     shoot(viewer, "repair-result.png")
 
     repair["show_confidence"].value = True
+    viewer.mouse_over_canvas = True  # the status bar reads the confidence under the cursor
+    viewer.cursor.position = (Z * voxel[0], 100 * voxel[1], 105 * voxel[2])
     shoot(viewer, "repair-confidence.png")
-
-    viewer.layers.remove(mask)
+    viewer.mouse_over_canvas = False
+    viewer.status = "Ready"
     repair["show_confidence"].value = False
-    viewer.window.remove_dock_widget(dock)
+
+    # the whole stack's damage, found and repaired on a range of slices in one go
+    batch = BatchRepairWidget(viewer)
+    batch_dock = viewer.window.add_dock_widget(batch, name="Batch repair", tabify=True)
+    batch["mask_choice"].value = "auto-detect"
+    batch.z_range = BATCH
+    viewer.dims.set_point(0, 10 * voxel[0])
+    batch.start()
+    settle(batch, timeout=900)
+    for layer in (mask, viewer.layers["em confidence"]):
+        layer.visible = False
+    shoot(viewer, "batch.png")
+
+    # fine-tuning, with the Repair widget docked beside it: both fit the laptop screen
+    viewer.window.remove_dock_widget(batch_dock)
+    for layer in list(viewer.layers):
+        if isinstance(layer, Labels) or layer.name == "em confidence":
+            viewer.layers.remove(layer)
+    viewer.dims.set_point(0, Z * voxel[0])
     finetune = FinetuneWidget(viewer, score_samples=2)
-    viewer.window.add_dock_widget(finetune, name="Fine-tune weights")
+    finetune_dock = viewer.window.add_dock_widget(finetune, name="Fine-tune weights")
+    window.resizeDocks([repair_dock, finetune_dock], [250, SIZE[1]],
+                       Qt.Orientation.Vertical)
     finetune.image_layer = image
     finetune["iterations"].value = 40
     with tempfile.TemporaryDirectory() as tmp:
         finetune["output_file"].value = Path(tmp) / "my-stack.safetensors"
         finetune.start()
-        settle(finetune, timeout=900)
+        settle(finetune, timeout=1800)
+        bar = finetune_dock.findChild(QScrollArea, "scroll area").verticalScrollBar()
+        bar.setValue(bar.maximum())  # the verdict and the loss plot
         shoot(viewer, "finetune.png")
+    print("window", window.width(), "x", window.height(), "minimum",
+          window.minimumSizeHint().width(), "x", window.minimumSizeHint().height())
     viewer.close()
 
 
