@@ -526,3 +526,24 @@ def test_section_index_and_mask_path_are_refused_clearly():
         repair_slice(stack, 2, "mask.tif")
     repaired = repair_slice(stack, np.int64(2), mask)  # numpy integers are fine
     assert np.array_equal(repaired[~mask], stack[2][~mask])
+
+
+def test_damage_on_consecutive_sections_is_not_copied_into_the_repair():
+    # a hole at the same place on sections 6 and 7: section 7 was repaired from section 6's
+    # white pixels (found by the QC report); the neighbour damaged where the section is is
+    # now skipped for the next one
+    from napari_flowinpaint.tasks.io import load_sample
+    from napari_flowinpaint.tasks.repair import find_neighbours
+
+    stack, _ = load_sample()
+    stack = stack.copy()
+    masks = np.zeros(stack.shape, np.uint8)
+    masks[6:8, 60:120, 50:140] = 1
+    stack[masks > 0] = 255  # blank film where the sections are torn
+    assert find_neighbours(stack, 7, masks=masks) == (6, 8)  # (without the hole: as before)
+    assert find_neighbours(stack, 7, masks=masks, hole=masks[7]) == (5, 8)
+    hole = masks[7] > 0
+    repaired = repair_slice(stack, 7, hole, masks=masks)
+    tissue = float(stack[5][hole].mean())
+    assert abs(float(repaired[hole].mean()) - tissue) < 25  # not the white of section 6
+    assert np.array_equal(repaired[~hole], stack[7][~hole])

@@ -219,7 +219,7 @@ class RepairMixin(ResultLayersMixin):
         t0 = time.perf_counter()
         try:
             engine = self.inpainter
-            z_prev, z_next = find_neighbours(stack, z, masks=masks)
+            z_prev, z_next = find_neighbours(stack, z, masks=masks, hole=damage)
             *repaired, report = repair_slice(stack, z, damage, masks=masks, inpainter=engine,
                                              return_confidence=True, return_report=True)
         except Exception as exc:  # noqa: BLE001 - reported to the user, see above

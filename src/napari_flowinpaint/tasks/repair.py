@@ -49,21 +49,28 @@ def _stack_mask(masks, shape):
     return masks
 
 
-def _usable(stack, masks, z: int, max_damage: float) -> bool:
+def _usable(stack, masks, z: int, max_damage: float, hole=None,
+            max_overlap: float = 0.25) -> bool:
     if masks is not None:
-        frac = float(np.mean(as_mask(np.asarray(masks[z]), name=f"mask[{z}]")))
-        if frac > max_damage:
+        damage = as_mask(np.asarray(masks[z]), name=f"mask[{z}]")
+        if float(np.mean(damage)) > max_damage:
             return False
+        if hole is not None and hole.any() and float(np.mean(damage[hole])) > max_overlap:
+            return False  # damaged where the section is: it would carry its damage in
     sl = np.asarray(stack[z])
     return bool(sl.max() != sl.min())  # a blank (constant) section is a missing one
 
 
 def find_neighbours(stack, z: int, *, masks=None, max_distance: int = 3,
-                    max_damage: float = 0.5) -> tuple[int | None, int | None]:
+                    max_damage: float = 0.5, hole=None,
+                    max_overlap: float = 0.25) -> tuple[int | None, int | None]:
     """The nearest usable sections before and after ``z``.
 
     A section is unusable when it is blank (constant) or, given ``masks``, when more than
-    ``max_damage`` of it is marked damaged. Sections up to ``max_distance`` away are tried.
+    ``max_damage`` of it is marked damaged, or when more than ``max_overlap`` of ``hole``
+    (the damage of section ``z``, True = damaged) is damaged in it too: damage on
+    consecutive sections at the same place would otherwise be copied into the repair.
+    Sections up to ``max_distance`` away are tried.
 
     Returns
     -------
@@ -74,6 +81,8 @@ def find_neighbours(stack, z: int, *, masks=None, max_distance: int = 3,
     if not 0 <= z < shape[0]:
         raise IndexError(f"slice z={z} is outside the stack (0 to {shape[0] - 1}).")
     masks = _stack_mask(masks, shape)
+    if hole is not None:
+        hole = as_mask(hole, shape[1:], name="hole")
     found = []
     for step in (-1, 1):
         cand = None
@@ -81,7 +90,7 @@ def find_neighbours(stack, z: int, *, masks=None, max_distance: int = 3,
             zz = z + step * d
             if not 0 <= zz < shape[0]:
                 break
-            if _usable(stack, masks, zz, max_damage):
+            if _usable(stack, masks, zz, max_damage, hole, max_overlap):
                 cand = zz
                 break
         found.append(cand)
@@ -130,7 +139,8 @@ def repair_slice(stack, z: int, mask, *, masks=None, inpainter: FlowInpainter | 
     """
     shape = _check_stack(stack)
     z = section_index(z)
-    z_prev, z_next = find_neighbours(stack, z, masks=masks, max_distance=max_distance)
+    mask = as_mask(mask, shape[1:])
+    z_prev, z_next = find_neighbours(stack, z, masks=masks, max_distance=max_distance, hole=mask)
     if z_prev is None and z_next is None:
         raise ValueError(
             f"section {z} has no usable neighbour within {max_distance} sections on either "

@@ -226,11 +226,12 @@ def repair_to_file(input, mask, output, *, overwrite: bool = False, slices=None,
         unmasked = [z for z in wanted if z not in set(damaged)]
         todo = [z for z in wanted if z in set(damaged)]
     orphans = [z for z in todo if find_neighbours(
-        stack, z, masks=masks, max_distance=max_distance) == (None, None)]
+        stack, z, masks=masks, max_distance=max_distance, hole=masks[z]) == (None, None)]
     if orphans:
         raise ValueError(
             f"slice(s) {format_slices(orphans)} have no usable neighbour within {max_distance} "
-            "slices (the neighbours are blank or more than half damaged); raise "
+            "slices (the neighbours are blank, more than half damaged or damaged where they "
+            "are); raise "
             "--max-distance or leave them out with --slices.")
     from ..engine.texture import check_mode
 
