@@ -637,6 +637,13 @@ def test_a_clean_section_beside_a_damaged_one_stays_clean(sample):
         hurt = part.copy()
         hurt[1] = simulate_damage(hurt[1], kind, rng)[0]
         assert not detect_damage(hurt, 2).any(), kind
+    alternate = sample.copy()  # damage on every other section (6, 8, 10): 7 and 9 clean
+    yy, xx = np.mgrid[: sample.shape[1], : sample.shape[2]]
+    alternate[6][np.abs(yy + 0.4 * xx - 120) < 6] = 15  # a dark band (a fold)
+    alternate[8][(yy - 90) ** 2 / 40 ** 2 + (xx - 100) ** 2 / 25 ** 2 < 1] = 255  # a hole
+    alternate[10][(yy - 50) ** 2 + (xx - 140) ** 2 < 30 ** 2] = 250  # a bright smear
+    found = detect_damage(alternate)
+    assert [z for z in range(len(found)) if found[z].any()] == [6, 8, 10]
     for seed in range(3):  # a whole stack run, as `auto` does: only the folded section
         hurt = sample.copy()
         hurt[8], truth = simulate_damage(hurt[8], "fold", seed)

@@ -262,15 +262,22 @@ def iter_detect_damage(stack, zs=None, *, sensitivity: float = 0.5, grow: int = 
             before, after = neighbour(z, -1), neighbour(z, 1)
             mask = judge(z, before, after)
             if mask.any() and before is not None and after is not None:
-                # where a neighbour, not the section, is the odd one of the three (tissue
-                # displaced beside a fold in the neighbour above, issue 26), a second opinion
-                # against the section beyond that neighbour: a region it does not confirm
-                # is the neighbour's doing
-                odd = odd_neighbour(sections[before], sec, sections[after], mask)
-                far = None if odd == 0 else neighbour(z, odd, abs((before, after)[odd > 0] - z) + 1)
-                if far is not None:
-                    mask = keep_confirmed(mask, judge(z, far if odd < 0 else before,
-                                                      far if odd > 0 else after))
+                # a neighbour damaged itself around a region (the odd one of the section
+                # beyond it, itself and this section: a fold that displaced the tissue
+                # beside it, issue 26) gets a second opinion: the section judged again
+                # against the section beyond it; a region that opinion does not confirm
+                # was that neighbour's doing
+                labels = label_regions(mask)[1]
+                doubts = {}
+                for side, near in ((-1, before), (1, after)):
+                    far = neighbour(z, side, abs(near - z) + 1)
+                    if far is None:
+                        continue
+                    odd = odd_neighbour(sections[far], sections[near], sec, labels)
+                    if odd.any():
+                        doubts[side] = (odd, judge(z, far if side < 0 else before,
+                                                   far if side > 0 else after))
+                mask = keep_confirmed(labels, doubts)
         yield z, refine_mask(mask, grow=grow, rectangles=rectangles, min_area=min_area)
         for k in [k for k in sections if k < z - 4]:
             del sections[k], blank[k]

@@ -102,47 +102,53 @@ def decide_mask(p, bright, *, threshold: float = 0.5, alone: bool = False,
     return out
 
 
-def keep_confirmed(mask: np.ndarray, *opinions: np.ndarray) -> np.ndarray:
-    """The regions of ``mask`` that every one of ``opinions`` (masks of the same section
-    judged against other neighbours) also finds, at least in part.
-
-    Damage of the section is there whichever neighbours it is judged against; a region found
-    only against one neighbour is that neighbour's doing (e.g. tissue displaced beside a fold
-    in the neighbour, which the section's own healthy tissue then seems not to continue).
-    """
-    keep = np.asarray(mask, dtype=bool)
-    if not keep.any() or not opinions:
-        return keep
-    n, labels, _ = label_regions(keep)
-    ok = np.ones(n, bool)
-    for other in opinions:
-        ok &= _count_in(labels, n, np.asarray(other, dtype=bool)) > 0
-    ok[0] = False
-    return ok[labels]
-
-
-def odd_neighbour(prev: np.ndarray, section: np.ndarray, next: np.ndarray,
-                  mask: np.ndarray, *, margin: float = 1.25) -> int:
-    """Which of the three sections is the odd one around the regions of ``mask``: -1 (the
-    neighbour before), 1 (the one after) or 0 (the section itself, as when it is damaged,
-    and whenever no neighbour stands out by ``margin``).
+def odd_neighbour(far: np.ndarray, near: np.ndarray, section: np.ndarray, labels: np.ndarray,
+                  *, margin: float = 1.25) -> np.ndarray:
+    """Per region of ``labels`` (an 8-connected label image, 0 = background), whether the
+    neighbour ``near`` is the odd one of ``far`` (the section beyond it), ``near`` and
+    ``section`` there: damaged there itself, so that its evidence about the section is not
+    to be trusted.
 
     Each section is standardised over its whole area (flicker between sections is not a
-    difference), then compared over the regions' surroundings (their bounding box grown by
-    16 px): the odd one differs most from the other two (mean absolute difference)."""
-    ys, xs = np.nonzero(mask)
-    h, w = mask.shape
-    box = (slice(max(ys.min() - 16, 0), min(ys.max() + 17, h)),
-           slice(max(xs.min() - 16, 0), min(xs.max() + 17, w)))
-    a, b, c = [_standard(np.asarray(x, np.float32))[box] for x in (prev, section, next)]
-    ab, bc, ac = (float(np.mean(np.abs(u - v))) for u, v in ((a, b), (b, c), (a, c)))
-    apart = {-1: ab + ac, 0: ab + bc, 1: bc + ac}
-    odd = max(apart, key=apart.get)
-    return odd if odd != 0 and apart[odd] >= margin * apart[0] else 0
+    difference) and compared over the region's pixels: ``near`` is odd when its mean
+    absolute difference to the other two exceeds, by ``margin``, that of each of them to
+    theirs. Damage of the section itself makes the section the odd one, never ``near``."""
+    a, b, c = (_standard(np.asarray(x, np.float32)) for x in (far, near, section))
+    flat = labels.ravel()
+    n = int(flat.max()) + 1
+
+    def per_label(u, v):
+        return np.bincount(flat, weights=np.abs(u - v).ravel(), minlength=n)
+
+    ab, bc, ac = per_label(a, b), per_label(b, c), per_label(a, c)
+    odd = ab + bc >= margin * np.maximum(ab + ac, bc + ac)
+    odd[0] = False
+    return odd
 
 
 def _standard(x: np.ndarray) -> np.ndarray:
     return (x - x.mean()) / max(float(x.std()), 1e-6)
+
+
+def keep_confirmed(labels: np.ndarray, doubts: dict) -> np.ndarray:
+    """The damage mask from the regions ``labels``: ``doubts`` maps each neighbour judged
+    odd around some regions to ``(odd, opinion)``, the regions where it is odd (bool per
+    label) and the section's mask judged again with that neighbour replaced by the section
+    beyond it. A region where a neighbour is odd is kept only when that opinion also finds
+    it, at least in part.
+
+    Damage of the section is there whichever neighbours it is judged against; a region found
+    only against a neighbour damaged there itself is that neighbour's doing (e.g. tissue
+    displaced beside a fold in the neighbour, which the section's healthy tissue then seems
+    not to continue).
+    """
+    n = int(labels.max()) + 1
+    keep = np.ones(n, bool)
+    for odd, opinion in doubts.values():
+        seen = _count_in(labels, n, np.asarray(opinion, dtype=bool)) > 0
+        keep &= ~odd[:n] | seen
+    keep[0] = False
+    return keep[labels]
 
 
 def _drop_small(mask: np.ndarray, min_pixels: int) -> np.ndarray:
