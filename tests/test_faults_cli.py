@@ -155,6 +155,35 @@ def test_relative_paths_reach_the_workers_of_a_cluster(folder, argv, tmp_path_fa
     assert list(_FarClient.elsewhere.iterdir()) == []  # nothing written where workers run
 
 
+def test_relative_paths_reach_the_workers_of_a_cluster_from_python(folder, tmp_path_factory,
+                                                                   monkeypatch):
+    # issue 26: the API callers too, not only the command line
+    import concurrent.futures
+
+    import distributed
+
+    from napari_flowinpaint.tasks.volume import repair_to_file
+    from napari_flowinpaint.tasks.volume_detect import detect_to_file
+
+    monkeypatch.setattr(_FarClient, "elsewhere", tmp_path_factory.mktemp("worker"))
+    monkeypatch.setattr(_FarClient, "sent", [])
+    monkeypatch.setattr(distributed, "Client", _FarClient)
+    monkeypatch.setattr(distributed, "as_completed", concurrent.futures.as_completed)
+    monkeypatch.chdir(folder)
+    repair_to_file("in.tif", Path("m.tif"), "api.zarr", scheduler="tcp://10.0.0.5:8786",
+                   stages=STAGES_FAST, confidence="api-c.zarr")
+    detect_to_file(Path("in.tif"), "api-d.zarr", report="api-r.csv",
+                   scheduler="tcp://10.0.0.5:8786")
+    paths = [s for args in _FarClient.sent for s in _strings(args)
+             if s.endswith((".tif", ".zarr", ".csv"))]
+    assert paths and all(Path(p).is_absolute() for p in paths), paths
+    stack, masks = read_stack(folder / "in.tif"), read_stack(folder / "m.tif")
+    out = np.asarray(read_stack(folder / "api.zarr"))
+    np.testing.assert_array_equal(out[masks == 0], stack[masks == 0])
+    assert (folder / "api-d.zarr").exists() and (folder / "api-r.csv").exists()
+    assert list(_FarClient.elsewhere.iterdir()) == []  # nothing written where workers run
+
+
 @pytest.mark.parametrize(("given", "made"), [
     ("in.tif", "{d}/in.tif"),
     ("sub/scan.h5:/volumes/raw", "{d}/sub/scan.h5:/volumes/raw"),

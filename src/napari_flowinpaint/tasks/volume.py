@@ -37,6 +37,7 @@ from .fingerprints import (
 )
 from .io import StackWriter, read_stack, read_voxel_size
 from .io import check_output_path as check_stack_path
+from .io.formats import for_cluster
 from .outputs import Ones, aborting, guarded, resumable_output
 from .parallel import (
     SectionRunner,
@@ -203,6 +204,9 @@ def repair_to_file(input, mask, output, *, overwrite: bool = False, slices=None,
     if inpainter is not None and ((workers or 1) > 1 or scheduler):
         raise ValueError("an inpainter object runs in this process only; give its settings "
                          "(weights, device, stages, flow_method, mode) to use workers.")
+    if scheduler is not None:  # the cluster's workers run in folders of their own
+        input, mask, output, confidence, weights = for_cluster(input, mask, output, confidence,
+                                                                weights)
     from ..engine import SUPPORTED_DTYPES
 
     stack, masks = read_stack(input, name="input"), read_stack(mask, name="mask", sparse=True)

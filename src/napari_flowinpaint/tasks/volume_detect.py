@@ -23,6 +23,7 @@ from .fingerprints import (
 )
 from .io import StackWriter, read_stack, read_voxel_size
 from .io import check_output_path as check_stack_path
+from .io.formats import for_cluster
 from .io.targets import check_writable, limits_dtype, output_target, stack_file, written_stack
 from .outputs import guarded, resumable_output
 from .parallel import (
@@ -95,6 +96,8 @@ def detect_to_file(input, output, *, report=None, overwrite: bool = False,
     list of dict
         The report's rows, in z order.
     """
+    if scheduler is not None:  # the cluster's workers run in folders of their own
+        input, output, report, weights = for_cluster(input, output, report, weights)
     from .detection import check_options
     from .detection.detector import normal_region_area, relative_min_area
     from .detection.evidence import stack_reference

@@ -22,7 +22,6 @@ from .common import (
     add_mode_argument,
     add_parallel_arguments,
     check_stack_outputs,
-    for_cluster,
     input_path,
 )
 
@@ -77,7 +76,6 @@ def run(args: argparse.Namespace) -> int:
     from ..outputs import output_lock
 
     check_stack_outputs(args.output, args.mask)  # before the detection, not after it
-    for_cluster(args, "output", "mask", "report", "weights", "detector_weights")
     with output_lock(args.output, *_mask_and_report(args), _qc_report(args)):
         return _run(args)
 

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 __all__ = ["ProgressBar", "add_absolute_argument", "add_finetune_arguments", "add_format_argument",
-           "add_mode_argument", "add_parallel_arguments", "check_stack_outputs", "for_cluster",
+           "add_mode_argument", "add_parallel_arguments", "check_stack_outputs",
            "input_path"]
 
 _FORMAT = ("{desc}: {n_fmt}/{total_fmt} {unit} {percentage:3.0f}%|{bar}| "
@@ -119,23 +119,6 @@ def add_parallel_arguments(parser) -> None:
     parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
                         help="run on an existing dask.distributed cluster, e.g. "
                              "tcp://10.0.0.5:8786 (--workers is then ignored)")
-
-
-def for_cluster(args, *names: str) -> None:
-    """With ``--scheduler``, make INPUT and the paths ``names`` of ``args`` (e.g. ``"mask"``,
-    ``"output"``, ``"weights"``; None is left alone) absolute, in place: a cluster's workers
-    run in folders of their own, where a relative path names nothing ("does not exist").
-    Without it local workers share this process's folder, and the paths stay as given."""
-    if getattr(args, "scheduler", None) is None:
-        return
-    from ..io.formats import absolute_source
-
-    args.input = absolute_source(args.input)
-    for name in names:
-        value = getattr(args, name)
-        if value is not None:
-            setattr(args, name, absolute_source(value) if isinstance(value, str)
-                    else Path(value).absolute())
 
 
 def add_finetune_arguments(parser, *, what: str, iterations: int, mask_help: str) -> None:

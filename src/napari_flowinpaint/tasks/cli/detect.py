@@ -16,7 +16,6 @@ from .common import (
     add_format_argument,
     add_parallel_arguments,
     check_stack_outputs,
-    for_cluster,
     input_path,
 )
 
@@ -54,7 +53,6 @@ def run(args) -> int:
     from ..volume_detect import detect_to_file
 
     check_stack_outputs(args.output)
-    for_cluster(args, "output", "report", "weights")
 
     from ..outputs import output_lock
 

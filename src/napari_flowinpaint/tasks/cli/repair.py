@@ -23,7 +23,6 @@ from .common import (
     add_mode_argument,
     add_parallel_arguments,
     check_stack_outputs,
-    for_cluster,
     input_path,
 )
 
@@ -76,7 +75,6 @@ def run(args: argparse.Namespace) -> int:
     from ..volume import repair_to_file
 
     check_stack_outputs(args.output, args.confidence)
-    for_cluster(args, "mask", "output", "confidence", "weights")
     from ..outputs import output_lock
 
     t0 = time.perf_counter()

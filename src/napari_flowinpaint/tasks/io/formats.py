@@ -28,12 +28,14 @@ shape, dtype, ndim and numpy indexing that reads only what is asked.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["FORMATS", "READABLE", "FormatStack", "absolute_source", "format_voxel_size",
+__all__ = ["FORMATS", "READABLE", "FormatStack", "absolute_source", "for_cluster",
+           "format_voxel_size",
            "hdf5_datasets",
            "hdf5_parts", "lazy_format", "open_format", "split_format", "tiff_zarr",
            "with_format"]
@@ -95,6 +97,15 @@ def absolute_source(path) -> str:
     else:  # an output's trailing "/" (a folder of sections) is kept
         text = str(Path(text).absolute()) + ("/" if text.endswith("/") else "")
     return text if fmt is None else f"{fmt}:{text}"
+
+
+def for_cluster(*paths) -> tuple:
+    """``paths`` with each file path (str or path-like) made absolute by
+    :func:`absolute_source` and anything else (None, arrays, weights objects) as it is: what
+    a dask cluster's workers need, since they run in folders of their own, where a relative
+    path names nothing."""
+    return tuple(absolute_source(os.fspath(p)) if isinstance(p, (str, os.PathLike)) else p
+                 for p in paths)
 
 
 def lazy_format(path) -> str | None:
