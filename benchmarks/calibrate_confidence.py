@@ -24,6 +24,7 @@ Run from the repository root::
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import numpy as np
@@ -110,6 +111,8 @@ def main() -> None:
                     help="the repair the map is scored on")
     ap.add_argument("--leave-out", choices=sorted(STACKS), default=None,
                     help="with --fit: fit without this stack, score only its validation part")
+    ap.add_argument("--json", type=Path, default=None,
+                    help="also write the rows here (e.g. benchmarks/results/confidence.json)")
     args = ap.parse_args()
     if args.leave_out and not args.fit:
         ap.error("--leave-out needs --fit")
@@ -118,19 +121,26 @@ def main() -> None:
         fit(engine, max(args.samples, 40), args.leave_out)
     print("| validation part | low/high MAE | Spearman | mean confidence | PSNR hole | n |")
     print("|---|---|---|---|---|---|")
-    pooled = []
+    pooled, rows = [], []
     for name, (_, (val, z_range), spacing) in STACKS.items():
         if args.leave_out and name != args.leave_out:
             continue
         cases = list(samples(val, z_range, spacing, args.samples, seed=0))
         pooled += cases
         r = calibration(engine, cases)
+        rows.append({"part": f"{val} z {z_range[0]}-{z_range[1] - 1}", **r})
         print(f"| {val} z {z_range[0]}-{z_range[1] - 1} | {r['ratio']:.2f} | "
               f"{r['spearman']:.2f} | {r['mean_confidence']:.2f} | {r['psnr_hole']:.1f} | "
               f"{r['n']} |")
+    if not args.leave_out:
+        r = calibration(engine, pooled)
+        rows.append({"part": "all four pooled", **r})
+    if args.json is not None:
+        args.json.write_text(json.dumps({"samples_per_ratio": args.samples, "mode": args.mode,
+                                         "fit": args.fit, "leave_out": args.leave_out,
+                                         "rows": rows}, indent=1))
     if args.leave_out:
         return
-    r = calibration(engine, pooled)
     print(f"| all four | {r['ratio']:.2f} | {r['spearman']:.2f} | {r['mean_confidence']:.2f} | "
           f"{r['psnr_hole']:.1f} | {r['n']} |")
 

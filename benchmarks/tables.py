@@ -224,6 +224,18 @@ def adapt(report: dict) -> str:
     return "\n".join(lines)
 
 
+def confidence(report: dict) -> str:
+    """The confidence map's calibration per validation part (``calibrate_confidence.py``)."""
+    lines = ["| validation part | low/high MAE | Spearman | mean confidence | PSNR hole (dB) "
+             "| samples |", "|---|---|---|---|---|---|"]
+    for r in report["rows"]:
+        lines.append(f"| {r['part']} | {r['ratio']:.2f} | {r['spearman']:.2f} | "
+                     f"{r['mean_confidence']:.2f} | {r['psnr_hole']:.1f} | {r['n']} |")
+    lines += ["", f"*The {report['mode']} repair, {report['samples_per_ratio']} samples per "
+              "ratio (10, 30, 50 %) and stack.*"]
+    return "\n".join(lines) + "\n"
+
+
 # -- speed (benchmarks/bench_repair.py --json) ------------------------------------------------
 
 SPEED_RUNS = (("passive", "passive waits (default)"),
@@ -294,6 +306,7 @@ TABLES = {
     "lodo-isbi": (lodo, "lodo_inpainting_isbi"),
     "lodo-fibsem": (lodo, "lodo_inpainting_fibsem"),
     "adapt-inpainting": (adapt, "adapt_inpainting"),
+    "confidence": (confidence, "confidence"),
     "speed": (speed, None),
     "speed-stages": (speed_stages, None),
     "detection": (detection, "detection_relative"),
