@@ -14,12 +14,14 @@ it), then times ``napari-flowinpaint repair`` as a user runs it (a subprocess ea
 
     python benchmarks/bench_volume.py [--sections 200] [--long 800] [--keep DIR]
 
-Prints a Markdown table; numbers go to the README.
+Prints a Markdown table; ``--json FILE`` writes the rows, from which the documentation's
+*Whole volumes* page takes its table (``benchmarks/tables.py``).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import signal
@@ -116,6 +118,8 @@ def main() -> None:
     ap.add_argument("--sections", type=int, default=200)
     ap.add_argument("--long", type=int, default=0, help="also a volume this long (e.g. 800)")
     ap.add_argument("--keep", type=Path, default=None, help="work folder to keep")
+    ap.add_argument("--json", type=Path, default=None,
+                    help="also write the rows here (e.g. benchmarks/results/bench_volume.json)")
     args = ap.parse_args()
     work = args.keep or Path(tempfile.mkdtemp(prefix="bench-volume-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -176,6 +180,11 @@ def main() -> None:
           "|---|---|---|---|---|")
     for name, s, m, rss, note in rows:
         print(f"| {name} | {s:.0f} | {m:.0f} | {rss:.0f} | {note} |")
+    if args.json is not None:
+        args.json.write_text(json.dumps({
+            "sections": args.sections, "side": SIDE, "cores": os.cpu_count(),
+            "rows": [{"run": name, "seconds": s, "pss_mb": m, "rss_mb": rss, "notes": note}
+                     for name, s, m, rss, note in rows]}, indent=1))
 
 
 if __name__ == "__main__":

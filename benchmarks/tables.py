@@ -236,6 +236,32 @@ def confidence(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def volume(report: dict) -> str:
+    """Whole-volume runs: seconds and peak memory (``bench_volume.py --json``)."""
+    lines = ["| run | seconds | peak memory (PSS) | summed RSS | notes |", "|---|---|---|---|---|"]
+    for r in report["rows"]:
+        lines.append(f"| {r['run']} | {r['seconds']:.0f} | {r['pss_mb'] / 1024:.2f} GB | "
+                     f"{r['rss_mb'] / 1024:.2f} GB | {r['notes']} |")
+    lines += ["", f"*{report['sections']} x {report['side']} x {report['side']} uint8 zarr "
+              f"volume, every 10th section damaged (5-20 %), all three stages, "
+              f"{report['cores']} cores (`benchmarks/bench_volume.py --json`).*"]
+    return "\n".join(lines) + "\n"
+
+
+def formats_memory(report: dict) -> str:
+    """Peak memory of a repair read lazily from each format (``bench_formats_memory.py``)."""
+    z, y, x = report["stack"]
+    lines = ["| input format | peak memory (RSS) | seconds |", "|---|---|---|"]
+    for r in report["rows"]:
+        lines.append(f"| {r['format']} (`{r['input']}`) | {r['peak_rss_gb']:.2f} GB | "
+                     f"{r['seconds']:.0f} |")
+    same = "identical" if report["identical_outputs"] else "NOT identical"
+    lines += ["", f"*`repair --workers 1` of {len(report['damaged_sections'])} damaged sections "
+              f"of a {report['stack_gb']:.1f} GB stack ({z} x {y} x {x} uint8), output zarr, "
+              f"engine included; outputs {same} (`benchmarks/bench_formats_memory.py`).*"]
+    return "\n".join(lines) + "\n"
+
+
 # -- speed (benchmarks/bench_repair.py --json) ------------------------------------------------
 
 SPEED_RUNS = (("passive", "passive waits (default)"),
@@ -307,6 +333,8 @@ TABLES = {
     "lodo-fibsem": (lodo, "lodo_inpainting_fibsem"),
     "adapt-inpainting": (adapt, "adapt_inpainting"),
     "confidence": (confidence, "confidence"),
+    "volume": (volume, "bench_volume"),
+    "formats-memory": (formats_memory, "bench_formats_memory"),
     "speed": (speed, None),
     "speed-stages": (speed_stages, None),
     "detection": (detection, "detection_relative"),
