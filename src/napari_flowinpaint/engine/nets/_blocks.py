@@ -31,6 +31,27 @@ def pad_to_multiple(x: torch.Tensor, multiple: int, *, mode: str = "replicate", 
     return x, (h, w)
 
 
+def layout_of(x: torch.Tensor) -> torch.memory_format:
+    """``torch.channels_last`` when ``x`` (B, C, H, W) is stored channels-last, else
+    ``torch.contiguous_format``.
+
+    A map with one channel (or one pixel) is both; it counts as plain. Operations mixing the
+    two layouts (concatenations, products) run on slow strided paths and concatenations
+    fall back to the plain layout, which every channels-last convolution after them then
+    copies back: the networks keep one layout throughout.
+    """
+    if x.ndim == 4 and not x.is_contiguous() and x.is_contiguous(
+            memory_format=torch.channels_last):
+        return torch.channels_last
+    return torch.contiguous_format
+
+
+def cat_as(tensors, like: torch.Tensor, dim: int = 1) -> torch.Tensor:
+    """``torch.cat(tensors, dim)`` in the memory layout of ``like`` (see :func:`layout_of`)."""
+    fmt = layout_of(like)
+    return torch.cat([t.contiguous(memory_format=fmt) for t in tensors], dim)
+
+
 def check_images(**tensors) -> tuple[int, int, int]:
     """Check that every tensor is (B, 1, H, W) with one common B, H, W; return them."""
     shapes = {}

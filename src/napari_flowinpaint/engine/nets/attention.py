@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._checks import check_map_for
+from ._blocks import layout_of
 
 __all__ = ["ContextualAttention", "contextual_attention"]
 
@@ -108,7 +109,8 @@ def contextual_attention(
     out = torch.stack(outs)
     if p > 1:
         out = F.interpolate(out, scale_factor=p, mode="nearest")[..., :h, :w]
-    return torch.where(hole, out.to(features.dtype), features)
+    out = out.to(features.dtype).contiguous(memory_format=layout_of(features))
+    return torch.where(hole, out, features)
 
 
 class ContextualAttention(nn.Module):

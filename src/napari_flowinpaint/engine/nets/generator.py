@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._blocks import FeaturePyramid, check_images, conv, pad_to_multiple
+from ._blocks import FeaturePyramid, cat_as, check_images, conv, pad_to_multiple
 from .attention import ContextualAttention
 from .config import GeneratorConfig
 
@@ -192,11 +192,12 @@ class GuidedInpaintingNet(nn.Module):
             parts = [eta1[lv - 1], eta2[lv - 1]]
             if psi is not None:
                 parts.append(_up(psi, parts[0].shape[-2:]).to(parts[0].dtype))
-            psi = self.fusion[str(lv)](torch.cat(parts, 1))
+            psi = self.fusion[str(lv)](cat_as(parts, parts[0]))
             if lv in self.config.attention_levels:
                 m = F.max_pool2d(hole_in, stem * 2 ** (lv - 1))
                 psi = self.attention(psi, m.to(psi.dtype))
-        x = torch.cat((eta1[0], eta2[0], _up(psi, eta1[0].shape[-2:]).to(eta1[0].dtype)), 1)
+        top = eta1[0]
+        x = cat_as((top, eta2[0], _up(psi, top.shape[-2:]).to(top.dtype)), top)
         d = torch.tanh(self.out(x).float()[..., :h, :w])
         if self.config.residual:
             raw = (reference.float() + d).clamp(0.0, 1.0)

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..flow import warp
-from ._blocks import FeaturePyramid, check_images, conv, pad_to_multiple
+from ._blocks import FeaturePyramid, cat_as, check_images, conv, pad_to_multiple
 from .config import FlowNetConfig
 from .correlation import Correlation
 
@@ -190,11 +190,11 @@ class RefinedReferenceNet(nn.Module):
                 corr = self.correlation(f_dam.float(), f_ref.float(), up)
             m_k = F.adaptive_avg_pool2d(1.0 - val_in, size)
             ct = f_dam.dtype
-            est_in = torch.cat((corr.to(ct), f_dam, up.to(ct), m_k.to(ct)), 1)
+            est_in = cat_as((corr.to(ct), f_dam, up.to(ct), m_k.to(ct)), f_dam)
             delta, est_feat = self.estimators[str(lv)](est_in)
             flow = up + delta.float()
             level_flows.append(flow)
-        ctx_in = torch.cat((est_feat, flow.to(est_feat.dtype)), 1)
+        ctx_in = cat_as((est_feat, flow.to(est_feat.dtype)), est_feat)
         flow = flow + self.context(ctx_in).float()
         level_flows[-1] = flow
         stride = 2**self.config.finest_level

@@ -1,0 +1,98 @@
+"""The fast paths of the engine give the results of the plain ones (issue 30).
+
+Memory layouts kept consistent through the networks and tiles batched through them must not
+change a repair beyond float rounding.
+"""
+
+import numpy as np
+import torch
+from _synth import moving_stack
+
+from napari_flowinpaint.engine import FlowInpainter, save_weights
+from napari_flowinpaint.engine.nets import (
+    build_networks,
+    contextual_attention,
+    get_config,
+    local_correlation,
+)
+
+CL = torch.channels_last
+
+
+def _nets(seed=0):
+    torch.manual_seed(seed)
+    f, g, _ = build_networks("cpu")
+    return f.eval(), g.eval()
+
+
+def test_correlation_in_either_layout():
+    gen = torch.Generator().manual_seed(0)
+    f1, f2 = torch.randn(2, 8, 12, 10, generator=gen), torch.randn(2, 8, 12, 10, generator=gen)
+    flow = torch.randn(2, 2, 12, 10, generator=gen)
+    plain = local_correlation(f1, f2, flow, radius=2)
+    assert plain.is_contiguous()
+    # the networks' case: channels-last features against a plain warped map; the products
+    # and sums are those of two channels-last maps, to the bit
+    f1c = f1.contiguous(memory_format=CL)
+    fast = local_correlation(f1c, f2, flow, radius=2)
+    assert fast.is_contiguous(memory_format=CL) and not fast.is_contiguous()
+    assert torch.equal(fast, local_correlation(f1c, f2.contiguous(memory_format=CL), flow,
+                                               radius=2))
+    torch.testing.assert_close(fast, plain, rtol=0, atol=1e-6)  # sums in another order
+
+
+def test_attention_keeps_the_layout_of_its_features():
+    gen = torch.Generator().manual_seed(1)
+    feats = torch.randn(2, 6, 10, 12, generator=gen)
+    mask = torch.zeros(2, 1, 10, 12)
+    mask[:, :, 3:6, 4:9] = 1
+    plain = contextual_attention(feats, mask)
+    fast = contextual_attention(feats.contiguous(memory_format=CL), mask)
+    assert fast.is_contiguous(memory_format=CL) and not fast.is_contiguous()
+    assert torch.equal(fast, plain)
+
+
+def test_networks_agree_in_either_layout():
+    f, g = _nets()
+    gen = torch.Generator().manual_seed(2)
+    ref, prev, nxt, dam = (torch.rand(2, 1, 64, 64, generator=gen) for _ in range(4))
+    mask = torch.zeros(2, 1, 64, 64)
+    mask[:, :, 20:44, 10:50] = 1
+    with torch.inference_mode():
+        a_ref = f(ref, dam, mask).reference
+        a_out = g(a_ref, prev, nxt, dam, mask).raw
+        f.to(memory_format=CL)
+        g.to(memory_format=CL)
+        b_ref = f(*(x.contiguous(memory_format=CL) for x in (ref, dam, mask))).reference
+        b_out = g(b_ref, prev, nxt, dam, mask).raw
+    assert float((a_ref - b_ref).abs().max()) < 1e-5
+    assert float((a_out - b_out).abs().max()) < 1e-5
+
+
+def test_batched_tiles_give_the_repair_of_one_tile_at_a_time(tmp_path, monkeypatch):
+    import napari_flowinpaint.engine.inpainter as inpainter
+
+    f, g = _nets(3)
+    path = save_weights(tmp_path / "w", get_config("cpu"), f, g)
+    prev, truth, nxt = (s.astype(np.float32) for s in moving_stack(3, (160, 160), step=2.0,
+                                                                    seed=4))
+    mask = np.zeros(truth.shape, bool)
+    mask[10:150:7, :] = True  # damage in every tile
+    mask[60:110, 30:120] = True
+    damaged = np.where(mask, 1.0, truth).astype(np.float32)
+    batches = []
+    real = inpainter.learned_stages
+    monkeypatch.setattr(inpainter, "learned_stages", lambda *a, **k: (
+        batches.append(tuple(a[2].shape)), real(*a, **k))[1])
+    engine = FlowInpainter(weights=path, device="cpu", margin=0)
+    engine.tile = 64
+    one, one_conf = engine.inpaint(prev, damaged, nxt, mask, return_confidence=True)
+    assert batches == [(9, 1, 64, 64)]  # 3 x 3 tiles of 64 px cover 160 px, one batch
+    batches.clear()
+    engine.batch_pixels = 64 * 64  # one tile per call: the engine before batching
+    each, each_conf = engine.inpaint(prev, damaged, nxt, mask, return_confidence=True)
+    assert batches == [(1, 1, 64, 64)] * 9
+    np.testing.assert_array_equal(one[~mask], damaged[~mask])
+    span = float(np.ptp(truth))
+    assert float(np.abs(one - each).max()) < 1e-4 * span
+    assert float(np.abs(one_conf - each_conf).max()) < 1e-3
