@@ -1,5 +1,6 @@
-"""What the Fine-tune dialog says about a finished run: the verdict on the new weights
-(better, no change, worse) and the status text, for the repair networks
+"""What the Fine-tune dialog says about a run: the progress, the verdict on the new weights
+(better, no clear change or worse; for the detector better, no change or worse) and the
+status text, for the repair networks
 (:class:`~napari_flowinpaint.tasks.training.FinetuneResult`) and for the damage detector
 (:class:`~napari_flowinpaint.tasks.training.DetectorFinetuneResult`)."""
 
@@ -7,24 +8,44 @@ from __future__ import annotations
 
 from ..tasks.training import DetectorFinetuneResult
 
-__all__ = ["NO_CHANGE_DB", "NO_CHANGE_F1", "verdict", "detector_verdict", "result_verdict",
-           "result_text"]
+__all__ = ["NO_CHANGE_F1", "PHASES", "verdict", "detector_verdict", "progress_text",
+           "result_verdict", "result_text"]
 
-#: A change of the test repairs' PSNR smaller than this (dB) is "no change".
-NO_CHANGE_DB = 0.1
 #: A change of the detector's F1 on simulated damage smaller than this is "no change".
 NO_CHANGE_F1 = 0.02
+#: What each phase of a run is called in the status line.
+PHASES = {"before": "Scoring the starting weights", "training": "Training",
+          "after": "Scoring the fine-tuned weights"}
 
 
-def verdict(before: float, after: float) -> tuple[str, str]:
-    """``("better" | "no change" | "worse", sentence)`` for test repairs scored ``before``
-    and ``after`` (PSNR in dB, higher is better)."""
-    gain = after - before
-    word = ("better" if gain >= NO_CHANGE_DB else "worse" if gain <= -NO_CHANGE_DB
-            else "no change")
-    return word, (f"{word.capitalize()}: the test repairs score {after:.2f} dB against "
-                  f"{before:.2f} dB with the starting weights ({gain:+.2f} dB; higher is "
-                  "better)")
+def verdict(change) -> tuple[str, str]:
+    """``("better" | "no clear change" | "worse", sentence)`` for the paired change of the
+    test repairs' PSNR (a :class:`~napari_flowinpaint.tasks.evaluation.PairedChange`, or
+    None when it could not be measured), by :meth:`PairedChange.verdict`: better only when
+    the whole 95 % interval lies above 0 dB (and the gain is at least 0.1 dB), worse only
+    when it lies below 0 dB."""
+    if change is None:
+        return "no clear change", "No clear change: the test repairs could not be compared"
+    word = change.verdict()
+    sure = (f"95 % interval {change.low:+.2f} to {change.high:+.2f}" if change.n > 1
+            else "one test repair: no interval")
+    return word, (f"{word.capitalize()}: {change.mean:+.2f} dB ({sure}) over {change.n} "
+                  "test repairs")
+
+
+def progress_text(info: dict, item: str) -> str:
+    """The status line for a ``finetune`` report ``info`` while it scores (``item``: what
+    one scored item is called) or trains."""
+    step, total = int(info["step"]), int(info["total"])
+    phase = info.get("phase", "training")
+    if phase == "training":
+        loss = info.get("losses", {}).get("g_total", info.get("loss"))
+        return (f"Training: iteration {step} of {total}"
+                + (f", loss {loss:.4f}" if loss is not None else "")
+                + f" ({info.get('seconds', 0):.0f} s)")
+    if info.get("reused"):
+        return f"Starting score reused ({total} {item}s scored in an earlier run)"
+    return f"{PHASES[phase]}: {item} {step} of {total}"
 
 
 def _alarms(scores: dict) -> str:
@@ -62,7 +83,7 @@ def result_verdict(result) -> tuple[str, str] | None:
         return detector_verdict(result.before, result.after)
     if result.psnr_before is None or result.psnr_after is None:
         return None
-    return verdict(result.psnr_before, result.psnr_after)
+    return verdict(result.change)
 
 
 def result_text(result) -> str:
@@ -87,7 +108,13 @@ def result_text(result) -> str:
     advice = {"better": "Press Use in Repair widget to "
                         + ("auto-detect" if detector else "repair") + " with them.",
               "no change": "They do no better: keep the starting weights.",
+              "no clear change": "They are not clearly better: keep the starting weights.",
               "worse": "Do not use them: keep the starting weights (try fewer iterations, "
                        "or mark the damaged slices as known damage)."}
-    return (f"{said}, on {where}, after {result.iterations} iterations. Weights written to "
-            f"{result.weights}. {advice[word]}")
+    if detector:
+        return (f"{said}, on {where}, after {result.iterations} iterations. Weights written "
+                f"to {result.weights}. {advice[word]}")
+    means = (f"mean {result.psnr_after:.2f} dB against {result.psnr_before:.2f} dB"
+             + ("; starting score reused" if result.before_reused else ""))
+    return (f"{said} of {where} ({means}), after {result.iterations} iterations. Weights "
+            f"written to {result.weights}. {advice[word]}")

@@ -23,7 +23,7 @@ from qtpy.QtCore import QObject, Signal
 from ..engine import SUPPORTED_DTYPES
 from ..tasks.training import DetectorFinetuneResult, FinetuneResult, finetune, finetune_detector
 from ._common import INPUT_ERRORS, ImageChoiceMixin, StatusMixin, is_result_layer, reason
-from ._finetune_text import result_text, result_verdict, verdict
+from ._finetune_text import PHASES, progress_text, result_text, result_verdict, verdict
 from ._layout import Fold, arrange
 from ._loss_plot import LossPlot
 from ._weights_output import DEFAULT_DETECTOR_OUTPUT, DEFAULT_OUTPUT, output_problem
@@ -31,9 +31,6 @@ from ._widget import RepairWidget
 
 __all__ = ["FinetuneWidget", "TARGETS", "spacing_from_scale", "verdict"]
 
-#: What each phase of a run is called in the status line.
-PHASES = {"before": "Scoring the starting weights", "training": "Training",
-          "after": "Scoring the fine-tuned weights"}
 #: What the dialog can fine-tune (the ``target_choice`` box): name -> (default output,
 #: default iterations, what one scored item is called).
 TARGETS = {"repair networks": (DEFAULT_OUTPUT, 300, "test repair"),
@@ -361,15 +358,10 @@ class FinetuneWidget(ImageChoiceMixin, StatusMixin, Container):
             return
         step, total = int(info["step"]), int(info["total"])
         phase = info.get("phase", "training")
-        if phase == "training":
-            loss = info.get("losses", {}).get("g_total", info.get("loss"))
-            text = (f"Training: iteration {step} of {total}"
-                    + (f", loss {loss:.4f}" if loss is not None else "")
-                    + f" ({info.get('seconds', 0):.0f} s)")
-            if loss is not None:
-                self.plot.add(step, loss)
-        else:
-            text = f"{PHASES[phase]}: {TARGETS[self._running_target][2]} {step} of {total}"
+        text = progress_text(info, TARGETS[self._running_target][2])
+        loss = info.get("losses", {}).get("g_total", info.get("loss"))
+        if phase == "training" and loss is not None:
+            self.plot.add(step, loss)
         if self._stop.is_set():
             text += "; stopping..."
         self._set_status(text)

@@ -1,7 +1,8 @@
 """Fine-tune the learned stages on your own stack (self-supervised), from the bundled weights.
 
 ``napari-flowinpaint finetune STACK -o WEIGHTS`` prints the PSNR of the held-out sections
-before and after; running it again resumes. The work is
+before and after, the paired change over the same test repairs with its 95 % interval and the
+verdict (better, no clear change or worse); running it again resumes. The work is
 :func:`napari_flowinpaint.tasks.training.finetune`.
 """
 
@@ -36,12 +37,21 @@ def run(args) -> int:
                        callback=lambda info: bar.show(" ".join(
                            f"{k}={v:.4f}" for k, v in info["losses"].items())
                            if "losses" in info else
+                           "starting score reused" if info.get("reused") else
                            f"scoring the {'starting' if info['phase'] == 'before' else 'new'} "
                            f"weights {info['step']}/{info['total']}"))
     if res.weights is None:
         print(f"stopped at iteration {res.iterations}; run again to resume.")
         return 1
     print(f"held-out sections {res.held_out[0]}-{res.held_out[-1]}: PSNR in the hole "
-          f"{res.psnr_before:.2f} dB before, {res.psnr_after:.2f} dB after.")
+          f"{res.psnr_before:.2f} dB before"
+          + (" (reused from an earlier run)" if res.before_reused else "")
+          + f", {res.psnr_after:.2f} dB after.")
+    if res.change is not None:
+        c = res.change
+        sure = f"95 % interval {c.low:+.2f} to {c.high:+.2f} dB" if c.n > 1 else "no interval"
+        print(f"change {c.mean:+.2f} dB ({sure}) over {c.n} paired test repairs: "
+              f"{c.verdict()} (better only when the whole interval is above 0 and the gain "
+              "at least 0.1 dB; worse when it is below 0).")
     print(f"weights written to {res.weights}")
     return 0

@@ -101,7 +101,7 @@ def _finite_or_none(value: float):
 def evaluate(stack, *, spacing: int, z_range=None, crop: int | None = 256,
              samples: int = 100, ratios: Sequence[float] = (0.1, 0.3, 0.5), seed: int = 0,
              methods: Sequence[str] = DEFAULT_METHODS, mask_kind: str = "mixed",
-             membranes=None, membrane_classifier=None,
+             membranes=None, membrane_classifier=None, per_sample: bool = False,
              progress: Callable[[int, int], None] | None = None) -> dict:
     """Score repair methods on simulated damage of ``stack``.
 
@@ -137,6 +137,10 @@ def evaluate(stack, *, spacing: int, z_range=None, crop: int | None = 256,
         gets the downstream check: ``membrane_f1`` in the hole of the repaired crop and
         ``membrane_f1_undamaged``, the classifier's F1 there on the undamaged crop
         (:func:`~napari_flowinpaint.tasks.evaluation.membrane_f1`, 2 px tolerance).
+    per_sample : bool, keyword-only
+        Also give every row ``per_sample``: ``{"z": [...], "psnr_hole": [...]}``, the damaged
+        section and the PSNR in the hole of each sample in order (None where not finite).
+        Every method repairs the same samples, so two methods' lists pair up one to one.
     progress : callable, optional, keyword-only
         ``progress(done, total)`` after each sample.
 
@@ -239,11 +243,13 @@ def evaluate(stack, *, spacing: int, z_range=None, crop: int | None = 256,
         "data_range": data_range, "version": __version__,
     }
     per = {m: {k: {name: [] for name in METRICS[:-1]} for k in keys} for m in methods}
+    sections = {k: [] for k in keys}
     total, done = len(ratios) * samples, 0
     for ri, ratio in enumerate(ratios):
         for si in range(samples):
             rng = np.random.default_rng([seed, ri, si])
             z = int(candidates[rng.integers(candidates.size)])
+            sections[keys[ri]].append(z)
             y0 = int(rng.integers(0, h - ch + 1))
             x0 = int(rng.integers(0, w - cw + 1))
             mask = random_mask((ch, cw), ratio, rng, kind=mask_kind)
@@ -295,6 +301,9 @@ def evaluate(stack, *, spacing: int, z_range=None, crop: int | None = 256,
                     v = v[~np.isnan(v)]
                 row[name] = _finite_or_none(float(np.mean(v))) if v.size else None
             row["n"] = samples
+            if per_sample:
+                row["per_sample"] = {"z": list(sections[k]), "psnr_hole": [
+                    _finite_or_none(float(v)) for v in per[m][k]["psnr_hole"]]}
             results[m][k] = row
     return {"config": config, "results": results}
 

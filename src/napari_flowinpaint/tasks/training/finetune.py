@@ -3,7 +3,10 @@
 Starting from the bundled weights (or any weights file), the guided-inpainting generator and
 its discriminator are trained further on triplets of the user's stack damaged with synthetic
 masks; sections the user marked as damaged are never used. The last sections of the stack
-(``held_out``) are kept aside and the PSNR of the repairs there is measured before and after.
+(``held_out``) are kept aside and the PSNR of the repairs there is measured before and after,
+on the very same test repairs: the verdict rests on the paired differences and their 95 %
+interval (:mod:`~napari_flowinpaint.tasks.evaluation.paired`). The starting weights' score is
+reused when nothing it depends on changed (:func:`~.scoring.starting_scores`).
 """
 
 from __future__ import annotations
@@ -14,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ...engine import FlowInpainter, load_weights
-from ..evaluation.repair import evaluate
+from ...engine import load_weights
+from ..evaluation.paired import PairedChange, paired_change
 from ..io import load_if_small
 from .common import (
     Stopped,
@@ -27,6 +30,7 @@ from .common import (
     weights_output,
 )
 from .inpainting import TrainSettings, train
+from .scoring import score_weights, starting_scores
 
 __all__ = ["FinetuneResult", "finetune"]
 
@@ -51,7 +55,14 @@ class FinetuneResult:
         (nothing trained), while training (a checkpoint is kept), or while scoring the
         fine-tuned weights (``weights`` is then set, only ``psnr_after`` is missing).
     run_dir : Path
-        Checkpoints, ``losses.csv`` and ``losses.png``.
+        Checkpoints, ``losses.csv``, ``losses.png`` and ``start_score.json``.
+    change : PairedChange or None
+        ``psnr_after - psnr_before`` over the very same test repairs: the mean gain (dB),
+        its 95 % interval and the number of test repairs ``n``; ``change.verdict()`` is
+        ``"better"``, ``"worse"`` or ``"no clear change"``. None without both scores.
+    before_reused : bool
+        True when the starting weights' score was reused from an earlier run (same held-out
+        sections, starting weights, spacing, samples and seed), not computed again.
     """
 
     weights: Path | None
@@ -61,24 +72,30 @@ class FinetuneResult:
     iterations: int
     stopped: bool
     run_dir: Path
+    change: PairedChange | None = None
+    before_reused: bool = False
 
 
-def _score(stack, weights, z_range, spacing, samples, seed, should_stop=None,
-           report=None) -> float:
+def _checker(should_stop, report):
     def check(done, total):
         if report is not None:
             report(done, total)
         if should_stop is not None and should_stop():
             raise Stopped
+    return check
 
-    engine = FlowInpainter(weights=weights, device="cpu")
-    h, w = stack.shape[1:]
-    crop = min(256, h, w)
-    rep = evaluate(stack, spacing=spacing, z_range=z_range, crop=crop, samples=samples,
-                   ratios=(0.1, 0.3, 0.5), seed=seed, methods={"engine": engine.inpaint},
-                   progress=check)
-    vals = [r["psnr_hole"] for r in rep["results"]["engine"].values()]
-    return float(np.mean(vals))
+
+def _mean(scores: dict) -> float:
+    vals = np.array([np.nan if v is None else v for v in scores["psnr_hole"]], np.float64)
+    vals = vals[np.isfinite(vals)]
+    return float(vals.mean()) if vals.size else float("nan")
+
+
+def _change(before: dict, after: dict) -> PairedChange | None:
+    try:
+        return paired_change(before["psnr_hole"], after["psnr_hole"])
+    except ValueError:  # no test repair with two finite scores (all perfect)
+        return None
 
 
 def finetune(stack, out, *, damaged=None, weights=None, iterations: int = 300,
@@ -114,7 +131,8 @@ def finetune(stack, out, *, damaged=None, weights=None, iterations: int = 300,
         ``callback(info)`` as it works: ``info["phase"]`` is ``"before"`` (scoring the
         starting weights), ``"training"`` or ``"after"`` (scoring the fine-tuned weights);
         ``step`` and ``total`` count the scored repairs or the iterations; while training
-        it also holds the losses and the wall time.
+        it also holds the losses and the wall time. A starting score reused from an
+        earlier run is reported once, with ``info["reused"]`` True.
     progress : callable(done, total), keyword-only
         Called after every training iteration.
     should_stop : callable, keyword-only
@@ -153,10 +171,15 @@ def finetune(stack, out, *, damaged=None, weights=None, iterations: int = 300,
     score_seed = seed + 1
     held = tuple(range(split, nz))
     try:
-        before = _score(stack, weights, hold_range, spacing, score_samples, score_seed,
-                        should_stop, phase_reporter(callback, "before"))
+        scores, reused = starting_scores(stack, weights, hold_range, spacing, score_samples,
+                                         score_seed, run_dir, _checker(
+                                             should_stop, phase_reporter(callback, "before")))
     except Stopped:  # stopped while scoring the starting weights: nothing trained yet
         return FinetuneResult(None, None, None, held, 0, True, run_dir)
+    before = _mean(scores)
+    if reused and callback is not None:
+        n = len(scores["psnr_hole"])
+        callback({"phase": "before", "step": n, "total": n, "reused": True})
     src = TrainSource("<user stack>", (0, split), (spacing,), 1.0, skip)
     # keep the loss weights the starting weights were trained with (a stronger adversarial
     # term than theirs degrades the repairs within a few hundred iterations)
@@ -173,12 +196,15 @@ def finetune(stack, out, *, damaged=None, weights=None, iterations: int = 300,
                     lambda info: callback({**info, "phase": "training"})), progress=progress,
                 should_stop=should_stop, meta={"finetuned_from": str(weights or "bundled")})
     if res.stopped:
-        return FinetuneResult(None, before, None, held, res.step, True, run_dir)
+        return FinetuneResult(None, before, None, held, res.step, True, run_dir,
+                              before_reused=reused)
     publish_weights(res.weights, out, overwrite=overwrite, protect=protect,
                     what="fine-tuned weights file")
     try:
-        after = _score(stack, out, hold_range, spacing, score_samples, score_seed, should_stop,
-                       phase_reporter(callback, "after"))
+        tuned = score_weights(stack, out, hold_range, spacing, score_samples, score_seed,
+                              _checker(should_stop, phase_reporter(callback, "after")))
     except Stopped:  # training is complete and the weights are written; only the score is
-        return FinetuneResult(out, before, None, held, res.step, True, run_dir)
-    return FinetuneResult(out, before, after, held, res.step, res.stopped, run_dir)
+        return FinetuneResult(out, before, None, held, res.step, True, run_dir,
+                              before_reused=reused)
+    return FinetuneResult(out, before, _mean(tuned), held, res.step, res.stopped, run_dir,
+                          _change(scores, tuned), reused)
