@@ -5,6 +5,7 @@ change a repair beyond float rounding.
 """
 
 import numpy as np
+import pytest
 import torch
 from _synth import moving_stack
 
@@ -96,3 +97,57 @@ def test_batched_tiles_give_the_repair_of_one_tile_at_a_time(tmp_path, monkeypat
     span = float(np.ptp(truth))
     assert float(np.abs(one - each).max()) < 1e-4 * span
     assert float(np.abs(one_conf - each_conf).max()) < 1e-3
+
+
+# ------------------------------------------------------------------ the speed benchmark
+def _bench():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import bench_repair
+
+    return bench_repair
+
+
+def test_benchmark_masks_have_their_style_and_fraction():
+    from napari_flowinpaint.tasks.simulation import random_mask
+
+    bench = _bench()
+    blobs = bench.make_mask("blobs", 256, 0.3)
+    # the masks of the runs before the styles, so old and new numbers compare
+    np.testing.assert_array_equal(blobs, random_mask((256, 256), 0.3, np.random.default_rng(0),
+                                                     kind="blobs"))
+    spots = bench.make_mask("scattered", 256, 0.1)
+    assert 0.099 <= spots.mean() <= 0.11
+    blocks = spots.reshape(4, 64, 4, 64).any(axis=(1, 3))
+    assert blocks.all()  # spread over the whole section
+    assert abs(bench.make_mask("bands", 256, 0.1).mean() - 0.1) <= 0.002
+    assert bench.make_mask("whole", 64, 0.3).all()
+
+
+def test_benchmark_json_rows_and_targets(tmp_path):
+    import json
+
+    bench = _bench()
+    out = tmp_path / "b.json"
+    assert bench.main(["--sizes", "96", "--fractions", "0.3", "--styles", "blobs", "whole",
+                       "--repeats", "1", "--json", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert data["load"] == 0 and data["threads"] >= 1
+    rows = data["rows"]
+    assert [(r["size"], r["style"]) for r in rows] == [(96, "blobs"), (96, "whole")]
+    assert rows[1]["fraction"] == 1.0 and abs(rows[0]["fraction"] - 0.3) < 0.02
+    for r in rows:  # what benchmarks/tables.py reads, the same stage keys in every row
+        assert list(r["stages"]) == list(rows[0]["stages"])
+        assert r["median_s"] > 0 and r["stages"]["overhead"] >= 0
+        assert r["s_per_damaged_mp"] == pytest.approx(
+            r["median_s"] / (r["fraction"] * 96 * 96 / 1e6))
+    fake = [{"size": s, "load": n, "style": "blobs", "fraction": 0.3, "median_s": t}
+            for s, n, t in ((1024, 0, 0.9), (2048, 0, 4.0), (1024, 2, 2.0), (2048, 2, 7.0))]
+    assert bench.check_targets(fake) == [
+        "1024^2 at 30 % idle <= 1.0 s: met (0.900 s)",
+        "load 0: 2048^2 / 1024^2 at 30 % <= 4: MISSED (4.44)",
+        "load 2: 2048^2 / 1024^2 at 30 % <= 4: met (3.50)",
+        "1024^2 at 30 % beside 2 busy processes <= 2x idle: MISSED (2.22x)",
+        "2048^2 at 30 % beside 2 busy processes <= 2x idle: met (1.75x)"]
