@@ -33,8 +33,12 @@ def stack():
 
 
 @pytest.fixture
-def scene(make_napari_viewer, stack, tmp_path):
-    """A viewer with the stack, a known-damage mask and the widget docked (fast scoring)."""
+def scene(make_napari_viewer, stack, tmp_path, monkeypatch):
+    """A viewer with the stack, a known-damage mask and the widget docked (fast scoring),
+    and no starting score kept from an earlier test."""
+    from napari_flowinpaint.tasks.training import scoring
+
+    monkeypatch.setattr(scoring, "_MEMORY", {})
     viewer = make_napari_viewer()
     image = viewer.add_image(stack.copy(), name="em", scale=SCALE)
     widget = FinetuneWidget(viewer, score_samples=1)
@@ -85,9 +89,13 @@ def test_finetune_reports_psnr_and_feeds_the_repair_widget(scene, qtbot, tmp_pat
     assert res.weights == out and out.is_file() and out.stat().st_size > 0
     for value in (res.psnr_before, res.psnr_after):
         assert isinstance(value, float) and math.isfinite(value) and 5 < value < 60
-    word, said = finetune_module.verdict(res.psnr_before, res.psnr_after)
+    word, said = finetune_module.verdict(res.change)
     assert widget.status.startswith(said) and str(out) in widget.status
-    assert f"{res.psnr_after:.2f} dB against {res.psnr_before:.2f} dB" in said
+    assert said.startswith(f"{word.capitalize()}: {res.change.mean:+.2f} dB (95 % interval "
+                           f"{res.change.low:+.2f} to {res.change.high:+.2f}) over 3 test "
+                           "repairs")
+    assert f"of slices {res.held_out[0]}-{res.held_out[-1]}" in widget.status
+    assert f"mean {res.psnr_after:.2f} dB against {res.psnr_before:.2f} dB" in widget.status
     # progress in every phase, in the status line and the widget's own bar
     assert shown[0].startswith("Scoring the starting weights on the last slices of 'em', "
                                "then training the repair networks 4 iterations")
@@ -217,22 +225,41 @@ def test_manifest_registers_the_widget(make_napari_viewer):
 
 
 
-@pytest.mark.parametrize("before, after, word, offered", [
-    (25.0, 25.5, "better", True), (25.0, 25.05, "no change", False),
-    (25.0, 24.95, "no change", False), (25.0, 24.0, "worse", False)])
-def test_the_verdict_never_recommends_worse_weights(make_napari_viewer, tmp_path, before,
-                                                    after, word, offered):
+@pytest.mark.parametrize("gains, word, offered, interval", [
+    ([0.4, 0.5, 0.6, 0.5], "better", True, "+0.37 to +0.63"),
+    ([0.9, -0.5, 0.8, -0.2], "no clear change", False, "-0.87 to +1.37"),  # noisy
+    ([0.04, 0.06, 0.05, 0.05], "no clear change", False, "+0.04 to +0.06"),  # too small
+    ([-0.9, -1.1, -1.0, -1.0], "worse", False, "-1.13 to -0.87")])
+def test_the_verdict_never_recommends_worse_weights(make_napari_viewer, tmp_path, gains,
+                                                    word, offered, interval):
+    from napari_flowinpaint.tasks.evaluation import paired_change
+
     viewer = make_napari_viewer()
     widget = FinetuneWidget(viewer)
-    result = finetune_module.FinetuneResult(tmp_path / "w.safetensors", before, after,
-                                            (9, 10, 11), 300, False, tmp_path / "w.run")
+    change = paired_change([25.0] * 4, [25.0 + g for g in gains])
+    result = finetune_module.FinetuneResult(
+        tmp_path / "w.safetensors", 25.0, 25.0 + change.mean, (9, 10, 11), 300, False,
+        tmp_path / "w.run", change, before_reused=True)
     widget._on_returned((result, None))
-    assert widget.status.startswith(word.capitalize() + ": ")
-    assert f"({after - before:+.2f} dB" in widget.status
+    assert widget.status.startswith(
+        f"{word.capitalize()}: {change.mean:+.2f} dB (95 % interval {interval}) over 4 test "
+        "repairs of slices 9-11, left out of the training (mean ")
+    assert "starting score reused" in widget.status
     assert widget["use_button"].enabled == offered
     assert ("Press Use in Repair widget" in widget.status) == offered
     if word == "worse":
         assert "Do not use them" in widget.status
+    elif word == "no clear change":
+        assert "not clearly better" in widget.status
+
+
+def test_a_reused_starting_score_is_said_while_it_runs(make_napari_viewer):
+    widget = FinetuneWidget(make_napari_viewer())
+    widget.worker, widget._returned, widget._running_target = object(), False, widget.target
+    widget._phase = "before"
+    widget._on_progress({"phase": "before", "step": 24, "total": 24, "reused": True})
+    assert widget.status == "Starting score reused (24 test repairs scored in an earlier run)"
+    widget.worker = None
 
 
 def test_adapting_the_detector_feeds_auto_detect(scene, qtbot, tmp_path):

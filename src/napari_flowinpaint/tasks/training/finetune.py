@@ -177,9 +177,12 @@ def finetune(stack, out, *, damaged=None, weights=None, iterations: int = 300,
     except Stopped:  # stopped while scoring the starting weights: nothing trained yet
         return FinetuneResult(None, None, None, held, 0, True, run_dir)
     before = _mean(scores)
-    if reused and callback is not None:
+    if reused:
         n = len(scores["psnr_hole"])
-        callback({"phase": "before", "step": n, "total": n, "reused": True})
+        if callback is not None:
+            callback({"phase": "before", "step": n, "total": n, "reused": True})
+        if should_stop is not None and should_stop():  # as if stopped while scoring
+            return FinetuneResult(None, None, None, held, 0, True, run_dir, None, True)
     src = TrainSource("<user stack>", (0, split), (spacing,), 1.0, skip)
     # keep the loss weights the starting weights were trained with (a stronger adversarial
     # term than theirs degrades the repairs within a few hundred iterations)
