@@ -53,6 +53,38 @@ def test_attention_keeps_the_layout_of_its_features():
     assert torch.equal(fast, plain)
 
 
+def _attention_by_columns(f, mask, scale=10.0):
+    """Contextual attention as first written (unfolded patches as columns, no pooling)."""
+    b, c, h, w = f.shape
+    hole = mask > 0
+    m = hole.to(f.dtype)
+    hole_p = m.flatten(1) > 0
+    key_ok = (torch.nn.functional.max_pool2d(m, 3, stride=1, padding=1).flatten(1) == 0)
+    key_ok &= ~hole_p
+    patches = torch.nn.functional.unfold(f, 3, padding=1)
+    patches = patches / patches.norm(dim=1, keepdim=True).clamp_min(1e-4)
+    values = f.flatten(2)
+    outs = []
+    for i in range(b):
+        qi, ki = hole_p[i].nonzero().squeeze(1), key_ok[i].nonzero().squeeze(1)
+        att = torch.softmax(scale * (patches[i][:, qi].T @ patches[i][:, ki]), dim=1)
+        out = values[i].clone()
+        out[:, qi] = values[i][:, ki] @ att.T
+        outs.append(out.view(c, h, w))
+    return torch.where(hole, torch.stack(outs), f)
+
+
+def test_attention_by_rows_is_attention_by_columns():
+    gen = torch.Generator().manual_seed(5)
+    feats = torch.randn(3, 16, 20, 24, generator=gen)
+    mask = (torch.rand(3, 1, 20, 24, generator=gen) > 0.7).float()
+    mask[:, :, 5:12, 6:15] = 1
+    want = _attention_by_columns(feats, mask)
+    got = contextual_attention(feats.contiguous(memory_format=CL), mask, chunk=50)
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-5)
+    assert not torch.equal(got, feats)  # the holes were filled
+
+
 def test_networks_agree_in_either_layout():
     f, g = _nets()
     gen = torch.Generator().manual_seed(2)

@@ -86,27 +86,32 @@ def contextual_attention(
     hole_p = m.flatten(1) > 0  # (B, N)
     # a key patch must lie wholly in the known region
     key_ok = (F.max_pool2d(m, 3, stride=1, padding=1).flatten(1) == 0) & ~hole_p
-    patches = F.unfold(f, 3, padding=1)  # (B, 9C, N)
-    patches = patches / patches.float().norm(dim=1, keepdim=True).clamp_min(1e-4).to(f.dtype)
-    values = f.flatten(2)  # (B, C, N)
+    n = hp * wp
+    # one row per position: its 3 x 3 patch (B, N, 9C) and its feature (B, N, C), so that
+    # gathering keys and queries takes whole rows (channels-last features are not copied)
+    fl = F.pad(f, (1, 1, 1, 1)).permute(0, 2, 3, 1)
+    patches = torch.cat([fl[:, dy:dy + hp, dx:dx + wp] for dy in range(3) for dx in range(3)],
+                        -1).reshape(b, n, 9 * c)
+    patches = patches / patches.float().norm(dim=2, keepdim=True).clamp_min(1e-4).to(f.dtype)
+    values = f.permute(0, 2, 3, 1).reshape(b, n, c)
     outs = []
     for i in range(b):
         qi = hole_p[i].nonzero().squeeze(1)
         ki = key_ok[i].nonzero().squeeze(1)
         if qi.numel() == 0 or ki.numel() == 0:
-            outs.append(f[i])
+            outs.append(values[i])
             continue
-        keys = patches[i][:, ki]  # (9C, Nk)
-        vals = values[i][:, ki]  # (C, Nk)
+        keys = patches[i].index_select(0, ki)  # (Nk, 9C)
+        vals = values[i].index_select(0, ki)  # (Nk, C)
         filled = []
         for j in range(0, qi.numel(), chunk):
-            q = patches[i][:, qi[j : j + chunk]]  # (9C, nq)
-            att = torch.softmax(scale * (q.transpose(0, 1) @ keys).float(), dim=1)
-            filled.append(vals @ att.to(vals.dtype).transpose(0, 1))  # (C, nq)
+            q = patches[i].index_select(0, qi[j : j + chunk])  # (nq, 9C)
+            att = torch.softmax(scale * (q @ keys.transpose(0, 1)).float(), dim=1)
+            filled.append(att.to(vals.dtype) @ vals)  # (nq, C)
         out = values[i].clone()
-        out[:, qi] = torch.cat(filled, 1).to(out.dtype)
-        outs.append(out.view(c, hp, wp))
-    out = torch.stack(outs)
+        out[qi] = torch.cat(filled, 0).to(out.dtype)
+        outs.append(out)
+    out = torch.stack(outs).view(b, hp, wp, c).permute(0, 3, 1, 2)
     if p > 1:
         out = F.interpolate(out, scale_factor=p, mode="nearest")[..., :h, :w]
     out = out.to(features.dtype).contiguous(memory_format=layout_of(features))
