@@ -183,3 +183,22 @@ def test_benchmark_json_rows_and_targets(tmp_path):
         "load 2: 2048^2 / 1024^2 at 30 % <= 4: met (3.50)",
         "1024^2 at 30 % beside 2 busy processes <= 2x idle: MISSED (2.22x)",
         "2048^2 at 30 % beside 2 busy processes <= 2x idle: met (1.75x)"]
+
+
+def test_both_flows_at_once_give_the_flows_one_after_the_other():
+    import cv2
+
+    from napari_flowinpaint.engine.reference import initial_reference_unit
+
+    prev, _, nxt = (s.astype(np.float32) / 255 for s in moving_stack(3, (300, 300), step=3.0,
+                                                                     seed=6))
+    before = cv2.getNumThreads()
+    try:
+        cv2.setNumThreads(1)  # a worker held to one thread: one flow after the other
+        one = initial_reference_unit(prev, nxt, return_warps=True)
+        cv2.setNumThreads(2)
+        both = initial_reference_unit(prev, nxt, return_warps=True)
+    finally:
+        cv2.setNumThreads(before)
+    for a, b in zip(one, both, strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -5,6 +5,9 @@ FlowInpaint section 3.1, Eq. 1-3.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
+import cv2
 import numpy as np
 
 from ._checks import as_slice, check_same_shape
@@ -47,6 +50,21 @@ def intermediate_flows(flow_pn: np.ndarray, flow_np: np.ndarray, alpha: float):
     return to_prev, to_next
 
 
+def _both_flows(prev: np.ndarray, next: np.ndarray, method: str):
+    """The flows prev -> next and next -> prev.
+
+    OpenCV computes one flow on one core; when it may use more than one thread
+    (``cv2.getNumThreads() > 1``: not in a worker held to one thread) the two flows run at
+    once, the second in a thread of its own (OpenCV releases the GIL). Same result to the bit.
+    """
+    if cv2.getNumThreads() < 2 or prev.size < 256 * 256:
+        return optical_flow(prev, next, method=method), optical_flow(next, prev, method=method)
+    with ThreadPoolExecutor(1) as pool:
+        back = pool.submit(optical_flow, next, prev, method=method)
+        forward = optical_flow(prev, next, method=method)
+        return forward, back.result()
+
+
 def initial_reference_unit(
     prev: np.ndarray, next: np.ndarray, *, alpha: float = 0.5, method: str = "dis",
     return_warps: bool = False,
@@ -56,8 +74,7 @@ def initial_reference_unit(
     With ``return_warps=True`` also returns the two warped neighbours (Eq. 1 and 2), whose
     disagreement says where the interpolation is uncertain.
     """
-    flow_pn = optical_flow(prev, next, method=method)
-    flow_np = optical_flow(next, prev, method=method)
+    flow_pn, flow_np = _both_flows(prev, next, method)
     to_prev, to_next = intermediate_flows(flow_pn, flow_np, alpha)
     del flow_pn, flow_np  # not needed for the warps
     from_prev = warp_numpy(prev, to_prev)  # Eq. 1
