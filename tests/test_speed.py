@@ -202,3 +202,24 @@ def test_both_flows_at_once_give_the_flows_one_after_the_other():
         cv2.setNumThreads(before)
     for a, b in zip(one, both, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_fused_convolution_and_activation_match_the_two_modules():
+    from torch import nn
+
+    from napari_flowinpaint.engine.nets._blocks import ConvAct
+
+    torch.manual_seed(7)
+    for stride, dil, k in ((1, 1, 3), (2, 1, 3), (1, 4, 3), (1, 1, 1)):
+        block = ConvAct(nn.Conv2d(12, 8, k, stride=stride, padding=dil * (k // 2),
+                                  dilation=dil), nn.LeakyReLU(0.1, inplace=True))
+        assert list(block.state_dict()) == ["0.weight", "0.bias"]  # weights files unchanged
+        for x in (torch.randn(3, 12, 40, 36), torch.randn(1, 12, 9, 7)):
+            for layout in (torch.contiguous_format, CL):
+                xl = x.contiguous(memory_format=layout)
+                want = torch.nn.functional.leaky_relu(block[0](xl), 0.1)
+                with torch.no_grad():
+                    got = block(xl)
+                torch.testing.assert_close(got, want, rtol=0, atol=1e-5)
+        trained = block(torch.randn(2, 12, 16, 16))  # with autograd: the modules' own path
+        assert trained.requires_grad

