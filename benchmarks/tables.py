@@ -337,7 +337,7 @@ TABLES = {
     "formats-memory": (formats_memory, "bench_formats_memory"),
     "speed": (speed, None),
     "speed-stages": (speed_stages, None),
-    "detection": (detection, "detection_relative"),
+    "detection": (detection, "detection_confirmed"),
 }
 
 
