@@ -42,6 +42,30 @@ def test_correlation_in_either_layout():
     torch.testing.assert_close(fast, plain, rtol=0, atol=1e-6)  # sums in another order
 
 
+def _correlation_by_shifts(f1, f2, r):
+    """The cost volume as first written: one shifted product per displacement."""
+    h, w = f1.shape[-2:]
+    f2p = torch.nn.functional.pad(f2, (r, r, r, r))
+    return torch.stack([(f1 * f2p[:, :, dy:dy + h, dx:dx + w]).sum(1) / f1.shape[1]
+                        for dy in range(2 * r + 1) for dx in range(2 * r + 1)], 1)
+
+
+def test_correlation_by_row_segments_is_correlation_by_shifts():
+    gen = torch.Generator().manual_seed(8)
+    for shape, r in (((2, 8, 12, 37), 3), ((1, 5, 9, 16), 0), ((3, 4, 20, 7), 4)):
+        f1 = torch.randn(shape, generator=gen, requires_grad=True)
+        f2 = torch.randn(shape, generator=gen, requires_grad=True)
+        want = _correlation_by_shifts(f1, f2, r)
+        got = local_correlation(f1, f2, radius=r)
+        torch.testing.assert_close(got, want, rtol=0, atol=1e-5)
+        # training takes gradients through it
+        weights = torch.randn(want.shape, generator=gen)
+        g_want = torch.autograd.grad((want * weights).sum(), (f1, f2))
+        g_got = torch.autograd.grad((got * weights).sum(), (f1, f2))
+        for a, b in zip(g_got, g_want, strict=True):
+            torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
+
+
 def test_attention_keeps_the_layout_of_its_features():
     gen = torch.Generator().manual_seed(1)
     feats = torch.randn(2, 6, 10, 12, generator=gen)

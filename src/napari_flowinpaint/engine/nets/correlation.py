@@ -50,25 +50,41 @@ def local_correlation(
         raise ValueError(f"radius must be >= 0, got {radius}.")
     if flow is not None:
         f2 = warp(f2, flow)
-    # both maps in one memory layout: a channels-last f1 against a plain f2 (what warp
-    # returns) costs every product 3-4x more; the values are the same to the bit
-    fmt = layout_of(f1)
-    f2 = f2.contiguous(memory_format=fmt)
-    h, w = f1.shape[-2:]
-    r = radius
-    f2p = F.pad(f2, (r, r, r, r))
-    scale = 1.0 / f1.shape[1]
-    # one shifted product per displacement: (2r+1)^2 passes over B*C*H*W values, no big
-    # intermediate (an unfold-based version needs (2r+1)^2 times the memory of f2)
-    out = [
-        (f1 * f2p[:, :, dy : dy + h, dx : dx + w]).sum(1) * scale
-        for dy in range(2 * r + 1)
-        for dx in range(2 * r + 1)
-    ]
-    if fmt == torch.channels_last:
-        # stacked last, the (B, H, W, D) block is the channels-last form of (B, D, H, W)
-        return torch.stack(out, dim=-1).permute(0, 3, 1, 2)
-    return torch.stack(out, dim=1)
+    # both maps in one memory layout (warp returns a plain one): mixed layouts run on slow
+    # strided paths
+    return _by_row_segments(f1, f2.contiguous(memory_format=layout_of(f1)), radius)
+
+
+def _by_row_segments(f1, f2, r: int, segment: int = 16) -> torch.Tensor:
+    """The cost volume as matrix products: for each row offset ``dy`` and each run of
+    ``segment`` pixels of a row, the (segment + 2r) x C shifted row of ``f2`` times the
+    C x segment features of ``f1``; 2r + 1 diagonals of each product are the displacements.
+
+    A few large products (7 per level for r = 3) instead of one elementwise pass per
+    displacement (49): about 1.5x less time on one core, and a few operations instead of a
+    hundred, which matters on a busy machine where every operation waits for all threads.
+    Works in channels-last order (the shifted rows are then plain row-major matrices); the
+    result is channels-last when ``f1`` is.
+    """
+    b, c, h, w = f1.shape
+    k = 2 * r + 1
+    s = min(segment, w)
+    n = -(-w // s)
+    wp = n * s
+    a = f1.permute(0, 2, 3, 1)  # (B, H, W, C): a view when f1 is channels-last
+    if wp != w:
+        a = F.pad(a, (0, 0, 0, wp - w))
+    a = a.reshape(b, h, n, s, c).transpose(-1, -2)  # (B, H, n, C, s)
+    g = F.pad(f2, (r, r + wp - w, r, r)).permute(0, 2, 3, 1)  # (B, H + 2r, Wp + 2r, C)
+    cols = []
+    for dy in range(k):
+        # (B, H, n, s + 2r, C): each segment's shifted row, overlapping windows
+        rows = g[:, dy : dy + h].unfold(2, s + 2 * r, s).transpose(-1, -2)
+        prod = torch.matmul(rows, a)  # (B, H, n, s + 2r, s): [x + dx, x]
+        cols += [prod.diagonal(-dx, 3, 4) for dx in range(k)]  # (B, H, n, s) each
+    out = torch.stack(cols, -1).reshape(b, h, wp, k * k)[:, :, :w] * (1.0 / c)
+    out = out.permute(0, 3, 1, 2)  # (B, D, H, W), channels-last strides
+    return out if layout_of(f1) == torch.channels_last else out.contiguous()
 
 
 class Correlation(nn.Module):
