@@ -8,9 +8,11 @@ cracks, folds, stain precipitates, sediment, blur). It sees what the section sho
 and how it disagrees with its neighbours, so it works with two, one or no neighbours.
 A blank (structureless) section is always reported as wholly missing.
 
-Modules: :mod:`.cues` (what the network and the rules look at), :mod:`.evidence` (the
-network's probability and the cues for one section), :mod:`.postprocess` (from
-probabilities to a mask), :mod:`.detector` (the driver over slices and stacks).
+Modules: :mod:`.levels` (the stack's grey scale and level, flicker taken out), :mod:`.cues`
+(what the network and the rules look at), :mod:`.evidence` (the network's probability and
+the cues for one section), :mod:`.postprocess` (from probabilities to a mask),
+:mod:`.stackpass` (one section of a stack judged with its neighbours), :mod:`.threads`
+(two sections judged at once) and :mod:`.detector` (the driver over slices and stacks).
 
 Mask convention of the package: ``True`` marks a *damaged* pixel.
 """
@@ -20,7 +22,8 @@ import lazy_loader as _lazy
 # lazily: the cues and the post-processing need no torch; the detector network does
 __getattr__, __dir__, __all__ = _lazy.attach(
     __name__,
-    submodules=["cues", "detector", "evidence", "postprocess"],
+    submodules=["cues", "detector", "evidence", "levels", "postprocess", "stackpass",
+                "threads"],
     submod_attrs={
         "cues": ["bright_blank", "detector_input", "is_blank", "label_regions", "stack_scale",
                  "without_holes"],

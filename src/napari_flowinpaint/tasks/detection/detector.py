@@ -11,16 +11,12 @@ from collections.abc import Callable, Generator, Iterator
 import cv2
 import numpy as np
 
-from ...engine import as_slice, section_index
-from .cues import is_blank, label_regions, to_unit
+from ...engine import section_index
+from .cues import label_regions
 from .evidence import section_evidence, stack_reference, weights_key
-from .postprocess import (
-    check_options,
-    decide_mask,
-    keep_confirmed,
-    odd_neighbour,
-    refine_mask,
-)
+from .postprocess import check_options, decide_mask, refine_mask
+from .stackpass import Sections, judge_section
+from .threads import in_order, sections_at_once
 
 __all__ = ["detect_damage", "iter_detect_damage", "damage_scores", "damaged_slices",
            "normal_region_area", "iter_normal_region_area", "known_normal_area",
@@ -43,7 +39,7 @@ def iter_normal_region_area(stack, *, sensitivity: float = 0.5, min_area: int = 
     """:func:`normal_region_area` step by step: yields ``(judged, to judge)`` after each
     section it judges (the second number grows when the first sections cannot tell), and
     returns the area (``StopIteration.value``; ``yield from`` gives it). Stop iterating to
-    cancel."""
+    cancel (the sections being judged then finish on their own threads)."""
     n = int(stack.shape[0])
     if n < 3:
         return 0
@@ -199,7 +195,9 @@ def iter_detect_damage(stack, zs=None, *, sensitivity: float = 0.5, grow: int = 
     contrast flicker between sections is not damage. ``relative`` and ``normal_area``:
     see :func:`detect_damage` (``normal_area`` is measured once when not given; give it,
     from :func:`normal_region_area`, when judging a stack in several calls). See
-    :func:`detect_damage` for the other parameters.
+    :func:`detect_damage` for the other parameters. Sections are judged two at a time
+    (:func:`~.threads.sections_at_once`: the same masks, sooner on two cores): when
+    iteration stops, the ones being judged finish on their own threads.
     """
     sensitivity = check_options(sensitivity, grow, min_area)
     arr, shape = as_section_or_stack(stack)
@@ -226,64 +224,28 @@ def iter_detect_damage(stack, zs=None, *, sensitivity: float = 0.5, grow: int = 
         scale, level = (0.0, 1.0), ((level[0] - lo) / (hi - lo), level[1] / (hi - lo))
     if relative and normal_area:
         min_area = relative_min_area(min_area, normal_area, shape[1] * shape[2])
-    sections: dict[int, np.ndarray] = {}
-    blank: dict[int, bool] = {}
-    cues: dict = {}  # half-resolution channels of the cached sections
-
-    def get(k: int) -> np.ndarray:
-        if k not in sections:
-            sections[k] = as_slice(np.asarray(arr[k]), name=f"stack[{k}]")
-            if unit:
-                sections[k] = to_unit(sections[k], raw_scale)
-            blank[k] = is_blank(sections[k], scale)
-        return sections[k]
-
-    def neighbour(z: int, step: int, start: int = 1) -> int | None:
-        """The first non-blank section from ``start`` steps away (one missing skipped)."""
-        for k in (z + start * step, z + (start + 1) * step):
-            if 0 <= k < n:
-                get(k)
-                if not blank[k]:
-                    return k
-        return None
+    sections = Sections(arr, scale, raw_scale if unit else None)
+    cues: dict = {}  # half-resolution channels of the sections (weights not levelled)
 
     def judge(z: int, before: int | None, after: int | None) -> np.ndarray:
         p, bright, alone = section_evidence(
-            None if before is None else sections[before], sections[z],
-            None if after is None else sections[after], scale=scale, level=level,
-            weights=weights, cache=cues)
+            *(None if k is None else sections.get(k)[0] for k in (before, z, after)),
+            scale=scale, level=level, weights=weights, cache=cues)
         return decide_mask(p, bright, threshold=threshold, alone=alone)
 
-    for z in zs:
-        sec = get(z)
-        if blank[z]:
-            mask = np.ones(sec.shape, bool)
-        else:
-            before, after = neighbour(z, -1), neighbour(z, 1)
-            mask = judge(z, before, after)
-            if mask.any() and before is not None and after is not None:
-                # a neighbour damaged itself around a region (the odd one of the section
-                # beyond it, itself and this section: a fold that displaced the tissue
-                # beside it, issue 26) gets a second opinion: the section judged again
-                # against the section beyond it; a region that opinion does not confirm
-                # was that neighbour's doing
-                labels = label_regions(mask)[1]
-                doubts = {}
-                for side, near in ((-1, before), (1, after)):
-                    far = neighbour(z, side, abs(near - z) + 1)
-                    if far is None:
-                        continue
-                    odd = odd_neighbour(sections[far], sections[near], sec, labels)
-                    if odd.any():
-                        doubts[side] = (odd, judge(z, far if side < 0 else before,
-                                                   far if side > 0 else after))
-                mask = keep_confirmed(labels, doubts)
-        yield z, refine_mask(mask, grow=grow, rectangles=rectangles, min_area=min_area)
-        for k in [k for k in sections if k < z - 4]:
-            del sections[k], blank[k]
-        live = {id(s) for s in sections.values()}  # drop the rest, hole-filled copies too
-        for key in [key for key in cues if key not in live]:
-            del cues[key]
+    def one(z: int) -> np.ndarray:
+        return refine_mask(judge_section(sections, z, judge), grow=grow,
+                           rectangles=rectangles, min_area=min_area)
+
+    masks = in_order(one, zs, at_once=sections_at_once(len(zs), shape[1] * shape[2]))
+    try:
+        for z, mask in zip(zs, masks, strict=True):
+            yield z, mask
+            live = sections.forget_below(z - 4)  # drop the rest, hole-filled copies too
+            for key in [key for key in list(cues) if key not in live]:
+                cues.pop(key, None)
+    finally:
+        masks.close()
 
 
 def detect_damage(stack, z: int | None = None, *, sensitivity: float = 0.5, grow: int = 0,

@@ -4,6 +4,7 @@ prepared as the weights want them (matched, hole-filled, levelled)."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import cv2
@@ -11,19 +12,16 @@ import numpy as np
 import torch
 
 from ...engine.weights import load_detector
-from .cues import (
-    bright_blank,
-    detector_input,
-    level_section,
-    match_neighbour,
-    stack_level,
-    stack_scale,
-    without_holes,
-)
+from .cues import bright_blank, brightest_tissue, detector_input, without_holes
+from .levels import level_section, match_neighbour, measure_level, scale_and_level
 
 __all__ = ["damage_probability", "section_evidence", "stack_reference", "LEVELLED"]
 
 _NETS: dict = {}
+_LOADING = threading.Lock()
+#: One network run at a time: sections judged at once (:mod:`.threads`) take turns with it,
+#: so that its own threads (torch's) do not compete for the cores with another run's.
+_RUNNING = threading.Lock()
 #: The ``input`` of detector weights trained on levelled sections (``train-detector`` writes
 #: it): each section is brought to the stack's level before it is judged. Older weights
 #: (before round 7 of the bundled detector) saw the stack's grey levels as they are.
@@ -41,10 +39,11 @@ def weights_key(weights) -> tuple | None:
 
 def _detector(weights=None):
     key = weights_key(weights)
-    if key not in _NETS:
-        net = load_detector(weights)
-        _NETS[key] = net.to(memory_format=torch.channels_last)
-    return _NETS[key]
+    with _LOADING:
+        if key not in _NETS:
+            net = load_detector(weights)
+            _NETS[key] = net.to(memory_format=torch.channels_last)
+        return _NETS[key]
 
 
 def _takes_levelled(weights=None) -> bool:
@@ -56,8 +55,7 @@ def stack_reference(stack, weights=None) -> tuple[tuple[float, float], tuple[flo
     """The stack's grey scale and typical level (:func:`~.cues.stack_scale`,
     :func:`~.cues.stack_level`) as the detector ``weights`` want them: computed once per
     stack, and given to :func:`~.detector.iter_detect_damage` when a stack is judged in parts."""
-    level = stack_level(stack)
-    return stack_scale(stack, level if _takes_levelled(weights) else None), level
+    return scale_and_level(stack, levelled=_takes_levelled(weights))
 
 
 def damage_probability(prev, section, next, *, scale, weights=None,
@@ -69,7 +67,7 @@ def damage_probability(prev, section, next, *, scale, weights=None,
     """
     net = _detector(weights)
     x = torch.from_numpy(detector_input(prev, section, next, scale, cache=cache))[None]
-    with torch.no_grad():
+    with _RUNNING, torch.inference_mode():
         p = torch.sigmoid(net(x.to(memory_format=torch.channels_last)))[0, 0].numpy()
     h, w = np.shape(section)
     if p.shape != (h, w):
@@ -104,9 +102,15 @@ def section_evidence(prev, section, next, *, scale: tuple[float, float],
     levelled = _takes_levelled(weights)
     if levelled:
         prev, next = match_neighbour(prev, sec), match_neighbour(next, sec)
-    prev, next = without_holes(prev, sec, next, scale), without_holes(next, sec, prev, scale)
+    top = brightest_tissue(sec, scale) if prev is not None or next is not None else None
+    prev, next = (without_holes(prev, sec, next, scale, top=top),
+                  without_holes(next, sec, prev, scale, top=top))
     if levelled:
-        prev, sec, next = [None if x is None else level_section(x, level, like=(prev, next))
+        measured = measure_level((prev, next) if prev is not None or next is not None
+                                 else (sec,))
+        prev, sec, next = [None if x is None else level_section(x, level, measured=measured)
                            for x in (prev, sec, next)]
-    p = damage_probability(prev, sec, next, scale=scale, weights=weights, cache=cache)
+    # levelled sections are new arrays for every section judged: nothing to cache
+    p = damage_probability(prev, sec, next, scale=scale, weights=weights,
+                           cache=None if levelled else cache)
     return p, bright_blank(sec, (prev, next), scale), prev is None and next is None

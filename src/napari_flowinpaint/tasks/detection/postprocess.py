@@ -9,7 +9,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .cues import label_regions
+from .cues import label_regions, select_regions
 
 __all__ = ["decide_mask", "refine_mask", "check_options", "keep_confirmed", "odd_neighbour"]
 
@@ -28,7 +28,7 @@ def _extend(mask: np.ndarray, extra: np.ndarray) -> np.ndarray:
     touch = np.zeros(n, bool)
     touch[np.unique(labels[near & extra])] = True
     touch[0] = False
-    return mask | touch[labels]
+    return mask | select_regions(labels, touch, extra)
 
 
 def decide_mask(p, bright, *, threshold: float = 0.5, alone: bool = False,
@@ -85,7 +85,7 @@ def decide_mask(p, bright, *, threshold: float = 0.5, alone: bool = False,
             bright_ok &= _count_in(labels, n, p >= bright_seed) > 0
         keep = sure | bright_ok
     keep[0] = False
-    out = keep[labels]
+    out = select_regions(labels, keep, cand)
     if snap_bright:
         snap = keep & (bright_frac >= snap_fraction)
         if snap_margin > 0 and bright.any():
@@ -96,7 +96,7 @@ def decide_mask(p, bright, *, threshold: float = 0.5, alone: bool = False,
             snap |= keep & (bright_frac > 0) & (near_frac >= 0.95)
         snap[0] = False
         if snap.any():
-            region = snap[labels]
+            region = select_regions(labels, snap, cand)
             grown = cv2.dilate((bright & region).astype(np.uint8), np.ones((3, 3), np.uint8))
             out = (out & ~region) | (grown.astype(bool) & region)
     return out
@@ -113,12 +113,13 @@ def odd_neighbour(far: np.ndarray, near: np.ndarray, section: np.ndarray, labels
     difference) and compared over the region's pixels: ``near`` is odd when its mean
     absolute difference to the other two exceeds, by ``margin``, that of each of them to
     theirs. Damage of the section itself makes the section the odd one, never ``near``."""
-    a, b, c = (_standard(np.asarray(x, np.float32)) for x in (far, near, section))
-    flat = labels.ravel()
-    n = int(flat.max()) + 1
+    inside = np.flatnonzero(labels)  # only the regions' pixels are compared
+    flat = labels.ravel()[inside]
+    n = int(flat.max(initial=0)) + 1
+    a, b, c = (_standard(np.asarray(x, np.float32), inside) for x in (far, near, section))
 
     def per_label(u, v):
-        return np.bincount(flat, weights=np.abs(u - v).ravel(), minlength=n)
+        return np.bincount(flat, weights=np.abs(u - v), minlength=n)
 
     ab, bc, ac = per_label(a, b), per_label(b, c), per_label(a, c)
     odd = ab + bc >= margin * np.maximum(ab + ac, bc + ac)
@@ -126,16 +127,17 @@ def odd_neighbour(far: np.ndarray, near: np.ndarray, section: np.ndarray, labels
     return odd
 
 
-def _standard(x: np.ndarray) -> np.ndarray:
-    return (x - x.mean()) / max(float(x.std()), 1e-6)
+def _standard(x: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """``x`` standardised over its whole area, at the flat indices ``at``."""
+    return (x.ravel()[at] - x.mean()) / max(float(x.std()), 1e-6)
 
 
-def keep_confirmed(labels: np.ndarray, doubts: dict) -> np.ndarray:
+def keep_confirmed(labels: np.ndarray, doubts: dict, *, where=None) -> np.ndarray:
     """The damage mask from the regions ``labels``: ``doubts`` maps each neighbour judged
     odd around some regions to ``(odd, opinion)``, the regions where it is odd (bool per
     label) and the section's mask judged again with that neighbour replaced by the section
     beyond it. A region where a neighbour is odd is kept only when that opinion also finds
-    it, at least in part.
+    it, at least in part. ``where``: the regions' pixels (``labels > 0``), when known.
 
     Damage of the section is there whichever neighbours it is judged against; a region found
     only against a neighbour damaged there itself is that neighbour's doing (e.g. tissue
@@ -148,7 +150,7 @@ def keep_confirmed(labels: np.ndarray, doubts: dict) -> np.ndarray:
         seen = _count_in(labels, n, np.asarray(opinion, dtype=bool)) > 0
         keep &= ~odd[:n] | seen
     keep[0] = False
-    return keep[labels]
+    return select_regions(labels, keep, where)
 
 
 def _drop_small(mask: np.ndarray, min_pixels: int) -> np.ndarray:
@@ -157,7 +159,7 @@ def _drop_small(mask: np.ndarray, min_pixels: int) -> np.ndarray:
     _, labels, area = label_regions(mask)
     keep = area >= min_pixels
     keep[0] = False
-    return keep[labels]
+    return select_regions(labels, keep, mask)
 
 
 def refine_mask(mask, *, grow: int = 0, rectangles: bool = False,
