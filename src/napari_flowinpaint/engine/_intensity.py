@@ -8,7 +8,7 @@ import numpy as np
 
 from ._checks import cast_to
 
-__all__ = ["IntensityScale", "match_intensity"]
+__all__ = ["IntensityScale", "intensity_matcher", "match_intensity"]
 
 
 @dataclass(frozen=True)
@@ -85,12 +85,24 @@ def match_intensity(reference: np.ndarray, target: np.ndarray, known: np.ndarray
         Pixels of ``target`` that are trustworthy (True = known). With fewer than 16 known
         pixels the reference is returned unchanged.
     """
+    return intensity_matcher(target, known)(reference)
+
+
+def intensity_matcher(target: np.ndarray, known: np.ndarray):
+    """:func:`match_intensity` onto one ``target`` for several references: a function of the
+    reference, the target's statistics computed once (the same result to the bit)."""
     if known.sum() < 16:
-        return reference
-    r = reference[known].astype(np.float64)
+        return lambda reference: reference
     t = target[known].astype(np.float64)
-    r_std, t_std = r.std(), t.std()
-    gain = t_std / r_std if r_std > 1e-6 else 1.0
-    gain = float(np.clip(gain, 0.2, 5.0))  # guard against degenerate fits
-    offset = t.mean() - gain * r.mean()
-    return (reference * gain + offset).astype(np.float32)
+    t_std, t_mean = t.std(), t.mean()
+    del t
+
+    def match(reference: np.ndarray) -> np.ndarray:
+        r = reference[known].astype(np.float64)
+        r_std = r.std()
+        gain = t_std / r_std if r_std > 1e-6 else 1.0
+        gain = float(np.clip(gain, 0.2, 5.0))  # guard against degenerate fits
+        offset = t_mean - gain * r.mean()
+        return (reference * gain + offset).astype(np.float32)
+
+    return match

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ._intensity import IntensityScale, match_intensity
+from ._intensity import IntensityScale, intensity_matcher
 from .names import STAGES
 from .reference import initial_reference_unit
 
@@ -91,11 +91,10 @@ def prepare_inputs(prev, damaged, next, mask, *, alpha: float = 0.5,
     n = p if n is None else n
     matched = bool(known.sum() >= 16)
     if matched:
-        ref = match_intensity(ref, d, known)
-        p = match_intensity(p, d, known)
-        n = match_intensity(n, d, known)
+        match = intensity_matcher(d, known)
+        ref, p, n = match(ref), match(p), match(n)
         if warps is not None:
-            warps = [match_intensity(w, d, known) for w in warps]
+            warps = [match(w) for w in warps]
     if warps is not None:
         warps = tuple(w.astype(np.float32) for w in warps)
     d = np.where(mask, np.float32(1.0), d).astype(np.float32)
