@@ -69,11 +69,12 @@ def source_metadata(source, stack, voxel_size=None) -> dict:
 
     A folder's (zarr, sections) size and time are those of its own entries (one listing,
     not a walk of every chunk): a store rewritten chunk by chunk keeps them, a replaced one
-    does not.
+    does not. A URL (:mod:`.io.remote`) is recorded as it is, without size and time.
     """
-    from .io.formats import absolute_source
+    from .io.formats import absolute_source, split_format
+    from .io.remote import is_url
 
-    file = None if source is None else stack_file(source)
+    file = None if source is None or is_url(split_format(source)[1]) else stack_file(source)
     size = mtime = None
     try:
         if file is not None:
@@ -143,8 +144,10 @@ def mask_record(source: str, mask=None, masks=None) -> dict:
     out: dict = {"source": source, "path": None}
     if mask is None:
         return out
+    from .io.formats import absolute_source
+
     out.update(source_metadata(mask, masks) if masks is not None else
-               {"path": str(Path(str(mask)).absolute())})
+               {"path": absolute_source(mask)})
     try:
         made = read_provenance(mask)
     except (OSError, ValueError):

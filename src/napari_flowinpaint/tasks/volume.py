@@ -37,7 +37,7 @@ from .fingerprints import (
 )
 from .io import StackWriter, read_stack, read_voxel_size
 from .io import check_output_path as check_stack_path
-from .io.formats import for_cluster
+from .io.formats import for_cluster, resolved_source
 from .outputs import Ones, aborting, guarded, resumable_output
 from .parallel import (
     SectionRunner,
@@ -243,8 +243,8 @@ def repair_to_file(input, mask, output, *, overwrite: bool = False, slices=None,
                 check_mode(mode))
     # what the journal is for: the sections finished are checked one by one on resume
     # (their digests), so the request (``slices``), not the list of damaged sections
-    run = {"command": "repair", "input": str(Path(input).resolve()),
-           "mask": str(Path(mask).resolve()), "shape": list(stack.shape),
+    run = {"command": "repair", "input": resolved_source(input),
+           "mask": resolved_source(mask), "shape": list(stack.shape),
            "dtype": str(stack.dtype), "slices": None if slices is None else wanted,
            "max_distance": max_distance,
            "engine": list(settings) if inpainter is None else repr(inpainter),

@@ -23,7 +23,7 @@ from .fingerprints import (
 )
 from .io import StackWriter, read_stack, read_voxel_size
 from .io import check_output_path as check_stack_path
-from .io.formats import for_cluster
+from .io.formats import for_cluster, resolved_source
 from .io.targets import check_writable, limits_dtype, output_target, stack_file, written_stack
 from .outputs import guarded, resumable_output
 from .parallel import (
@@ -112,7 +112,7 @@ def detect_to_file(input, output, *, report=None, overwrite: bool = False,
     check_stack_path(output, protect=(input,), overwrite=overwrite, dtype=np.uint8)
     options = _detection_options(sensitivity, grow, rectangles, min_area, weights, relative)
     n = stack.shape[0]
-    run = {"command": "detect", "input": str(Path(input).resolve()), "shape": list(stack.shape),
+    run = {"command": "detect", "input": resolved_source(input), "shape": list(stack.shape),
            "options": options, "weights_digest": _detector_digest(weights)}
     description = "napari-flowinpaint detect: 1 = damaged pixel"
     voxel = read_voxel_size(input)

@@ -31,7 +31,8 @@ __all__ = ["add_arguments", "run"]
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", metavar="STACK",
                         help="image stack: .tif/.tiff, .zarr, .ome.zarr, a folder of .tif/.png "
-                             "sections, HDF5 (FILE.h5:/dataset) or MRC; never modified")
+                             "sections, HDF5 (FILE.h5:/dataset), MRC, N5 or precomputed (these and "
+                             "zarr also by URL: https://, gs://, s3://); never modified")
     add_format_argument(parser)
     parser.add_argument("-o", "--output", required=True, metavar="REPAIRED",
                         help="repaired stack to write: .tif/.tiff, .zarr, .ome.zarr, HDF5 "

@@ -81,7 +81,8 @@ def add_format_argument(parser) -> None:
     parser.add_argument("--format", default=None, choices=FORMATS,
                         help="format of INPUT when its extension does not tell it (default: "
                              "from the extension; a folder holds .tif or .png sections, "
-                             "HDF5 takes 'FILE:/dataset')")
+                             "HDF5 takes 'FILE:/dataset'; a URL is read as n5, precomputed "
+                             "or zarr)")
 
 
 def input_path(args) -> str:

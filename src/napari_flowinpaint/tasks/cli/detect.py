@@ -25,8 +25,9 @@ __all__ = ["add_arguments", "run"]
 def add_arguments(parser) -> None:
     parser.add_argument("input", metavar="INPUT",
                         help="image stack, axes (z, y, x): .tif/.tiff, .zarr, a folder of "
-                             ".tif/.png sections, HDF5 (FILE.h5:/dataset) or MRC; never "
-                             "modified")
+                             ".tif/.png sections, HDF5 (FILE.h5:/dataset), MRC, N5 or "
+                             "precomputed (these and zarr also by URL: https://, gs://, s3://); "
+                             "never modified")
     add_format_argument(parser)
     parser.add_argument("-o", "--output", required=True, metavar="MASK",
                         help="mask stack to write (uint8, 1 = damaged): .tif, .zarr, HDF5 "

@@ -32,7 +32,8 @@ __all__ = ["add_arguments", "run"]
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", metavar="INPUT",
                         help="image stack, axes (z, y, x): .tif/.tiff, .zarr, .ome.zarr, a "
-                             "folder of .tif/.png sections, HDF5 (FILE.h5:/dataset) or MRC; "
+                             "folder of .tif/.png sections, HDF5 (FILE.h5:/dataset), MRC, N5 or "
+                             "precomputed (these and zarr also by URL: https://, gs://, s3://); "
                              "never modified")
     add_format_argument(parser)
     parser.add_argument("--mask", "-m", required=True, metavar="MASK",

@@ -18,7 +18,12 @@ Neuroglancer precomputed, each lazily.
   (bytes) is read as uint8 when IMOD wrote the file without its "signed bytes" flag, as IMOD
   means it, else as int8.
 * ``"n5"`` and ``"precomputed"``: through tensorstore, an optional extra
-  (:mod:`.tensorstores`).
+  (:mod:`.tensorstores`); these and zarr also by URL (``https://``, ``gs://``, ``s3://``;
+  :mod:`.remote`).
+
+A chunk never written, or lost, of a chunked HDF5 dataset or N5 image is an error naming
+its section, not a blank section (:mod:`.chunks`); masks (``sparse``) read it as the fill
+value.
 
 A path's format comes from its extension, or from an explicit prefix ``FORMAT:PATH``
 (:func:`with_format`, what ``--format`` of the command line builds) for a file whose
@@ -34,17 +39,21 @@ from pathlib import Path
 
 import numpy as np
 
+from .chunks import Hdf5Chunks, MissingSection
+from .remote import is_url, url_format
+
 __all__ = ["FORMATS", "READABLE", "FormatStack", "absolute_source", "for_cluster",
            "format_voxel_size",
            "hdf5_datasets",
-           "hdf5_parts", "lazy_format", "open_format", "split_format", "tiff_zarr",
-           "with_format"]
+           "hdf5_parts", "lazy_format", "open_format", "resolved_source", "split_format",
+           "tiff_zarr", "with_format"]
 
 #: What :func:`~napari_flowinpaint.tasks.io.stack_format` adds, for reading, to its list.
 READABLE = ("; for reading also a folder of .tif or .png sections, HDF5 (.h5/.hdf5/.hdf, as "
             "'file.h5:/dataset'), MRC (.mrc/.mrcs/.map/.st/.ali/.rec), N5 (.n5) and "
-            "Neuroglancer precomputed (a folder with an 'info' file); name the format an "
-            "extension hides with --format (a path 'FORMAT:PATH')")
+            "Neuroglancer precomputed (a folder with an 'info' file), and N5, precomputed and "
+            "zarr by URL (https://, gs://, s3://); name the format an extension hides with "
+            "--format (a path 'FORMAT:PATH')")
 
 #: Every format name :func:`~napari_flowinpaint.tasks.io.read_stack` knows (``--format``).
 FORMATS = ("tiff", "zarr", "folder", "hdf5", "mrc", "n5", "precomputed")
@@ -55,11 +64,12 @@ _IMOD_STAMP = 1146047817  # "IMOD": the header was written by IMOD (or SerialEM)
 
 
 def split_format(path) -> tuple[str | None, str]:
-    """``(FORMAT, PATH)`` of an explicit ``FORMAT:PATH``; ``(None, path)`` for a plain path."""
+    """``(FORMAT, PATH)`` of an explicit ``FORMAT:PATH`` (or Neuroglancer's ``FORMAT://URL``);
+    ``(None, path)`` for a plain path."""
     text = str(path)
     head, sep, rest = text.partition(":")
     if sep and head.lower() in FORMATS and rest and not Path(text).exists():
-        return head.lower(), rest
+        return head.lower(), rest[2:] if rest.startswith("//") and is_url(rest[2:]) else rest
     return None, text
 
 
@@ -89,14 +99,23 @@ def with_format(path, fmt: str | None) -> str:
 def absolute_source(path) -> str:
     """``path``, a stack to read, with its file made absolute (relative to the current
     folder), what a cluster's workers need: they run in folders of their own. An explicit
-    ``FORMAT:`` prefix and an HDF5 file's ``:/dataset`` are kept."""
+    ``FORMAT:`` prefix and an HDF5 file's ``:/dataset`` are kept; a URL is kept as it is."""
     fmt, text = split_format(path)
-    if fmt == "hdf5" or (fmt is None and _HDF5_PATH.match(text)):
+    if is_url(text):
+        pass
+    elif fmt == "hdf5" or (fmt is None and _HDF5_PATH.match(text)):
         file, inner = hdf5_parts(text)
         text = str(file.absolute()) + (f":/{inner}" if inner else "")
     else:  # an output's trailing "/" (a folder of sections) is kept
         text = str(Path(text).absolute()) + ("/" if text.endswith("/") else "")
     return text if fmt is None else f"{fmt}:{text}"
+
+
+def resolved_source(path) -> str:
+    """What a journal records of a stack read (the input, the mask): its file's path with
+    symbolic links resolved, or a URL as it is (with its ``FORMAT:``, if any)."""
+    text = split_format(path)[1]
+    return str(path) if is_url(text) else str(Path(path).resolve())
 
 
 def for_cluster(*paths) -> tuple:
@@ -110,8 +129,11 @@ def for_cluster(*paths) -> tuple:
 
 def lazy_format(path) -> str | None:
     """The format of ``path`` (a plain path) among those of this module, from its extension
-    (or, for a folder, from being a folder); None for any other."""
+    (or, for a folder, from being a folder; for a URL, from a ``.n5`` or ``.zarr`` in it);
+    None for any other."""
     text = str(path)
+    if is_url(text):
+        return url_format(text)
     if _HDF5_PATH.match(text):
         return "hdf5"
     p = Path(text)
@@ -126,9 +148,11 @@ def lazy_format(path) -> str | None:
     return None
 
 
-def open_format(path, fmt: str, name: str = "stack") -> FormatStack:
+def open_format(path, fmt: str, name: str = "stack", *, sparse: bool = False) -> FormatStack:
     """The stack at ``path`` in format ``fmt`` (``"folder"``, ``"hdf5"``, ``"mrc"``, ``"n5"``
-    or ``"precomputed"``), read lazily.
+    or ``"precomputed"``; a URL: ``"n5"``, ``"precomputed"`` or ``"zarr"``), read lazily.
+    ``sparse`` (a mask): an HDF5 or N5 chunk never written reads as the fill value; else
+    reading its section raises :class:`~.chunks.MissingSection`.
 
     Raises
     ------
@@ -140,6 +164,10 @@ def open_format(path, fmt: str, name: str = "stack") -> FormatStack:
     ImportError
         For N5 and precomputed without tensorstore (the message names the extra).
     """
+    if is_url(str(path)):
+        from .remote import open_url
+
+        return open_url(str(path), fmt, name, sparse=sparse)
     file, _ = hdf5_parts(path) if fmt == "hdf5" else (Path(str(path)), None)
     if not file.exists():
         raise FileNotFoundError(f"{name} {str(file)!r} does not exist.")
@@ -149,13 +177,13 @@ def open_format(path, fmt: str, name: str = "stack") -> FormatStack:
     if fmt == "folder":
         stack = SectionFiles(file, name=name)
     elif fmt == "hdf5":
-        stack = _Hdf5Stack(_hdf5_dataset(path, name), path, name)
+        stack = _Hdf5Stack(_hdf5_dataset(path, name), path, name, sparse=sparse)
     elif fmt == "mrc":
         stack = _MrcStack(file, name)
     elif fmt in ("n5", "precomputed"):
         from .tensorstores import open_tensorstore
 
-        stack = open_tensorstore(file, fmt, name)
+        stack = open_tensorstore(file, fmt, name, sparse=sparse)
     else:
         raise ValueError(f"{name} {str(path)!r}: no lazy reader for the format {fmt!r}.")
     check_3d(stack.shape, path, name)
@@ -174,6 +202,10 @@ def tiff_zarr(path):
 def format_voxel_size(path, fmt: str) -> tuple[float, float, float] | None:
     """Voxel size ``(z, y, x)`` in nm from the file's own metadata, or None (see the module
     docstring for where each format keeps it)."""
+    if is_url(str(path)):
+        from .remote import url_voxel_size
+
+        return url_voxel_size(str(path), fmt)
     if fmt == "hdf5":
         attrs = _hdf5_dataset(path, "stack").attrs
         for key, factor in (("resolution", 1.0), ("element_size_um", 1000.0)):
@@ -207,14 +239,16 @@ class FormatStack:
 
     Attributes
     ----------
-    path : Path
+    path : Path or str
+        The file, or the URL (:mod:`.remote`).
     name : str
         How the stack is called in error messages.
     shape, dtype, ndim
     """
 
     def __init__(self, path, name: str, shape, dtype):
-        self.path, self.name = Path(str(path)), name
+        self.path = str(path) if is_url(str(path)) else Path(str(path))
+        self.name = name
         self.shape, self.dtype = tuple(int(s) for s in shape), np.dtype(dtype)
         self.ndim = len(self.shape)
 
@@ -227,7 +261,7 @@ class FormatStack:
     def __getitem__(self, key):
         try:
             return self._read(key)
-        except IndexError:
+        except (IndexError, MissingSection):
             raise
         except Exception as exc:  # each library raises its own kinds
             where = f"section {key}" if isinstance(key, int | np.integer) else f"[{key!r}]"
@@ -311,13 +345,17 @@ def _hdf5_dataset(path, name: str):
 
 
 class _Hdf5Stack(FormatStack):
-    """An HDF5 dataset (h5py reads only the chunks an index touches)."""
+    """An HDF5 dataset (h5py reads only the chunks an index touches); unless ``sparse``, a
+    section with a chunk never written raises :class:`~.chunks.MissingSection`."""
 
-    def __init__(self, dataset, path, name: str):
+    def __init__(self, dataset, path, name: str, *, sparse: bool = False):
         super().__init__(path, name, dataset.shape, dataset.dtype)
         self.dataset = dataset
+        self.chunks = None if sparse else Hdf5Chunks(dataset, name, self.path)
 
     def _read(self, key):
+        if self.chunks is not None:
+            self.chunks.check(key)
         return np.asarray(self.dataset[key])
 
 

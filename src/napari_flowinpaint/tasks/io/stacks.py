@@ -6,7 +6,7 @@ Supported formats, chosen by the file extension:
   a page at a time; pages written one by one form the stack too: :mod:`.tiffpages`).
 * a folder of ``.tif``/``.png`` sections, HDF5 (``file.h5:/volumes/raw``), MRC, N5,
   Neuroglancer precomputed, or a format named by a prefix (``hdf5:scan.bin:/raw``): read
-  lazily by :mod:`.formats`.
+  lazily by :mod:`.formats`; N5, precomputed and zarr also by URL (:mod:`.remote`).
 * ``.zarr``: a zarr store directory (format 2 or 3) holding the array at its root, or a group
   holding exactly one array (or give the array's path inside the store, ``data.zarr/raw``),
   or an OME-Zarr image (OME-NGFF 0.4 or 0.5: its highest-resolution level, voxel size from
@@ -25,8 +25,10 @@ from pathlib import Path
 import numpy as np
 
 from ._logs import quiet_logger
+from .chunks import key_sections, missing_section
 from .formats import READABLE, format_voxel_size, lazy_format, open_format, split_format, tiff_zarr
 from .ome import is_ome_zarr, open_ome_zarr
+from .remote import is_url, url_format_told
 from .targets import check_output_path, output_target
 from .tiffpages import PagesDiffer, check_complete, page_stack
 
@@ -60,6 +62,8 @@ def stack_format(path, *, for_writing: bool = False) -> str:
     """
     if for_writing:
         return output_target(path).format
+    if is_url(str(path)):  # n5 or zarr in the URL, else say it
+        return url_format_told(str(path))
     p = Path(path)
     suffix = p.suffix.lower()
     if suffix in (".tif", ".tiff"):
@@ -154,37 +158,25 @@ class LazyStack:
         return self.shape[0]
 
     def _check_stored(self, key) -> None:
-        """Raise :class:`ValueError` when a section that ``key`` reads has a chunk missing
-        from the store (each section is checked once)."""
+        """Raise :class:`~.chunks.MissingSection` when a section that ``key`` reads has a
+        chunk missing from the store (each section is checked once)."""
         from zarr.core.sync import sync
 
-        first = key[0] if isinstance(key, tuple) and key else key
-        n = self.shape[0]
-        if isinstance(first, int | np.integer):
-            zs = [int(first) % n] if -n <= int(first) < n else []  # zarr says what is wrong
-        elif isinstance(first, slice):
-            zs = range(*first.indices(n))
-        elif first is Ellipsis or (isinstance(key, tuple) and not key):
-            zs = range(n)
-        else:
-            zs = np.unique(np.asarray(first, dtype=np.int64) % n).tolist()
         chunks = self.array.shards or self.array.chunks
         lead = [(i // c,) for i, c in zip(self.index, chunks, strict=False)]
         rest = [range(-(-size // c)) for size, c in zip(self.shape[1:], chunks[-2:],
                                                          strict=True)]
-        for z in zs:
+        for z in key_sections(key, self.shape[0]):
             if z in self._stored:
                 continue
             coords = itertools.product(*lead, (z // chunks[len(self.index)],), *rest)
             keys = [self.array.metadata.encode_chunk_key(c) for c in coords]
             missing = [k for k in keys if not sync((self.array.store_path / k).exists())]
             if missing:
-                raise ValueError(
-                    f"{self.name} {str(self.path)!r}: section {z} is missing from the store "
-                    f"(no chunk {', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}):"
-                    f" zarr would read it as the fill value {self.array.fill_value!r}, a blank "
-                    "section taken for data. Restore the store from a copy; if the section is "
-                    "blank on purpose, write it out (zarr's write_empty_chunks=True).")
+                raise missing_section(
+                    self.name, self.path, z, missing, reader="zarr",
+                    fill=self.array.fill_value, hint="; if the section is blank on purpose, "
+                    "write it out (zarr's write_empty_chunks=True)")
             self._stored.add(z)
 
     def __getitem__(self, key):
@@ -263,14 +255,16 @@ def read_stack(path, *, name: str = "stack", sparse: bool = False):
     Parameters
     ----------
     path : str or Path
-        A TIFF, zarr, folder of sections, HDF5 or MRC stack (see the module docstring).
+        A TIFF, zarr, folder of sections, HDF5, MRC, N5 or precomputed stack (see the module
+        docstring), or an N5, precomputed or zarr volume by URL (a str: ``https://``,
+        ``gs://``, ``s3://``; :mod:`.remote`).
     name : str, keyword-only
         How the file is called in error messages (e.g. ``"mask"``).
     sparse : bool, keyword-only
-        For zarr: a chunk missing from the store reads as the array's fill value, as zarr
-        stores masks (empty chunks are not written). Default False: reading a section with
-        a missing chunk raises :class:`ValueError` (a deleted chunk of an image is never
-        taken for a black section).
+        For zarr, N5 and HDF5: a chunk missing from the store reads as the array's fill
+        value, as zarr stores masks (empty chunks are not written). Default False: reading
+        a section with a missing chunk raises :class:`ValueError` (a deleted chunk of an
+        image is never taken for a black section; :mod:`.chunks`).
 
     Returns
     -------
@@ -286,10 +280,12 @@ def read_stack(path, *, name: str = "stack", sparse: bool = False):
         For an unsupported extension, an unreadable file, or data that is not 3-D.
     """
     fmt, path = split_format(path)
+    if is_url(path):  # N5, precomputed, zarr by URL: .remote
+        return open_format(path, fmt or stack_format(path), name, sparse=sparse)
     path = Path(path)
     fmt = fmt or stack_format(path)
     if fmt not in ("tiff", "zarr"):  # a folder of sections, HDF5, MRC: .formats
-        return open_format(path, fmt, name)
+        return open_format(path, fmt, name, sparse=sparse)
     if not path.exists():
         raise FileNotFoundError(f"{name} {str(path)!r} does not exist.")
     if fmt == "zarr" and is_ome_zarr(path):
@@ -334,7 +330,10 @@ def read_voxel_size(path) -> tuple[float, float, float] | None:
     :func:`~napari_flowinpaint.tasks.io.write_stack`.
     """
     fmt, path = split_format(path)
-    path, fmt = Path(path), fmt or stack_format(path)
+    fmt = fmt or stack_format(path)
+    if is_url(path):
+        return format_voxel_size(path, fmt)
+    path = Path(path)
     if fmt not in ("tiff", "zarr"):
         return format_voxel_size(path, fmt)
     if fmt == "zarr" and is_ome_zarr(path):

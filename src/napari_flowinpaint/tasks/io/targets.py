@@ -28,6 +28,7 @@ import numpy as np
 
 from ...engine import files
 from .formats import hdf5_parts, lazy_format, split_format
+from .remote import is_url
 
 __all__ = ["HDF5_DATASET", "SECTION_SUFFIXES", "SECTIONS_JSON", "WRITABLE", "OutputTarget",
            "check_output_path", "check_replaceable", "check_writable", "limits_dtype",
@@ -79,6 +80,9 @@ def output_target(path) -> OutputTarget:
         For a path whose format cannot be told, or a bad pattern of section names.
     """
     text = str(path)
+    if is_url(split_format(text)[1]):
+        raise ValueError(f"the output {text!r} is a URL: outputs are written to local disk "
+                         "only; give a local path (and copy the result up afterwards).")
     if text.endswith(("/", os.sep)) and text.rstrip("/" + os.sep):
         return OutputTarget("folder", Path(text), "*.tif")
     p = Path(text)
@@ -213,7 +217,8 @@ def check_output_path(path, *, protect: Iterable = (), overwrite: bool = False,
         check_writable(target, dtype)
     try:
         dest = files.check_output_path(
-            target.file, protect=[None if p is None else stack_file(p) for p in protect],
+            target.file, protect=[None if p is None or is_url(split_format(p)[1])
+                                  else stack_file(p) for p in protect],
             overwrite=overwrite)
     except FileExistsError as exc:
         if target.format != "hdf5":

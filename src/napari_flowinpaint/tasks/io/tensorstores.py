@@ -10,6 +10,11 @@ formats of :func:`~napari_flowinpaint.tasks.io.read_stack`.
   attribute.
 * Neuroglancer precomputed (a folder with an ``info`` file): its highest-resolution scale,
   first channel, axes (z, y, x), voxel size from the scale's ``resolution`` (nm).
+
+A chunk missing from an N5 image is an error naming its section
+(:class:`~.chunks.MissingSection`), never a blank section; masks (``sparse``) read it as the
+fill value. Precomputed volumes read missing chunks as the fill value (large volumes often
+leave out the chunks outside the tissue). The same volumes by URL: :mod:`.remote`.
 """
 
 from __future__ import annotations
@@ -20,13 +25,15 @@ from pathlib import Path
 
 import numpy as np
 
+from .chunks import key_sections, tensorstore_missing
 from .formats import FormatStack
 
-__all__ = ["TensorStack", "is_precomputed", "n5_datasets", "open_tensorstore",
+__all__ = ["TensorStack", "import_tensorstore", "is_precomputed", "n5_datasets",
+           "n5_voxel_size", "open_tensorstore", "oriented", "precomputed_voxel_size",
            "tensorstore_voxel_size"]
 
 _EXTRA = ("pip install 'napari-flowinpaint[tensorstore]' (or pip install tensorstore) to "
-          "read N5 and Neuroglancer precomputed volumes")
+          "read {what}")
 _TO_NM = {"nm": 1.0, "nanometer": 1.0, "um": 1000.0, "micrometer": 1000.0, "\u00b5m": 1000.0,
           "micron": 1000.0, "mm": 1e6, "millimeter": 1e6}
 
@@ -82,17 +89,31 @@ def _pick_n5(path: Path, name: str) -> Path:
                      f"{str(path / volumes[0][0])!r}.")
 
 
-def _import_tensorstore():
+def import_tensorstore(what: str = "N5 and Neuroglancer precomputed volumes"):
+    """The :mod:`tensorstore` module, or :class:`ImportError` saying how to install it to
+    read ``what``."""
     try:
         import tensorstore
     except ImportError as exc:
-        raise ImportError(f"tensorstore is not installed: {_EXTRA}.") from exc
+        raise ImportError(f"tensorstore is not installed: {_EXTRA.format(what=what)}.") from exc
     return tensorstore
 
 
-def open_tensorstore(path, fmt: str, name: str = "stack") -> TensorStack:
+def oriented(store, fmt: str):
+    """An opened N5 or precomputed ``store`` as (z, y, x) from 0: its axes reversed (both
+    list x first), a precomputed volume's first channel (a volume may start anywhere)."""
+    import tensorstore as ts
+
+    if fmt == "precomputed":
+        store = store[ts.d["channel"][0]]
+    return store.T.translate_to[0]
+
+
+def open_tensorstore(path, fmt: str, name: str = "stack", *,
+                     sparse: bool = False) -> TensorStack:
     """The N5 dataset or precomputed volume at ``path`` (``fmt`` ``"n5"`` or
-    ``"precomputed"``), read lazily.
+    ``"precomputed"``), read lazily; ``sparse``: an N5 chunk missing reads as the fill value
+    (a mask), else reading its section raises :class:`~.chunks.MissingSection`.
 
     Raises
     ------
@@ -102,11 +123,12 @@ def open_tensorstore(path, fmt: str, name: str = "stack") -> TensorStack:
         If it cannot be read, or (N5) the dataset is not named where the container holds
         several (the message lists them).
     """
-    ts = _import_tensorstore()
+    ts = import_tensorstore()
     path = Path(path)
     if fmt == "n5":
         path = _pick_n5(path, name)
-        spec = {"driver": "n5", "kvstore": {"driver": "file", "path": str(path.resolve())}}
+        spec = {"driver": "n5", "kvstore": {"driver": "file", "path": str(path.resolve())},
+                "fill_missing_data_reads": bool(sparse)}
     else:
         spec = {"driver": "neuroglancer_precomputed", "scale_index": 0,
                 "kvstore": {"driver": "file", "path": str(path.resolve()) + "/"}}
@@ -114,10 +136,7 @@ def open_tensorstore(path, fmt: str, name: str = "stack") -> TensorStack:
         store = ts.open(spec, read=True).result()
     except Exception as exc:  # tensorstore raises ValueError for most of what goes wrong
         raise ValueError(f"{name} {str(path)!r} could not be opened as {fmt} ({exc}).") from exc
-    if fmt == "precomputed":
-        store = store[ts.d["channel"][0]]
-    store = store.T.translate_to[0]  # (z, y, x), indexed from 0 (a volume may start anywhere)
-    return TensorStack(store, path, name)
+    return TensorStack(oriented(store, fmt), path, name, reader=fmt.upper())
 
 
 def tensorstore_voxel_size(path, fmt: str) -> tuple[float, float, float] | None:
@@ -125,15 +144,24 @@ def tensorstore_voxel_size(path, fmt: str) -> tuple[float, float, float] | None:
     None (see the module docstring)."""
     path = Path(path)
     if fmt == "precomputed":
-        xyz = json.loads((path / "info").read_text())["scales"][0].get("resolution")
-        unit = "nm"
-    else:
-        attrs = _attributes(_pick_n5(path, "stack"))
-        pixel = attrs.get("pixelResolution")
-        if isinstance(pixel, dict):
-            xyz, unit = pixel.get("dimensions"), str(pixel.get("unit", "nm"))
-        else:
-            xyz, unit = attrs.get("resolution"), "nm"
+        return precomputed_voxel_size(json.loads((path / "info").read_text()))
+    return n5_voxel_size(_attributes(_pick_n5(path, "stack")))
+
+
+def precomputed_voxel_size(info: dict) -> tuple[float, float, float] | None:
+    """Voxel size ``(z, y, x)`` in nm of a precomputed volume's ``info`` (its first scale)."""
+    return _zyx_nm(info["scales"][0].get("resolution"), "nm")
+
+
+def n5_voxel_size(attrs: dict) -> tuple[float, float, float] | None:
+    """Voxel size ``(z, y, x)`` in nm of an N5 dataset's ``attributes.json``."""
+    pixel = attrs.get("pixelResolution")
+    if isinstance(pixel, dict):
+        return _zyx_nm(pixel.get("dimensions"), str(pixel.get("unit", "nm")))
+    return _zyx_nm(attrs.get("resolution"), "nm")
+
+
+def _zyx_nm(xyz, unit: str) -> tuple[float, float, float] | None:
     factor = _TO_NM.get(unit.strip().lower())
     if xyz is None or len(xyz) != 3 or factor is None or not all(v > 0 for v in xyz):
         return None
@@ -141,11 +169,14 @@ def tensorstore_voxel_size(path, fmt: str) -> tuple[float, float, float] | None:
 
 
 class TensorStack(FormatStack):
-    """A tensorstore volume (z, y, x) from 0: indexing reads only the chunks it touches."""
+    """A tensorstore volume (z, y, x) from 0: indexing reads only the chunks it touches. A
+    chunk missing (where the store was opened with ``fill_missing_data_reads`` off) raises
+    :class:`~.chunks.MissingSection`, naming the section; ``reader`` names the format in it.
+    """
 
-    def __init__(self, store, path, name: str):
+    def __init__(self, store, path, name: str, *, reader: str = "tensorstore"):
         super().__init__(path, name, store.shape, store.dtype.numpy_dtype)
-        self.store = store
+        self.store, self.reader = store, reader
 
     def _read(self, key):
         key = key if isinstance(key, tuple) else (key,)
@@ -172,4 +203,23 @@ class TensorStack(FormatStack):
             else:
                 ts_key.append(slice(None))
                 after.append(k)
-        return np.asarray(self.store[tuple(ts_key)].read().result()[tuple(after)])
+        try:
+            data = self.store[tuple(ts_key)].read().result()
+        except ValueError as exc:
+            fill = self.store.fill_value
+            first = key[0]
+            z = int(first) % self.shape[0] if isinstance(first, int | np.integer) else next(
+                (z for z in key_sections(key, self.shape[0]) if not self._readable(z)), None)
+            missing = tensorstore_missing(exc, self.name, self.path, z, reader=self.reader,
+                                          fill=0 if fill is None else np.asarray(fill).item())
+            if missing is not None:
+                raise missing from None
+            raise
+        return np.asarray(data[tuple(after)])
+
+    def _readable(self, z: int) -> bool:
+        try:
+            self.store[z].read().result()
+        except ValueError:
+            return False
+        return True
