@@ -50,15 +50,19 @@ def _stack_mask(masks, shape):
 
 
 def _usable(stack, masks, z: int, max_damage: float, hole=None,
-            max_overlap: float = 0.25) -> bool:
+            max_overlap: float = 0.25) -> tuple[bool, bool]:
+    """Whether section ``z`` can serve as a neighbour at all, and whether it is also clear
+    of damage where ``hole`` is (its damage covers at most ``max_overlap`` of the hole)."""
+    clear = True
     if masks is not None:
         damage = as_mask(np.asarray(masks[z]), name=f"mask[{z}]")
         if float(np.mean(damage)) > max_damage:
-            return False
-        if hole is not None and hole.any() and float(np.mean(damage[hole])) > max_overlap:
-            return False  # damaged where the section is: it would carry its damage in
+            return False, False
+        if hole is not None and hole.any():
+            clear = float(np.mean(damage[hole])) <= max_overlap
     sl = np.asarray(stack[z])
-    return bool(sl.max() != sl.min())  # a blank (constant) section is a missing one
+    usable = bool(sl.max() != sl.min())  # a blank (constant) section is a missing one
+    return usable, usable and clear
 
 
 def find_neighbours(stack, z: int, *, masks=None, max_distance: int = 3,
@@ -67,9 +71,11 @@ def find_neighbours(stack, z: int, *, masks=None, max_distance: int = 3,
     """The nearest usable sections before and after ``z``.
 
     A section is unusable when it is blank (constant) or, given ``masks``, when more than
-    ``max_damage`` of it is marked damaged, or when more than ``max_overlap`` of ``hole``
-    (the damage of section ``z``, True = damaged) is damaged in it too: damage on
-    consecutive sections at the same place would otherwise be copied into the repair.
+    ``max_damage`` of it is marked damaged. Given ``hole`` (the damage of section ``z``,
+    True = damaged), a section where more than ``max_overlap`` of the hole is damaged too is
+    passed over for the next one on that side (damage on consecutive sections at the same
+    place would be copied into the repair); when none within ``max_distance`` is clear
+    there, the nearest usable one is taken all the same.
     Sections up to ``max_distance`` away are tried.
 
     Returns
@@ -85,15 +91,17 @@ def find_neighbours(stack, z: int, *, masks=None, max_distance: int = 3,
         hole = as_mask(hole, shape[1:], name="hole")
     found = []
     for step in (-1, 1):
-        cand = None
-        for d in range(1, max_distance + 1):
-            zz = z + step * d
+        first = None  # the nearest usable section, clear of the hole's damage or not
+        for zz in (z + step * d for d in range(1, max_distance + 1)):
             if not 0 <= zz < shape[0]:
                 break
-            if _usable(stack, masks, zz, max_damage, hole, max_overlap):
-                cand = zz
+            usable, clear = _usable(stack, masks, zz, max_damage, hole, max_overlap)
+            if clear:
+                first = zz
                 break
-        found.append(cand)
+            if usable and first is None:
+                first = zz
+        found.append(first)
     return found[0], found[1]
 
 

@@ -234,8 +234,7 @@ def repair_to_file(input, mask, output, *, overwrite: bool = False, slices=None,
     if orphans:
         raise ValueError(
             f"slice(s) {format_slices(orphans)} have no usable neighbour within {max_distance} "
-            "slices (the neighbours are blank, more than half damaged or damaged where they "
-            "are); raise "
+            "slices (the neighbours are blank or more than half damaged); raise "
             "--max-distance or leave them out with --slices.")
     from ..engine.texture import check_mode
 
