@@ -152,10 +152,10 @@ class FlowInpainter:
         #: 512 holds a worker about 160 MB lower than 1024 on 2048^2 sections, at the same
         #: speed and within 0.02 dB on whole 1024^2 sections (the networks train on 128 px)
         self.tile = 512
-        #: most pixels the networks take in one batch of tiles: 2 x 512^2 (eight 256 px
-        #: tiles) costs about 70 MB more than one tile at a time; larger batches were
-        #: not faster on 2 cores
-        self.batch_pixels = 2 * 512 * 512
+        #: most pixels the networks take in one batch of tiles: 512^2, one tile of 512 px
+        #: or four of 256 px, so memory peaks as with one 512 px tile. Eight tiles at once
+        #: were not faster on 2 cores and held ~100 MB more
+        self.batch_pixels = 512 * 512
 
     @property
     def method(self) -> str:

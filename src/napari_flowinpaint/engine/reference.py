@@ -56,8 +56,10 @@ def _both_flows(prev: np.ndarray, next: np.ndarray, method: str):
     OpenCV computes one flow on one core; when it may use more than one thread
     (``cv2.getNumThreads() > 1``: not in a worker held to one thread) the two flows run at
     once, the second in a thread of its own (OpenCV releases the GIL). Same result to the bit.
+    Only up to 2 megapixels: the two flows' buffers at once cost about 30 MB more at 1024^2
+    but 200 MB at 2048^2.
     """
-    if cv2.getNumThreads() < 2 or prev.size < 256 * 256:
+    if cv2.getNumThreads() < 2 or not 256 * 256 <= prev.size <= 2 * 1024 * 1024:
         return optical_flow(prev, next, method=method), optical_flow(next, prev, method=method)
     with ThreadPoolExecutor(1) as pool:
         back = pool.submit(optical_flow, next, prev, method=method)
