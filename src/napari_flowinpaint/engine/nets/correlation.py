@@ -81,8 +81,11 @@ def _by_row_segments(f1, f2, r: int, segment: int = 16) -> torch.Tensor:
         # (B, H, n, s + 2r, C): each segment's shifted row, overlapping windows
         rows = g[:, dy : dy + h].unfold(2, s + 2 * r, s).transpose(-1, -2)
         prod = torch.matmul(rows, a)  # (B, H, n, s + 2r, s): [x + dx, x]
-        cols += [prod.diagonal(-dx, 3, 4) for dx in range(k)]  # (B, H, n, s) each
-    out = torch.stack(cols, -1).reshape(b, h, wp, k * k)[:, :, :w] * (1.0 / c)
+        st = prod.stride()
+        # the 2r + 1 diagonals [x + dx, x] as one view (B, H, n, s, 2r + 1)
+        cols.append(prod.as_strided((b, h, n, s, k), (*st[:3], st[3] + st[4], st[3]),
+                                    prod.storage_offset()))
+    out = torch.stack(cols, -2).reshape(b, h, wp, k * k)[:, :, :w] * (1.0 / c)
     out = out.permute(0, 3, 1, 2)  # (B, D, H, W), channels-last strides
     return out if layout_of(f1) == torch.channels_last else out.contiguous()
 
