@@ -143,6 +143,7 @@ def test_batched_tiles_give_the_repair_of_one_tile_at_a_time(tmp_path, monkeypat
         batches.append(tuple(a[2].shape)), real(*a, **k))[1])
     engine = FlowInpainter(weights=path, device="cpu", margin=0)
     engine.tile = 64
+    engine.workers = 1  # one batch after the other, on the caller's threads
     one, one_conf = engine.inpaint(prev, damaged, nxt, mask, return_confidence=True)
     assert batches == [(9, 1, 64, 64)]  # 3 x 3 tiles of 64 px cover 160 px, one batch
     batches.clear()
@@ -153,6 +154,53 @@ def test_batched_tiles_give_the_repair_of_one_tile_at_a_time(tmp_path, monkeypat
     span = float(np.ptp(truth))
     assert float(np.abs(one - each).max()) < 1e-4 * span
     assert float(np.abs(one_conf - each_conf).max()) < 1e-3
+
+
+def test_batches_side_by_side_give_the_repair_one_after_the_other(tmp_path, monkeypatch):
+    import napari_flowinpaint.engine.inpainter as inpainter
+
+    f, g = _nets(5)
+    path = save_weights(tmp_path / "w", get_config("cpu"), f, g)
+    prev, truth, nxt = (s.astype(np.float32) for s in moving_stack(3, (160, 160), step=2.0,
+                                                                    seed=6))
+    mask = np.zeros(truth.shape, bool)
+    mask[12:150:9, :] = True
+    mask[50:100, 20:140] = True
+    damaged = np.where(mask, 1.0, truth).astype(np.float32)
+    engine = FlowInpainter(weights=path, device="cpu", margin=0)
+    engine.tile = 64
+    engine.batch_pixels = 9 * 64 * 64
+    threads = []
+    real = inpainter.learned_stages
+    monkeypatch.setattr(inpainter, "learned_stages", lambda *a, **k: (
+        threads.append(torch.get_num_threads()), real(*a, **k))[1])
+    engine.workers = 1
+    alone = engine.inpaint(prev, damaged, nxt, mask)
+    outer = torch.get_num_threads()
+    assert threads == [outer]
+    threads.clear()
+    engine.workers = 3
+    side = engine.inpaint(prev, damaged, nxt, mask)
+    # 9 tiles in 3 batches of 3 (batch_pixels shared by the workers), torch on one thread
+    # in each worker, the caller's threads unchanged afterwards
+    assert threads == [1, 1, 1] and torch.get_num_threads() == outer
+    assert float(np.abs(side - alone).max()) < 1e-4 * float(np.ptp(truth))
+
+
+def test_side_by_side_keeps_order_and_raises_errors():
+    from napari_flowinpaint.engine._parallel import side_by_side
+
+    assert list(side_by_side(lambda i: i * i, range(7), 3)) == [i * i for i in range(7)]
+    outer = torch.get_num_threads()
+
+    def boom(i):
+        if i == 2:
+            raise ValueError("tile 2")
+        return i
+
+    with pytest.raises(ValueError, match="tile 2"):
+        list(side_by_side(boom, range(5), 2))
+    assert torch.get_num_threads() == outer
 
 
 # ------------------------------------------------------------------ the speed benchmark
