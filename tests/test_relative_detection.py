@@ -111,11 +111,12 @@ def test_a_clean_stack_is_judged_as_before(stacks):
 
 def test_the_normal_area_is_measured_once_per_stack(stacks, monkeypatch):
     _, blobs, _ = stacks
+    monkeypatch.setattr(detector, "NORMAL_AREAS", detector.NormalMemory())  # none known yet
     calls = []
     real = detector.normal_region_area
     monkeypatch.setattr(detector, "normal_region_area",
                         lambda *a, **k: calls.append(1) or real(*a, **k))
-    view = blobs[:]  # a new array object: not remembered yet
+    view = blobs[:]
     first = detect_damage(view, 3)
     second = detect_damage(view, 3)
     assert len(calls) == 1

@@ -509,8 +509,8 @@ def test_result_layers_are_never_offered_as_inputs(scene, qtbot):
 def test_first_auto_detect_shows_learning_what_is_normal_and_remembers_it(damaged_sample,
                                                                          qtbot):
     """The first Auto-detect on a stack learns what is normal for it as a step of its own
-    (status and bar), the same result as the detection's own default; later runs skip it.
-    Cancel during that step stops with nothing added."""
+    (status and bar), the same result as the detection's own default; later runs skip it,
+    on the same data opened again too. Cancel during that step stops with nothing added."""
     from napari_flowinpaint.tasks.detection import detect_damage
 
     viewer, widget, image, truth = damaged_sample
@@ -533,8 +533,17 @@ def test_first_auto_detect_shows_learning_what_is_normal_and_remembers_it(damage
     _wait(qtbot, widget)
     assert not [t for t in statuses if t.startswith("Learning")]  # remembered
     np.testing.assert_array_equal(mask.data[4] > 0, expected)
-    # a new stack (another array): learned again, and Cancel during learning adds nothing
-    other = viewer.add_image(np.array(image.data), name="em2", scale=SCALE)
+    # the same data opened again (another array): remembered by its content
+    again = viewer.add_image(np.array(image.data), name="em again", scale=SCALE)
+    widget.image_layer = again
+    widget.mask_layer = None
+    statuses.clear()
+    widget["detect_button"].native.click()
+    _wait(qtbot, widget)
+    assert not [t for t in statuses if t.startswith("Learning")]
+    np.testing.assert_array_equal(viewer.layers["em again damage mask"].data[4] > 0, expected)
+    # another stack: learned again, and Cancel during learning adds nothing
+    other = viewer.add_image(np.array(image.data)[:, ::-1], name="em2", scale=SCALE)
     widget.image_layer = other
     widget.mask_layer = None
     statuses.clear()

@@ -85,7 +85,8 @@ class DetectRun:
 def iter_proposals(stack, zs, *, grow: int = 0, weights=None):
     """What Auto-detect runs: on a stack not judged before, first learn what is normal for
     it (yielding ``(None, (judged, to judge))`` per section, so that it shows and can be
-    cancelled; remembered while the array lives), then detect on ``zs`` with
+    cancelled; remembered while the array lives, and for the same data in another array),
+    then detect on ``zs`` with
     :func:`~napari_flowinpaint.tasks.detection.iter_detect_damage`, yielding ``(z, found)``.
     ``weights``: the detector (None: the bundled one)."""
     options = dict(sensitivity=DETECT_SENSITIVITY, min_area=DETECT_MIN_AREA, weights=weights)
@@ -93,7 +94,8 @@ def iter_proposals(stack, zs, *, grow: int = 0, weights=None):
     options.update(scale=scale, level=level)
     normal = known_normal_area(stack, **options)
     if normal is None:
-        steps = iter_normal_region_area(stack, **options)
+        reads: dict = {}  # the sections read: the same data opened again is not judged again
+        steps = iter_normal_region_area(stack, reads=reads, **options)
         while True:
             try:
                 step = next(steps)
@@ -101,7 +103,7 @@ def iter_proposals(stack, zs, *, grow: int = 0, weights=None):
                 normal = stop.value
                 break
             yield None, step
-        remember_normal_area(stack, normal, **options)
+        remember_normal_area(stack, normal, reads=reads, **options)
     yield from iter_detect_damage(stack, zs, grow=grow, normal_area=normal, **options)
 
 

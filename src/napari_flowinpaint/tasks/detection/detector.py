@@ -5,15 +5,16 @@ is normal for the stack (see the package docstring; what a section is judged fro
 from __future__ import annotations
 
 import math
-import weakref
 from collections.abc import Callable, Generator, Iterator
 
 import cv2
 import numpy as np
 
 from ...engine import section_index
+from ..fingerprints import ReadRecorder
 from .cues import label_regions
 from .evidence import section_evidence, stack_reference, weights_key
+from .normal import AGREE, NormalMemory, first_agree, spread_order
 from .postprocess import check_options, decide_mask, refine_mask
 from .stackpass import Sections, judge_section
 from .threads import in_order, sections_at_once
@@ -29,17 +30,22 @@ NORMAL_SHARE = 1 / 3
 TYPICAL_MAX_DAMAGE = 0.01
 #: The most a stack can raise the smallest reported region, as a fraction of a section.
 RELATIVE_MAX_AREA = 0.0025
-_NORMAL: dict = {}  # (id, shape, options) -> (weak reference to the stack, normal area)
+#: Normal region areas measured before, by array and by the content of the sections read.
+NORMAL_AREAS = NormalMemory()
 
 
 def iter_normal_region_area(stack, *, sensitivity: float = 0.5, min_area: int = 100,
                             weights=None, scale: tuple[float, float] | None = None,
                             level: tuple[float, float] | None = None,
-                            sections: int = 9) -> Generator[tuple[int, int], None, int]:
+                            sections: int = 9, reads: dict | None = None,
+                            ) -> Generator[tuple[int, int], None, int]:
     """:func:`normal_region_area` step by step: yields ``(judged, to judge)`` after each
-    section it judges (the second number grows when the first sections cannot tell), and
-    returns the area (``StopIteration.value``; ``yield from`` gives it). Stop iterating to
-    cancel (the sections being judged then finish on their own threads)."""
+    section it judges (the second number grows when the first sections cannot tell; when
+    the first ones agree it falls to the number judged, yielded once more), and returns the
+    area (``StopIteration.value``; ``yield from`` gives it). Stop iterating to cancel (the
+    sections being judged then finish on their own threads). ``reads``: a dict that
+    receives the digest of every section read (``{str(z): digest}``, for
+    :func:`remember_normal_area`)."""
     n = int(stack.shape[0])
     if n < 3:
         return 0
@@ -50,11 +56,18 @@ def iter_normal_region_area(stack, *, sensitivity: float = 0.5, min_area: int = 
                       .tolist()) - set(picks))  # between those, when they cannot tell
     if scale is None or level is None:
         scale, level = stack_reference(stack, weights)
+    source = stack
+    if reads is not None:  # every section read, with its digest
+        source = ReadRecorder(stack)
+        source.reads = reads
     largest = []
     done = [0, len(picks)]
+    order = spread_order(picks)  # each prefix spread through the stack
 
     def judge(zs):
-        for _, m in iter_detect_damage(stack, zs, sensitivity=sensitivity, min_area=min_area,
+        if not zs:
+            return
+        for _, m in iter_detect_damage(source, zs, sensitivity=sensitivity, min_area=min_area,
                                        weights=weights, scale=scale, level=level,
                                        relative=False):
             done[0] += 1
@@ -67,7 +80,12 @@ def iter_normal_region_area(stack, *, sensitivity: float = 0.5, min_area: int = 
         hits = sum(a > 0 for a in largest)
         return hits >= 2 and hits >= NORMAL_SHARE * len(largest)
 
-    yield from judge(picks)
+    yield from judge(order[:AGREE])
+    if len(order) > AGREE and first_agree(largest, AGREE):  # no more needed to tell
+        done[1] = done[0]
+        yield tuple(done)
+        return 0
+    yield from judge(order[AGREE:])
     few = len(largest) < (len(picks) + 1) // 2  # most of them damaged
     if more and (few or (any(largest) and not normal())):  # not enough to tell: look again
         done[1] += len(more[:len(picks)])
@@ -78,7 +96,8 @@ def iter_normal_region_area(stack, *, sensitivity: float = 0.5, min_area: int = 
 def normal_region_area(stack, *, sensitivity: float = 0.5, min_area: int = 100,
                        weights=None, scale: tuple[float, float] | None = None,
                        level: tuple[float, float] | None = None, sections: int = 9,
-                       progress: Callable[[int, int], None] | None = None) -> int:
+                       progress: Callable[[int, int], None] | None = None,
+                       reads: dict | None = None) -> int:
     """The size of the regions the detector finds on *this* stack's healthy sections.
 
     Some stacks show the detector small regions on most healthy sections (on a 60 nm
@@ -92,7 +111,10 @@ def normal_region_area(stack, *, sensitivity: float = 0.5, min_area: int = 100,
     0.25 % of a section). When the first sections cannot tell (fewer than half of them
     typical, or some showing a region but too few), up to ``sections`` more, lying between
     them, are judged too: on a stack with many damaged sections, the few typical ones left
-    said nothing.
+    said nothing. The sections are judged in an order spread through the stack
+    (:func:`~.normal.spread_order`: the middle, both ends, the quarters...) and when the
+    first five agree (none shows a region, or all are found damaged) the rest are not
+    judged: 0.
 
     Parameters
     ----------
@@ -106,6 +128,9 @@ def normal_region_area(stack, *, sensitivity: float = 0.5, min_area: int = 100,
     progress : callable(judged, to judge), keyword-only
         Called after each judged section (:func:`iter_normal_region_area` gives the same
         step by step, to cancel between sections).
+    reads : dict, keyword-only
+        Filled with the digest of every section read (``{str(z): digest}``): give it to
+        :func:`remember_normal_area`, so that the same data is not judged again.
 
     Returns
     -------
@@ -114,7 +139,7 @@ def normal_region_area(stack, *, sensitivity: float = 0.5, min_area: int = 100,
     """
     steps = iter_normal_region_area(stack, sensitivity=sensitivity, min_area=min_area,
                                     weights=weights, scale=scale, level=level,
-                                    sections=sections)
+                                    sections=sections, reads=reads)
     while True:
         try:
             done, total = next(steps)
@@ -131,36 +156,34 @@ def relative_min_area(min_area: int, normal_area: int, section_pixels: int) -> i
     return max(int(min_area), min(2 * int(normal_area), cap))
 
 
-def _normal_key(arr, options: dict):
-    return (id(arr), tuple(arr.shape), str(arr.dtype), repr(sorted(options.items())),
+def _normal_meta(arr, options: dict) -> tuple:
+    return (tuple(arr.shape), str(arr.dtype), repr(sorted(options.items())),
             weights_key(options.get("weights")))
 
 
 def known_normal_area(arr, **options) -> int | None:
-    """:func:`normal_region_area` of ``arr`` with these options when it was measured before
-    (and ``arr`` is still the same object), else None."""
-    hit = _NORMAL.get(_normal_key(arr, options))
-    return hit[1] if hit is not None and hit[0]() is arr else None
+    """:func:`normal_region_area` of ``arr`` with these options when it was measured before:
+    on ``arr`` itself (while it lives), or on an array holding the same sections wherever
+    that measurement read them (a stack opened again, a copy; those sections are read and
+    hashed to check), else None."""
+    return NORMAL_AREAS.known(arr, _normal_meta(arr, options))
 
 
-def remember_normal_area(arr, value: int, **options) -> None:
+def remember_normal_area(arr, value: int, *, reads: dict | None = None, **options) -> None:
     """Keep :func:`normal_region_area` of ``arr`` for later calls while ``arr`` lives (a
-    napari layer judged slice by slice pays for it once)."""
-    try:
-        ref = weakref.ref(arr)
-    except TypeError:  # not weakly referenceable: not remembered
-        return
-    if len(_NORMAL) >= 16:
-        _NORMAL.pop(next(iter(_NORMAL)))
-    _NORMAL[_normal_key(arr, options)] = (ref, int(value))
+    napari layer judged slice by slice pays for it once) and, with ``reads`` (the digests
+    :func:`normal_region_area` filled in), for any array holding the same sections (up to
+    16 stacks are remembered)."""
+    NORMAL_AREAS.remember(arr, _normal_meta(arr, options), value, reads)
 
 
 def _normal_area_of(arr, **options) -> int:
-    """:func:`normal_region_area` of ``arr``, measured once while ``arr`` lives."""
+    """:func:`normal_region_area` of ``arr``, measured once for its data."""
     value = known_normal_area(arr, **options)
     if value is None:
-        value = normal_region_area(arr, **options)
-        remember_normal_area(arr, value, **options)
+        reads: dict = {}
+        value = normal_region_area(arr, reads=reads, **options)
+        remember_normal_area(arr, value, reads=reads, **options)
     return value
 
 
