@@ -30,15 +30,16 @@ Run from the repository root::
 
     .venv/bin/python benchmarks/bench_repair.py --quick --load 0 2      # a few minutes
     .venv/bin/python benchmarks/bench_repair.py --load 0 2 --json out.json   # all of it
-    .venv/bin/python benchmarks/bench_repair.py --sizes 1024 2048 --fractions 0.3 --load 0 \\
-        --json benchmarks/results/bench_repair_passive_load0.json
+    .venv/bin/python benchmarks/bench_repair.py --sizes 1024 2048 --all-styles --load 0 2 \\
+        --repeats 3 --json benchmarks/results/bench_repair.json     # the docs' tables
 
 ``--quick`` is 1024^2 and 2048^2 at 30 % in every style (and the whole section), 2 repeats.
 ``--json`` writes the rows: each has ``size``, ``style``, ``fraction`` (measured), ``load``,
 ``median_s``, ``min_s``, ``s_per_damaged_mp``, ``stages`` (seconds per part, the same keys
 in every row), ``numpy_mb``, ``rss_mb``, ``box``, ``mae`` (mean error in the mask, grey
 levels) and ``loadavg`` (the 1-minute load average when the row started: a busy machine
-shows there). ``benchmarks/tables.py`` reads files of one load each.
+shows there); besides the rows, ``targets`` (the lines below, as met or missed) and
+``repeats``. ``benchmarks/tables.py`` makes the speed tables of the docs from it.
 
 Targets of issue 30 on 2 CPU cores, checked at the end when their rows were run: a 1024^2
 section at 30 % (blobs) in <= 1.0 s idle; 2048^2 at 30 % in <= 4x the 1024^2 time (time
@@ -337,7 +338,9 @@ def main(argv=None) -> int:
             "threads": torch.get_num_threads(),
             "load": args.load[0] if len(args.load) == 1 else args.load,
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "stages": args.stages,
-            "cpus": os.cpu_count(), "torch": torch.__version__, "rows": rows}, indent=1) + "\n")
+            "cpus": os.cpu_count(), "torch": torch.__version__, "repeats": args.repeats,
+            "targets": check_targets(rows) if args.stages == "guided_inpainting" else [],
+            "rows": rows}, indent=1) + "\n")
     if args.stages == "guided_inpainting":
         for line in check_targets(rows):
             print("target " + line)

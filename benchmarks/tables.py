@@ -264,40 +264,49 @@ def formats_memory(report: dict) -> str:
 
 # -- speed (benchmarks/bench_repair.py --json) ------------------------------------------------
 
-SPEED_RUNS = (("passive", "passive waits (default)"),
-              ("active", "spinning waits (`OMP_WAIT_POLICY=ACTIVE`)"))
+def _speed_key(r: dict) -> tuple:
+    return r["size"], r.get("style", "blobs"), round(r["fraction"], 2)
 
 
-def speed(_report=None) -> str:
-    """Seconds per section, idle and beside 2 busy processes, for both wait policies."""
-    runs = {(p, load): load_name for p, _ in SPEED_RUNS for load in (0, 2)
-            for load_name in [f"bench_repair_{p}_load{load}"]}
-    data = {key: load(name) for key, name in runs.items()}
-    first = data[("passive", 0)]
-    cols = [(r["size"], r["fraction"]) for r in first["rows"]]
-    head = []
-    for size, frac in cols:
-        head += [f"{size}^2, {frac:.0%}, idle", f"{size}^2, {frac:.0%}, 2 busy processes"]
-    lines = ["| torch threads | " + " | ".join(head) + " |", "|---|" + "---|" * len(head)]
-    for policy, label in SPEED_RUNS:
-        cells = []
-        for i in range(len(cols)):
-            for load_n in (0, 2):
-                cells.append(f"{data[(policy, load_n)]['rows'][i]['median_s']:.1f} s")
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    lines += ["", f"*Median of the runs, {first['threads']} threads, all three stages "
-              "(`benchmarks/bench_repair.py --load 0|2 --json`).*"]
+def speed(report: dict) -> str:
+    """Seconds per section by size, mask style and damage, idle and beside busy processes."""
+    rows = report["rows"]
+    loads = sorted({r["load"] for r in rows})
+    busy = [x for x in loads if x > 0]
+    by = {(_speed_key(r), r["load"]): r for r in rows}
+    head = ["section", "damage", "idle"] + [f"beside {x} busy processes" for x in busy]
+    head += ["idle, per damaged MP", "peak memory"]
+    lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    for r in (r for r in rows if r["load"] == 0):
+        key = _speed_key(r)
+        damage = "whole section" if key[1] == "whole" else f"{key[2]:.0%} {key[1]}"
+        cells = [f"{r['size']}^2", damage, f"{r['median_s']:.2f} s"]
+        for x in busy:
+            other = by.get((key, x))
+            cells.append(f"{other['median_s']:.2f} s ({other['median_s'] / r['median_s']:.1f}x)"
+                         if other else "")
+        cells += [f"{r['s_per_damaged_mp']:.2f} s", f"{r['rss_mb']:.0f} MB"]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", f"*Median of {report.get('repeats', 'several')} repairs, {report['cpus']} "
+              f"CPU cores, torch {report['torch']} on {report['threads']} threads, "
+              f"OMP_WAIT_POLICY={report['omp_wait_policy']}; busy processes started by the "
+              "benchmark; peak memory: RSS growth during one repair "
+              "(`benchmarks/bench_repair.py --json`).*"]
+    if report.get("targets"):
+        lines += [""] + [f"* {t}" for t in report["targets"]]
     return "\n".join(lines) + "\n"
 
 
-def speed_stages(_report=None) -> str:
-    """Where the time of one repair goes, per stage (idle, passive waits)."""
-    rows = load("bench_repair_passive_load0")["rows"]
+def speed_stages(report: dict) -> str:
+    """Where the time of one repair goes, per stage (idle)."""
+    rows = [r for r in report["rows"] if r["load"] == 0]
     stages = list(rows[0]["stages"])
-    lines = ["| section, damaged | total | " + " | ".join(s.replace("_", " ") for s in stages)
+    lines = ["| section, damage | total | " + " | ".join(s.replace("_", " ") for s in stages)
              + " |", "|---|---|" + "---|" * len(stages)]
     for r in rows:
-        lines.append(f"| {r['size']}^2, {r['fraction']:.0%} | {r['median_s']:.2f} s | "
+        key = _speed_key(r)
+        damage = "whole" if key[1] == "whole" else f"{key[2]:.0%} {key[1]}"
+        lines.append(f"| {r['size']}^2, {damage} | {r['median_s']:.2f} s | "
                      + " | ".join(f"{r['stages'][s]:.2f} s" for s in stages) + " |")
     return "\n".join(lines) + "\n"
 
@@ -335,8 +344,8 @@ TABLES = {
     "confidence": (confidence, "confidence"),
     "volume": (volume, "bench_volume"),
     "formats-memory": (formats_memory, "bench_formats_memory"),
-    "speed": (speed, None),
-    "speed-stages": (speed_stages, None),
+    "speed": (speed, "bench_repair"),
+    "speed-stages": (speed_stages, "bench_repair"),
     "detection": (detection, "detection_confirmed"),
 }
 
