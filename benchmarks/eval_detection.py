@@ -57,18 +57,27 @@ def main() -> None:
                     help="also callosum_sssem and cdeep3m_sbem (their validation parts)")
     ap.add_argument("--weights", default=None, help="detector weights (default: bundled)")
     ap.add_argument("--stem", default=None, help="name of the result files")
+    ap.add_argument("--kinds", nargs="+", default=None, metavar="KIND",
+                    help="only these damage kinds (each kind's samples then differ from a "
+                         "run of all kinds: the draws are made in turn)")
+    ap.add_argument("--no-fold-margin", action="store_true",
+                    help="score folds as the detector draws them, without their margin")
     args = ap.parse_args()
     p = args.neighbour_damage
     stem = args.stem or ("detection_neighbours" if p else "detection")
     flag = (f" --neighbour-damage {p:g}" if p else "") + (" --all" if args.all else "") + (
-        f" --weights {args.weights}" if args.weights else "")
+        f" --weights {args.weights}" if args.weights else "") + (
+        f" --kinds {' '.join(args.kinds)}" if args.kinds else "") + (
+        " --no-fold-margin" if args.no_fold_margin else "")
+    kinds = {} if args.kinds is None else {"kinds": args.kinds}
     stacks = {**STACKS, **MORE} if args.all else STACKS
     out_dir = ROOT / "benchmarks" / "results"
     reports, parts = {}, []
     for name, (path, spacing, zr, known) in stacks.items():
         rep = evaluate_detection(tifffile.imread(path), spacing=spacing, z_range=zr,
                                  samples=args.samples, seed=0, neighbour_damage=p,
-                                 known_damaged=known, weights=args.weights)
+                                 known_damaged=known, weights=args.weights,
+                                 fold_margin=not args.no_fold_margin, **kinds)
         reports[name] = rep
         parts.append(f"**{name}**, {args.samples} samples per kind, seed 0, median "
                      f"{1000 * rep['seconds_per_slice']:.0f} ms per slice:\n\n"

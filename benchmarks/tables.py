@@ -329,6 +329,24 @@ def detection(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def fold_margin(_=None) -> str:
+    """Folds: how far their dark edges reach beyond the detected mask, the slivers of them
+    each mask leaves (benchmarks/fold_margin.py), and the fold kind's pixel F1 without and
+    with the fold margin (eval_detection.py --all --kinds fold, with --no-fold-margin)."""
+    edges, band, grown = load("fold_margin"), load("detection_folds_band"), load("detection_folds")
+    lines = ["| validation part | edges beyond the mask (95 %) | slivers left: mask as drawn "
+             "| grown 2 px | fold margin | fold margin, grown 2 px | fold F1: as drawn -> "
+             "with the margin |", "|---|---|---|---|---|---|---|"]
+    for part, res in edges["stacks"].items():
+        full = next(k for k in band if k.split()[0] == part.split()[0])
+        slivers = " | ".join(f"{res[v]['slivers']:.0%}" for v in (
+            "none", "grow 2 px", "fold margin", "fold margin, grow 2 px"))
+        lines.append(f"| {part} | {res['none']['reach_p95']:.0f} px | {slivers} | "
+                     f"{band[full]['kinds']['fold']['f1']:.3f} -> "
+                     f"{grown[full]['kinds']['fold']['f1']:.3f} |")
+    return "\n".join(lines) + "\n"
+
+
 #: name -> (renderer, the JSON it reads, or None when the renderer reads its own)
 TABLES = {
     "quality": (quality, "realism"),
@@ -347,6 +365,7 @@ TABLES = {
     "speed": (speed, "bench_repair"),
     "speed-stages": (speed_stages, "bench_repair"),
     "detection": (detection, "detection_confirmed"),
+    "fold-margin": (fold_margin, None),
 }
 
 

@@ -65,16 +65,18 @@ def _detector_digest(weights) -> str | None:
     return file_digest(weights if weights is not None else bundled_detector_path())
 
 
-def _detection_options(sensitivity, grow, rectangles, min_area, weights, relative) -> dict:
+def _detection_options(sensitivity, grow, rectangles, min_area, weights, relative,
+                       fold_margin=True) -> dict:
     """What identifies a detection's options (in its journal and its mask's provenance)."""
     return dict(sensitivity=sensitivity, grow=grow, rectangles=rectangles, min_area=min_area,
-                weights=None if weights is None else str(weights), relative=bool(relative))
+                weights=None if weights is None else str(weights), relative=bool(relative),
+                fold_margin=bool(fold_margin))
 
 
 def detect_to_file(input, output, *, report=None, overwrite: bool = False,
                    sensitivity: float = 0.5, grow: int = 0, rectangles: bool = False,
                    min_area: int = 100, weights=None, relative: bool = True,
-                   workers: int | None = 1, scheduler: str | None = None,
+                   fold_margin: bool = True, workers: int | None = 1, scheduler: str | None = None,
                    progress: Callable[[int, int], None] | None = None,
                    should_stop: Callable[[], bool] | None = None,
                    log: Callable[[str], None] | None = None) -> list[dict]:
@@ -110,7 +112,8 @@ def detect_to_file(input, output, *, report=None, overwrite: bool = False,
                              f"{str(output)!r} are the same path; give two different files.")
         check_output_path(report, protect=(input,), overwrite=overwrite, what="report")
     check_stack_path(output, protect=(input,), overwrite=overwrite, dtype=np.uint8)
-    options = _detection_options(sensitivity, grow, rectangles, min_area, weights, relative)
+    options = _detection_options(sensitivity, grow, rectangles, min_area, weights, relative,
+                                 fold_margin)
     n = stack.shape[0]
     run = {"command": "detect", "input": resolved_source(input), "shape": list(stack.shape),
            "options": options, "weights_digest": _detector_digest(weights)}
@@ -282,7 +285,8 @@ def _not_made_from(input, mask_output, report, detect_options: dict) -> str | No
         return "they do not record what they were made from"
     defaults = inspect.signature(detect_to_file).parameters
     given = {k: detect_options.get(k, defaults[k].default) for k in
-             ("sensitivity", "grow", "rectangles", "min_area", "weights", "relative")}
+             ("sensitivity", "grow", "rectangles", "min_area", "weights", "relative",
+              "fold_margin")}
     if json.loads(json.dumps(_detection_options(**given))) != made.get("options"):
         return "other detection options"
     if _detector_digest(given["weights"]) != made.get("weights_digest"):

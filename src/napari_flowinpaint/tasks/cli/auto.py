@@ -18,6 +18,7 @@ from ...engine.names import FLOW_METHODS, STAGES
 from .common import (
     ProgressBar,
     add_absolute_argument,
+    add_fold_margin_argument,
     add_format_argument,
     add_mode_argument,
     add_parallel_arguments,
@@ -53,6 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-area", type=int, default=100,
                         help="detection: drop regions under N pixels (default 100)")
     add_absolute_argument(parser)
+    add_fold_margin_argument(parser)
     parser.add_argument("--detector-weights", type=Path, default=None,
                         help="detector weights (default: bundled)")
     parser.add_argument("--weights", type=Path, default=None,
@@ -93,7 +95,8 @@ def _run(args: argparse.Namespace) -> int:
             overwrite=args.overwrite, workers=args.workers, scheduler=args.scheduler,
             detect_options=dict(sensitivity=args.sensitivity, grow=args.grow,
                                 min_area=args.min_area, weights=args.detector_weights,
-                                relative=not args.absolute),
+                                relative=not args.absolute,
+                                fold_margin=not args.no_fold_margin),
             repair_options=dict(weights=args.weights, device=args.device, stages=args.stages,
                                 flow_method=args.flow_method, mode=args.mode,
                                 max_distance=args.max_distance),

@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 
 __all__ = ["ProgressBar", "add_absolute_argument", "add_finetune_arguments", "add_format_argument",
-           "add_mode_argument", "add_parallel_arguments", "check_stack_outputs",
-           "input_path"]
+           "add_fold_margin_argument", "add_mode_argument", "add_parallel_arguments",
+           "check_stack_outputs", "input_path"]
 
 _FORMAT = ("{desc}: {n_fmt}/{total_fmt} {unit} {percentage:3.0f}%|{bar}| "
            "[{elapsed}<{remaining}, {rate_fmt}{postfix}]")
@@ -147,6 +147,14 @@ def add_absolute_argument(parser) -> None:
                         help="report every region of --min-area or more, even the small ones "
                              "this stack's healthy sections show too (by default those are "
                              "taken as normal for the stack)")
+
+
+def add_fold_margin_argument(parser) -> None:
+    """``--no-fold-margin``: folds masked as the detector draws them, without their margin."""
+    parser.add_argument("--no-fold-margin", action="store_true",
+                        help="do not grow fold-like regions (long thin dark bands) over "
+                             "their dark edges (by default they are, so that a repair "
+                             "leaves no dark slivers along a fold)")
 
 
 def add_mode_argument(parser) -> None:

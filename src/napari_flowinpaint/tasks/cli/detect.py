@@ -13,6 +13,7 @@ from pathlib import Path
 from .common import (
     ProgressBar,
     add_absolute_argument,
+    add_fold_margin_argument,
     add_format_argument,
     add_parallel_arguments,
     check_stack_outputs,
@@ -44,6 +45,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--min-area", type=int, default=100,
                         help="drop regions under N pixels (default 100)")
     add_absolute_argument(parser)
+    add_fold_margin_argument(parser)
     parser.add_argument("--weights", type=Path, default=None,
                         help="detector weights (default: bundled)")
     add_parallel_arguments(parser)
@@ -63,7 +65,8 @@ def run(args) -> int:
                               overwrite=args.overwrite, sensitivity=args.sensitivity,
                               grow=args.grow, rectangles=args.rectangles,
                               min_area=args.min_area, weights=args.weights,
-                              relative=not args.absolute, progress=bar,
+                              relative=not args.absolute,
+                              fold_margin=not args.no_fold_margin, progress=bar,
                               workers=args.workers, scheduler=args.scheduler,
                               log=bar.write)
     flagged = [r["z"] for r in rows if r["flagged"]]

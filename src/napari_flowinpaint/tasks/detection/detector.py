@@ -69,7 +69,7 @@ def iter_normal_region_area(stack, *, sensitivity: float = 0.5, min_area: int = 
             return
         for _, m in iter_detect_damage(source, zs, sensitivity=sensitivity, min_area=min_area,
                                        weights=weights, scale=scale, level=level,
-                                       relative=False):
+                                       relative=False, fold_margin=False):
             done[0] += 1
             if m.mean() <= TYPICAL_MAX_DAMAGE:
                 count, _, area = label_regions(m)
@@ -204,7 +204,7 @@ def iter_detect_damage(stack, zs=None, *, sensitivity: float = 0.5, grow: int = 
                        rectangles: bool = False, min_area: int = 100, weights=None,
                        scale: tuple[float, float] | None = None,
                        level: tuple[float, float] | None = None, relative: bool = True,
-                       normal_area: int | None = None,
+                       normal_area: int | None = None, fold_margin: bool = True,
                        ) -> Iterator[tuple[int, np.ndarray]]:
     """Detect damage slice by slice, yielding ``(z, mask)`` as each slice is done.
 
@@ -218,9 +218,9 @@ def iter_detect_damage(stack, zs=None, *, sensitivity: float = 0.5, grow: int = 
     contrast flicker between sections is not damage. ``relative`` and ``normal_area``:
     see :func:`detect_damage` (``normal_area`` is measured once when not given; give it,
     from :func:`normal_region_area`, when judging a stack in several calls). See
-    :func:`detect_damage` for the other parameters. Sections are judged two at a time
-    (:func:`~.threads.sections_at_once`: the same masks, sooner on two cores): when
-    iteration stops, the ones being judged finish on their own threads.
+    :func:`detect_damage` for the other parameters (``fold_margin`` too). Sections are
+    judged two at a time (:func:`~.threads.sections_at_once`: the same masks, sooner on
+    two cores): when iteration stops, the ones being judged finish on their own threads.
     """
     sensitivity = check_options(sensitivity, grow, min_area)
     arr, shape = as_section_or_stack(stack)
@@ -258,7 +258,8 @@ def iter_detect_damage(stack, zs=None, *, sensitivity: float = 0.5, grow: int = 
 
     def one(z: int) -> np.ndarray:
         return refine_mask(judge_section(sections, z, judge), grow=grow,
-                           rectangles=rectangles, min_area=min_area)
+                           rectangles=rectangles, min_area=min_area,
+                           section=sections.get(z)[0] if fold_margin else None)
 
     masks = in_order(one, zs, at_once=sections_at_once(len(zs), shape[1] * shape[2]))
     try:
@@ -274,6 +275,7 @@ def iter_detect_damage(stack, zs=None, *, sensitivity: float = 0.5, grow: int = 
 def detect_damage(stack, z: int | None = None, *, sensitivity: float = 0.5, grow: int = 0,
                   rectangles: bool = False, min_area: int = 100, weights=None,
                   relative: bool = True, normal_area: int | None = None,
+                  fold_margin: bool = True,
                   progress: Callable[[int, int], None] | None = None,
                   should_stop: Callable[[], bool] | None = None) -> np.ndarray:
     """Propose a damage mask for one section, one slice of a stack, or a whole stack.
@@ -293,6 +295,10 @@ def detect_damage(stack, z: int | None = None, *, sensitivity: float = 0.5, grow
         the network's probability exceeds ``1 - sensitivity``. 0.5 is the tuned default.
     grow : int, keyword-only
         Grow each detected region by this many pixels (a safety margin for the repair).
+    fold_margin : bool, keyword-only
+        Grow each fold-like region (long, thin and darker than around it) over its dark
+        edges (up to a quarter of its width) and by 1 px more, before ``grow``, so that a
+        repair leaves no dark slivers along it (:func:`~.folds.grow_folds`; default True).
     rectangles : bool, keyword-only
         Cover each region by its bounding rectangle.
     min_area : int, keyword-only
@@ -331,7 +337,8 @@ def detect_damage(stack, z: int | None = None, *, sensitivity: float = 0.5, grow
     """
     arr, shape = as_section_or_stack(stack)
     opts = dict(sensitivity=sensitivity, grow=grow, rectangles=rectangles, min_area=min_area,
-                weights=weights, relative=relative, normal_area=normal_area)
+                weights=weights, relative=relative, normal_area=normal_area,
+                fold_margin=fold_margin)
     if arr is None:
         return next(iter_detect_damage(np.asarray(stack)[None], [0], **opts))[1]
     if z is not None:

@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 
 from .cues import label_regions, select_regions
+from .folds import grow_folds
 
 __all__ = ["decide_mask", "refine_mask", "check_options", "keep_confirmed", "odd_neighbour"]
 
@@ -163,8 +164,9 @@ def _drop_small(mask: np.ndarray, min_pixels: int) -> np.ndarray:
 
 
 def refine_mask(mask, *, grow: int = 0, rectangles: bool = False,
-                min_area: int = 0) -> np.ndarray:
-    """Post-process a damage mask: drop small regions, cover regions by rectangles, grow.
+                min_area: int = 0, section=None) -> np.ndarray:
+    """Post-process a damage mask: drop small regions, give folds a margin, cover regions by
+    rectangles, grow.
 
     Parameters
     ----------
@@ -172,6 +174,11 @@ def refine_mask(mask, *, grow: int = 0, rectangles: bool = False,
         True marks damaged pixels. Not modified.
     min_area : int, keyword-only
         First, drop regions (8-connected) of fewer pixels than this.
+    section : array_like, shape (H, W), optional, keyword-only
+        The section the mask was found on. Given, every fold-like region (long, thin and
+        darker than around it) is then grown over its dark edges, up to a share of its
+        width, and by a pixel more (:func:`~.folds.grow_folds`): the band the detector
+        draws tends to stop short of the fold's edges.
     rectangles : bool, keyword-only
         Then replace each region by its bounding rectangle, as FlowInpaint's Figure 4 marks
         damage.
@@ -187,6 +194,8 @@ def refine_mask(mask, *, grow: int = 0, rectangles: bool = False,
         raise ValueError(f"mask must be 2-D (H, W), got shape {out.shape}.")
     check_options(0.5, grow, min_area)
     out = _drop_small(out, int(min_area)) if min_area > 1 else out.copy()
+    if section is not None and out.any():
+        out = grow_folds(out, section)
     if rectangles and out.any():
         _, _, stats, _ = cv2.connectedComponentsWithStats(out.astype(np.uint8), connectivity=8)
         for x, y, w, h, _a in stats[1:]:

@@ -45,7 +45,7 @@ def evaluate_detection(stack, *, spacing: int = 1, z_range=None, samples: int = 
                        kinds=DAMAGE_KINDS, seed: int = 0, sensitivity: float = 0.5,
                        min_area: int = 100, neighbour_damage: float = 0.0,
                        continuing: bool = True, weights=None, known_damaged=(),
-                       relative: bool = True,
+                       relative: bool = True, fold_margin: bool = True,
                        progress: Callable[[int, int], None] | None = None) -> dict:
     """Detection scores on simulated damage of ``stack``.
 
@@ -89,6 +89,10 @@ def evaluate_detection(stack, *, spacing: int = 1, z_range=None, samples: int = 
         :func:`~napari_flowinpaint.tasks.detection.detect_damage` does by default: its
         :func:`~napari_flowinpaint.tasks.detection.normal_region_area` is measured once on
         the real sections of the range (reported as ``settings["normal_area"]``).
+    fold_margin : bool, keyword-only
+        Give fold-like regions their margin, as
+        :func:`~napari_flowinpaint.tasks.detection.detect_damage` does by default (it costs
+        precision against the simulated fold's band; False scores the band as drawn).
 
     Returns
     -------
@@ -153,7 +157,8 @@ def evaluate_detection(stack, *, spacing: int = 1, z_range=None, samples: int = 
         nonlocal done
         t0 = time.perf_counter()
         m = detect_damage(part, i, sensitivity=sensitivity, min_area=min_area,
-                          weights=weights, relative=relative, normal_area=normal)
+                          weights=weights, relative=relative, normal_area=normal,
+                          fold_margin=fold_margin)
         dt = time.perf_counter() - t0
         done += 1
         if progress:
@@ -220,6 +225,7 @@ def evaluate_detection(stack, *, spacing: int = 1, z_range=None, samples: int = 
                      "neighbour_damage": neighbour_damage, "shape": list(stack.shape[1:]),
                      "weights": None if weights is None else str(weights),
                      "known_damaged": known, "relative": bool(relative),
+                     "fold_margin": bool(fold_margin),
                      "normal_area": normal},
     }
 
