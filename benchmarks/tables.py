@@ -20,6 +20,8 @@ import re
 import sys
 from pathlib import Path
 
+from tables_detect import detect_speed, false_alarms
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 README = ROOT / "README.md"
@@ -365,6 +367,8 @@ TABLES = {
     "speed": (speed, "bench_repair"),
     "speed-stages": (speed_stages, "bench_repair"),
     "detection": (detection, "detection_confirmed"),
+    "detect-speed": (detect_speed, None),
+    "false-alarms": (false_alarms, "false_alarms"),
     "fold-margin": (fold_margin, None),
 }
 
