@@ -28,6 +28,7 @@ rewrites the tables and the plot from a JSON file without repairing anything.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 import time
@@ -115,7 +116,7 @@ def plot(report: dict, path: Path) -> None:
     fig = Figure(figsize=(10, 4.2), dpi=100)
     ax1, ax2 = fig.subplots(1, 2)
     methods = report["config"]["methods"]
-    markers = dict(zip(methods, "os^vDP*XhH<>p", strict=False))
+    markers = dict(zip(methods, itertools.cycle("os^vDP*XhH<>p")))
     for m in methods:
         xs, ys, fs, gs = [], [], [], []
         for res in report["parts"].values():

@@ -15,6 +15,7 @@ writes ``runs/mix/mix-0.3.safetensors`` (and its ``.json``) for each ``t``.
 from __future__ import annotations
 
 import argparse
+import hashlib
 from pathlib import Path
 
 import torch
@@ -42,6 +43,13 @@ def mix(a, b, t: float):
     return out
 
 
+def sha256(path: Path) -> str:
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        path = path.with_suffix(".safetensors")
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("a", type=Path)
@@ -55,7 +63,11 @@ def main(argv=None) -> int:
             ap.error(f"--t must lie in [0, 1], got {t}.")
         a, b = load_weights(args.a), load_weights(args.b)
         f, g, d = mix(a, b, t)
-        meta = {"mixed": {"a": str(args.a), "b": str(args.b), "t": t,
+        # A's training record stays (fine-tuning keeps the loss weights it names); B's is
+        # kept beside it
+        meta = {"training": a.meta.get("training", {}),
+                "mixed": {"a": str(args.a), "a_sha256": sha256(args.a), "b": str(args.b),
+                          "b_sha256": sha256(args.b), "t": t,
                           "b_training": b.meta.get("training", {})}}
         path = save_weights(args.out / f"mix-{t:g}", a.config, f, g, d, meta=meta)
         print(path)

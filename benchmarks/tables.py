@@ -146,6 +146,34 @@ def quality(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def candidates(report: dict) -> str:
+    """Candidate weights side by side: PSNR lead over the best classical baseline (least and
+    mean over the parts and ratios), texture, and the membrane F1 of the downstream check."""
+    parts = report["parts"]
+    lines = ["| repair | PSNR lead, least / mean | sharpness | grain | membrane F1, 30 / 50 % "
+             "| ahead everywhere |", "|---|---|---|---|---|---|"]
+    for m in report["config"]["methods"]:
+        if m in CLASSICAL:
+            continue
+        leads, sharp, grain = [], [], []
+        for res in parts.values():
+            for k, row in res[m].items():
+                leads.append(margin(res, m, k))
+                sharp.append(row["sharpness"])
+                grain.append(row["grain"])
+        f1 = [parts["isbi2012_train"][m][str(r)]["membrane_f1"] for r in RATIOS] \
+            if "isbi2012_train" in parts else []
+        label = report["config"].get("labels", {}).get(m, m)
+        lines.append(f"| {label} | {min(leads):+.2f} / {sum(leads) / len(leads):+.2f} dB | "
+                     f"{sum(sharp) / len(sharp):.2f} | {sum(grain) / len(grain):.2f} | "
+                     + (" / ".join(f"{x:.3f}" for x in f1) if f1 else "") + " | "
+                     + ("yes" if min(leads) > 0 else "no") + " |")
+    lines += ["", f"*{report['config']['samples_per_ratio']} crops per part and ratio "
+              "(`benchmarks/eval_realism.py --weights NAME=FILE`); sharpness and grain: means "
+              "over the parts and ratios (the truth's = 1).*"]
+    return "\n".join(lines) + "\n"
+
+
 def membrane_ceiling(report: dict) -> str:
     """Membrane F1 in the hole of fills that need no network (a real neighbour copied in)
     beside the repairs, as a share of the undamaged section's (``membrane_ceiling.py``)."""
@@ -356,6 +384,7 @@ TABLES = {
     "realism-full": (realism_full, "realism"),
     "grain-ablation": (lambda r: realism_summary(r, ("textured", "full grain")), "ablate_grain"),
     "membrane-ceiling": (membrane_ceiling, "membrane_ceiling"),
+    "realism-candidates": (candidates, "realism_mix"),
     "evaluation-isbi": (evaluation, "eval_isbi"),
     "evaluation-fibsem": (evaluation, "eval_fibsem"),
     "lodo-isbi": (lodo, "lodo_inpainting_isbi"),
