@@ -3,8 +3,8 @@
 Opens a real napari window of a laptop screen's size (1366 x 768; under Xvfb when there is
 no display: ``xvfb-run -a``), loads the bundled FIB-SEM sample, paints a damaged region,
 repairs it, shows the confidence overlay, runs Auto-detect and a batch repair on a range of
-slices, and a short fine-tuning with the Repair widget docked beside it; each step is saved
-as a PNG in ``docs/images/``.
+slices, and a short fine-tuning with the Repair widget docked beside it (its before/after
+check beside the stack); each step is saved as a PNG in ``docs/images/``.
 
     xvfb-run -a -s "-screen 0 1400x900x24" .venv/bin/python docs/make_screenshots.py
 """
@@ -121,6 +121,7 @@ def main() -> None:
         settle(finetune, timeout=1800)
         bar = finetune_dock.findChild(QScrollArea, "scroll area").verticalScrollBar()
         bar.setValue(bar.maximum())  # the verdict and the loss plot
+        viewer.reset_view()  # the stack and, right of it, the before/after check
         shoot(viewer, "finetune.png")
     print("window", window.width(), "x", window.height(), "minimum",
           window.minimumSizeHint().width(), "x", window.minimumSizeHint().height())

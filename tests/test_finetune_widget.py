@@ -115,6 +115,18 @@ def test_finetune_reports_psnr_and_feeds_the_repair_widget(scene, qtbot, tmp_pat
     np.testing.assert_array_equal(damage.data, painted)
     assert widget["start_button"].enabled and not widget["cancel_button"].enabled
     assert not [n for n in notes if n[0] >= NotificationSeverity.WARNING]
+    # the before/after check: the scored test repair, beside the stack; the mask stays active
+    ex = res.example
+    panels = {name: viewer.layers[f"fine-tune check: {name}"]
+              for name in ("damaged", "before", "after", "truth")}
+    for name, layer in panels.items():
+        np.testing.assert_array_equal(layer.data, getattr(ex, name))
+        assert layer.data.shape == ex.truth.shape == (128, 128)
+    np.testing.assert_array_equal(ex.truth, original[ex.z, ex.y:ex.y + 128, ex.x:ex.x + 128])
+    assert not np.array_equal(ex.before[ex.mask], ex.after[ex.mask])  # 4 iterations apart
+    assert f"Before/after of one test repair (slice {ex.z})" in widget.status
+    assert viewer.layers.selection.active is damage
+    assert panels["after"] not in widget["image_choice"].choices
 
     # "Use in Repair widget" is offered only for weights that scored better; the docked
     # Repair widget then builds its engine from the file
@@ -357,9 +369,13 @@ def test_loss_plot_says_what_it_will_show_until_the_first_point(qtbot):
     plot = LossPlot()
     assert plot._hint is not None and "training loss" in plot._hint.get_text()
     assert list(plot.axes.get_xticks()) == [] and list(plot.axes.get_yticks()) == []
-    plot.add(1, 0.5)
-    plot.add(2, 0.25)
+    plot.add(5, 0.5)  # a run with one logged iteration: its point shows, from iteration 0
+    assert plot._hint is None and plot._line.get_marker() == "o"
+    low, high = plot.axes.get_ylim()
+    assert low < 0.5 < high and plot.axes.get_xlim()[0] == 0 < 5 < plot.axes.get_xlim()[1]
+    assert all(float(t).is_integer() for t in plot.axes.get_xticks())
+    plot.add(10, 0.25)
     plot.redraw()
-    assert plot._hint is None and len(plot.axes.get_yticks()) > 1
+    assert len(plot.axes.get_yticks()) > 1 and plot.axes.get_ylim()[0] < 0.25
     plot.clear()
     assert plot._hint is not None

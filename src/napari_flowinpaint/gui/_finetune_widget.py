@@ -23,6 +23,7 @@ from qtpy.QtCore import QObject, Signal
 from ..engine import SUPPORTED_DTYPES
 from ..tasks.training import DetectorFinetuneResult, FinetuneResult, finetune, finetune_detector
 from ._common import INPUT_ERRORS, ImageChoiceMixin, StatusMixin, is_result_layer, reason
+from ._finetune_check import check_note
 from ._finetune_text import PHASES, progress_text, result_text, result_verdict, verdict
 from ._layout import Fold, arrange
 from ._loss_plot import LossPlot
@@ -87,7 +88,9 @@ class FinetuneWidget(ImageChoiceMixin, StatusMixin, Container):
     same output resumes) or, while scoring, after the current repair; closing the widget or
     the viewer does the same. When done, :attr:`result` holds the
     :class:`~napari_flowinpaint.tasks.training.FinetuneResult` (or
-    ``DetectorFinetuneResult``) and **Use in Repair widget** (:meth:`use_weights`, offered
+    ``DetectorFinetuneResult``), a repair run's before/after check (one scored test repair
+    with both weights) is shown as the ``fine-tune check: ...`` layers right of the stack
+    (:mod:`._finetune_check`), and **Use in Repair widget** (:meth:`use_weights`, offered
     only for weights scored better) makes the docked *Repair section* widget repair (or
     auto-detect) with the new weights. The layers are never modified, and no existing file
     is written over: an output that exists is refused before any work.
@@ -111,7 +114,7 @@ class FinetuneWidget(ImageChoiceMixin, StatusMixin, Container):
         self._relay = _Relay()
         self._relay.info.connect(self._on_progress)
         self._returned = False
-        self._running_target = "repair networks"
+        self._running_target, self._running_image = "repair networks", None
         self._auto_spacing = 1  # the spacing last taken from an image's voxel size
         self._auto_outputs: list[Path] = []  # outputs proposed beside an image's file
         #: The last run's :class:`~napari_flowinpaint.tasks.training.FinetuneResult`, or None.
@@ -265,6 +268,7 @@ class FinetuneWidget(ImageChoiceMixin, StatusMixin, Container):
         self.plot.clear()
         self._phase, self._returned = None, False
         self._running_target = self.target  # the box may be gone (closed) while it runs
+        self._running_image = image  # the before/after check goes beside it
         self._open_progress(1, PHASES["before"])
         self._set_status(f"{PHASES['before']} on the last slices of '{image.name}', then "
                          f"training the {self.target} {iterations} iterations...")
@@ -381,7 +385,7 @@ class FinetuneWidget(ImageChoiceMixin, StatusMixin, Container):
             self._notify(show_warning if isinstance(exc, INPUT_ERRORS) else show_error, text)
             return
         self.result = result
-        text = result_text(result)
+        text = result_text(result) + check_note(self._viewer, self._running_image, result)
         self._set_status(text)
         self._set_running(False)
         self._notify(show_info, text)

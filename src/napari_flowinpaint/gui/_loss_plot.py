@@ -7,7 +7,7 @@ import time
 
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import AutoLocator
+from matplotlib.ticker import AutoLocator, MaxNLocator
 
 __all__ = ["LossPlot"]
 
@@ -41,7 +41,7 @@ class LossPlot:
         ax.set_xlabel("iteration", fontsize=8)
         ax.set_ylabel("training loss", fontsize=8)
         ax.tick_params(labelsize=7)
-        (self._line,) = ax.plot([], [], color="#3d8fe8", linewidth=1.2)
+        (self._line,) = ax.plot([], [], color="#3d8fe8", linewidth=1.2, markersize=3)
         # no empty axes (-0.05..0.05) before the first point: say what will show here
         ax.set_xticks([])
         ax.set_yticks([])
@@ -63,11 +63,15 @@ class LossPlot:
         if self._hint is not None and self.steps:  # the first point: real axes from now on
             self._hint.remove()
             self._hint = None
-            self.axes.xaxis.set_major_locator(AutoLocator())
+            self.axes.xaxis.set_major_locator(MaxNLocator(integer=True))  # iterations
             self.axes.yaxis.set_major_locator(AutoLocator())
         self._line.set_data(self.steps, self.losses)
+        # dots while there are few points: a run of one logged iteration shows its point
+        self._line.set_marker("o" if len(self.steps) < 20 else "")
         self.axes.relim()
         self.axes.autoscale_view()
+        if self.steps:  # from iteration 0, and a little past the last one
+            self.axes.set_xlim(0, max(self.steps[-1], 1) * 1.05)
         self._draw()
 
     def _draw(self) -> None:

@@ -102,7 +102,9 @@ def evaluate(stack, *, spacing: int, z_range=None, crop: int | None = 256,
              samples: int = 100, ratios: Sequence[float] = (0.1, 0.3, 0.5), seed: int = 0,
              methods: Sequence[str] = DEFAULT_METHODS, mask_kind: str = "mixed",
              membranes=None, membrane_classifier=None, per_sample: bool = False,
-             progress: Callable[[int, int], None] | None = None) -> dict:
+             progress: Callable[[int, int], None] | None = None,
+             on_sample: Callable[[dict], None] | None = None,
+             metrics_only: Sequence[str] | None = None) -> dict:
     """Score repair methods on simulated damage of ``stack``.
 
     Parameters
@@ -143,6 +145,16 @@ def evaluate(stack, *, spacing: int, z_range=None, crop: int | None = 256,
         Every method repairs the same samples, so two methods' lists pair up one to one.
     progress : callable, optional, keyword-only
         ``progress(done, total)`` after each sample.
+    on_sample : callable, optional, keyword-only
+        ``on_sample(info)`` after each sample, before ``progress``, to look at the repairs
+        themselves: ``info`` holds ``ratio`` and ``index`` (its damage ratio's and its own
+        position), the section ``z``, the crop's top-left corner ``y`` and ``x``, and the
+        crops ``truth``, ``damaged``, ``mask`` and ``repaired`` (method -> the repair, with
+        the known pixels kept, as scored). The arrays are not used again; keep them.
+    metrics_only : sequence of str, optional, keyword-only
+        Compute only these of ``psnr``, ``psnr_hole``, ``ssim``, ``fsim``, ``sharpness`` and
+        ``grain`` (the others are given as None): a score that needs only the PSNR in the
+        hole skips the rest (FSIM costs more than the rest together). Default: all.
 
     Returns
     -------
@@ -233,6 +245,16 @@ def evaluate(stack, *, spacing: int, z_range=None, crop: int | None = 256,
     if not hasattr(stack, "dtype"):
         stack = np.asarray(stack)
     data_range = _data_range(stack, start, stop)
+    image_metrics = {
+        "psnr": lambda t, o, _m: metrics.psnr(t, o, data_range=data_range),
+        "psnr_hole": lambda t, o, m: metrics.psnr_hole(t, o, m, data_range=data_range),
+        "ssim": lambda t, o, _m: metrics.ssim(t, o, data_range=data_range),
+        "fsim": lambda t, o, _m: metrics.fsim(t, o, data_range=data_range),
+        "sharpness": metrics.sharpness_ratio, "grain": metrics.grain_ratio}
+    wanted = set(image_metrics if metrics_only is None else metrics_only)
+    if wanted - set(image_metrics):
+        raise ValueError(f"unknown metrics {sorted(wanted - set(image_metrics))}; expected "
+                         f"some of {list(image_metrics)}.")
 
     config = {
         "spacing": spacing, "z_range": f"{start}:{stop}",
@@ -263,6 +285,7 @@ def evaluate(stack, *, spacing: int, z_range=None, crop: int | None = 256,
                 labels = np.asarray(membranes[(z, *window)]) != 0
                 undamaged_f1 = membrane_f1(membrane_classifier.predict(truth), labels,
                                            mask)["f1"]
+            repaired = {}
             for m in methods:
                 t0 = time.perf_counter()
                 result = functions[m](prev.copy(), damaged.copy(), nxt.copy(), mask.copy())
@@ -271,22 +294,21 @@ def evaluate(stack, *, spacing: int, z_range=None, crop: int | None = 256,
                 if result.shape != truth.shape:
                     raise ValueError(f"method {m!r} returned shape {result.shape}; expected "
                                      f"{truth.shape}.")
-                out = damaged.copy()
+                out = repaired[m] = damaged.copy()
                 out[mask] = cast_to(result[mask], truth.dtype) \
                     if result.dtype != truth.dtype else result[mask]
                 row = per[m][keys[ri]]
-                row["psnr"].append(metrics.psnr(truth, out, data_range=data_range))
-                row["psnr_hole"].append(metrics.psnr_hole(truth, out, mask,
-                                                          data_range=data_range))
-                row["ssim"].append(metrics.ssim(truth, out, data_range=data_range))
-                row["fsim"].append(metrics.fsim(truth, out, data_range=data_range))
-                row["sharpness"].append(metrics.sharpness_ratio(truth, out, mask))
-                row["grain"].append(metrics.grain_ratio(truth, out, mask))
+                for name, score in image_metrics.items():
+                    row[name].append(score(truth, out, mask) if name in wanted else math.nan)
                 if labels is not None:
                     row["membrane_f1"].append(
                         membrane_f1(membrane_classifier.predict(out), labels, mask)["f1"])
                     row["membrane_f1_undamaged"].append(undamaged_f1)
                 row["seconds"].append(seconds)
+            if on_sample is not None:
+                on_sample({"ratio": ratio, "index": si, "z": z, "y": y0, "x": x0,
+                           "truth": truth, "damaged": damaged, "mask": mask,
+                           "repaired": repaired})
             done += 1
             if progress is not None:
                 progress(done, total)

@@ -11,8 +11,10 @@ from .finetune import FinetuneResult, finetune
 from .finetune_detector import DetectorFinetuneResult, finetune_detector
 from .inpainting import TrainResult, train
 from .samplers import DetectorSampler, TripletSampler
+from .scoring import RepairExample
 from .settings import TrainSettings
 
-__all__ = ["DetectorFinetuneResult", "DetectorSampler", "FinetuneResult", "TrainResult",
+__all__ = ["DetectorFinetuneResult", "DetectorSampler", "FinetuneResult", "RepairExample",
+           "TrainResult",
            "TrainSettings", "TrainSource", "TripletSampler", "default_sources", "detector_loss",
            "finetune", "finetune_detector", "parse_source", "train", "train_detector"]

@@ -195,7 +195,7 @@ def load_sources(sources: Sequence[TrainSource]) -> list[tuple[np.ndarray, Train
 #: a full disk, before its first).
 RUN_FILES = frozenset({"checkpoint.pt", "losses.csv", "validation.csv", "losses.png",
                        "weights.safetensors", "weights.json", "detector.safetensors",
-                       "detector.json", "start_score.json"})
+                       "detector.json", "start_score.json", "start_example.npz"})
 
 
 def prepare_run_folder(out_dir, *, overwrite: bool = False) -> Path:

@@ -6,7 +6,9 @@ masks; sections the user marked as damaged are never used. The last sections of 
 (``held_out``) are kept aside and the PSNR of the repairs there is measured before and after,
 on the very same test repairs: the verdict rests on the paired differences and their 95 %
 interval (:mod:`~napari_flowinpaint.tasks.evaluation.paired`). The starting weights' score is
-reused when nothing it depends on changed (:func:`~.scoring.starting_scores`).
+reused when nothing it depends on changed (:func:`~.scoring.starting_scores`). One of the
+test repairs, fixed beforehand, comes back whole with both weights' repairs, as the visual
+check (:class:`~.scoring.RepairExample`).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from .common import (
     weights_output,
 )
 from .inpainting import TrainSettings, train
-from .scoring import score_weights, starting_scores
+from .scoring import RepairExample, repair_example, score_weights, starting_scores
 
 __all__ = ["FinetuneResult", "finetune"]
 
@@ -63,6 +65,11 @@ class FinetuneResult:
     before_reused : bool
         True when the starting weights' score was reused from an earlier run (same held-out
         sections, starting weights, spacing, samples and seed), not computed again.
+    example : RepairExample or None
+        One of the scored test repairs (the first at 30 % damage, fixed beforehand), with
+        the truth, the damaged crop and the repairs with the starting and the fine-tuned
+        weights (``after`` None when not scored): the visual before/after check. None when
+        the starting weights were not scored.
     """
 
     weights: Path | None
@@ -74,6 +81,7 @@ class FinetuneResult:
     run_dir: Path
     change: PairedChange | None = None
     before_reused: bool = False
+    example: RepairExample | None = None
 
 
 def _checker(should_stop, report):
@@ -200,7 +208,7 @@ def finetune(stack, out, *, damaged=None, weights=None, iterations: int = 300,
                 should_stop=should_stop, meta={"finetuned_from": str(weights or "bundled")})
     if res.stopped:
         return FinetuneResult(None, before, None, held, res.step, True, run_dir,
-                              before_reused=reused)
+                              before_reused=reused, example=repair_example(scores))
     publish_weights(res.weights, out, overwrite=overwrite, protect=protect,
                     what="fine-tuned weights file")
     try:
@@ -208,6 +216,6 @@ def finetune(stack, out, *, damaged=None, weights=None, iterations: int = 300,
                               _checker(should_stop, phase_reporter(callback, "after")))
     except Stopped:  # training is complete and the weights are written; only the score is
         return FinetuneResult(out, before, None, held, res.step, True, run_dir,
-                              before_reused=reused)
+                              before_reused=reused, example=repair_example(scores))
     return FinetuneResult(out, before, _mean(tuned), held, res.step, res.stopped, run_dir,
-                          _change(scores, tuned), reused)
+                          _change(scores, tuned), reused, repair_example(scores, tuned))
