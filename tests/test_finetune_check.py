@@ -25,7 +25,7 @@ def _example(seed: int, *, after: bool = True) -> RepairExample:
     mask = np.zeros((24, 32), bool)
     mask[5:15, 8:20] = True
     return RepairExample(6, 10, 40, crop(), crop(), mask, crop(), crop() if after else None,
-                         21.25, 22.5 if after else None)
+                         21.25 + seed, 22.5 + seed if after else None)
 
 
 @pytest.fixture
@@ -59,13 +59,19 @@ def test_the_check_sits_beside_the_stack_and_names_each_panel(viewer):
     names = [layer.name for layer in viewer.layers]
     assert names.index("mask") > names.index("em") > names.index("fine-tune check: captions")
     assert viewer.layers.selection.active is mask
-    # never offered as an input, and a new run's check replaces this one
+    # never offered as an input, and a new run's check is shown in the same layers
     repair, tune = RepairWidget(viewer), FinetuneWidget(viewer)
     for widget in (repair, tune):
         assert not set(check_layers(viewer)) & set(widget["image_choice"].choices)
-    again = show_check(viewer, image, _example(1))
-    assert len(check_layers(viewer)) == 5 and all(p in viewer.layers for p in again)
-    assert not any(p in viewer.layers for p in panels)
+    new = _example(1)
+    again = show_check(viewer, image, new)
+    assert len(check_layers(viewer)) == 5 and again == panels
+    np.testing.assert_array_equal(viewer.layers["fine-tune check: after"].data, new.after)
+    assert list(captions.text.values) == ["damaged", "before 22.2 dB", "after 23.5 dB",
+                                          "truth"]
+    viewer.layers.remove(captions)  # a part of the check deleted: it is made again
+    show_check(viewer, image, new)
+    assert len(check_layers(viewer)) == 5 and not set(panels) & set(viewer.layers)
     viewer.layers.selection.clear()  # nothing selected: nothing of the check is either
     show_check(viewer, image, _example(2))
     assert not viewer.layers.selection and viewer.layers.selection.active is None

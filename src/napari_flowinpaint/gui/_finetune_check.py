@@ -3,7 +3,7 @@ scored for the verdict (:class:`~napari_flowinpaint.tasks.training.RepairExample
 four image layers side by side to the right of the stack: the damaged crop, its repair with
 the starting weights (*before*), with the fine-tuned weights (*after*) and the truth, with a
 caption over each. They are 2-D, so they show on every slice, and they are result layers
-(never offered as an input); a new run replaces them. The active layer (the mask being
+(never offered as an input); a new run shows its own in them. The active layer (the mask being
 painted) stays active."""
 
 from __future__ import annotations
@@ -34,16 +34,21 @@ def _caption(name: str, example) -> str:
 
 
 def show_check(viewer, image: Image, example) -> list[Image]:
-    """Show ``example`` (a ``RepairExample`` with both repairs) beside ``image``, replacing
+    """Show ``example`` (a ``RepairExample`` with both repairs) beside ``image``, in place of
     an earlier check; returns the four panels (damaged, before, after, truth).
 
     The panels sit in a row to the right of the image, level with the crop's rows, in the
     image's pixel size and contrast; the captions name each one (with its PSNR in the hole
-    for the two repairs) and where the crop comes from."""
-    for layer in check_layers(viewer):
-        viewer.layers.remove(layer)
+    for the two repairs) and where the crop comes from. An earlier check's layers are
+    updated rather than replaced (napari takes about half a second to remove a layer)."""
     layers = viewer.layers
     active, selected = layers.selection.active, set(layers.selection)
+    earlier = {layer.name: layer for layer in check_layers(viewer)}
+    names = [CHECK_PREFIX + name for name, _ in CHECK_PANELS] + [CHECK_PREFIX + "captions"]
+    if sorted(earlier) != sorted(names):  # none, or a part of one: made again
+        for layer in earlier.values():
+            layers.remove(layer)
+        earlier = {}
     scale = np.asarray(image.scale[-2:], float)
     origin = np.asarray(image.translate[-2:], float)
     h, w = example.truth.shape
@@ -51,23 +56,35 @@ def show_check(viewer, image: Image, example) -> list[Image]:
     x0 = image.data.shape[-1] + gap
     where = f"slice {example.z}, rows {example.y}-{example.y + h - 1}, columns " \
             f"{example.x}-{example.x + w - 1}"
+    meta = {RESULT_TAG: image.name, _TAG: where}
+    display = dict(contrast_limits=image.contrast_limits, colormap=image.colormap,
+                   gamma=image.gamma, scale=scale, metadata=meta)
     panels, corners = [], []
     for name, attribute in CHECK_PANELS:
         corner = (example.y, x0 + len(panels) * (w + gap))
-        panel = Image(np.asarray(getattr(example, attribute)), name=CHECK_PREFIX + name,
-                      scale=scale, translate=origin + scale * corner,
-                      contrast_limits=image.contrast_limits, colormap=image.colormap,
-                      gamma=image.gamma, metadata={RESULT_TAG: image.name, _TAG: where})
-        layers.insert(len(panels), panel)  # at the bottom: nothing painted is covered
+        data, where_to = np.asarray(getattr(example, attribute)), origin + scale * corner
+        panel = earlier.get(CHECK_PREFIX + name)
+        if panel is None:
+            panel = Image(data, name=CHECK_PREFIX + name, translate=where_to, **display)
+            layers.insert(len(panels), panel)  # at the bottom: nothing painted is covered
+        else:
+            panel.data, panel.translate = data, where_to
+            for key, value in display.items():
+                setattr(panel, key, value)
         panels.append(panel)
         corners.append(corner)
-    captions = Points(np.asarray(corners, float), name=CHECK_PREFIX + "captions", size=0,
-                      scale=scale, translate=origin,
-                      features={"caption": [_caption(n, example) for n, _ in CHECK_PANELS]},
-                      text={"string": "{caption}", "color": "white", "size": 8,
-                            "anchor": "upper_left"},
-                      metadata={RESULT_TAG: image.name, _TAG: where})
-    layers.insert(len(panels), captions)
+    features = {"caption": [_caption(n, example) for n, _ in CHECK_PANELS]}
+    captions = earlier.get(CHECK_PREFIX + "captions")
+    if captions is None:
+        captions = Points(np.asarray(corners, float), name=CHECK_PREFIX + "captions", size=0,
+                          scale=scale, translate=origin, features=features,
+                          text={"string": "{caption}", "color": "white", "size": 8,
+                                "anchor": "upper_left"}, metadata=meta)
+        layers.insert(len(panels), captions)
+    else:
+        captions.scale, captions.translate, captions.metadata = scale, origin, meta
+        captions.data = np.asarray(corners, float)
+        captions.features = features
     layers.selection.clear()  # what was selected stays so (the mask, to go on painting)
     layers.selection.update({layer for layer in selected if layer in layers})
     if active is not None and active in layers:
