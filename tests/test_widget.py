@@ -512,7 +512,9 @@ def test_first_auto_detect_shows_learning_what_is_normal_and_remembers_it(damage
     (status and bar), the same result as the detection's own default; later runs skip it,
     on the same data opened again too. Cancel during that step stops with nothing added."""
     from napari_flowinpaint.tasks.detection import detect_damage
+    from napari_flowinpaint.tasks.detection.detector import NORMAL_AREAS
 
+    NORMAL_AREAS.clear()  # earlier tests in this process may have judged the same data
     viewer, widget, image, truth = damaged_sample
     viewer.dims.set_point(0, 4 * SCALE[0])
     statuses = []
