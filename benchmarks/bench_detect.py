@@ -72,22 +72,24 @@ def first_run(stack: np.ndarray) -> tuple[float, int, int]:
             return time.perf_counter() - t0, judged, int(stop.value)
 
 
-def bench_size(source, side: int, *, resize: bool, repeats: int) -> dict:
+def bench_size(source, side: int, *, resize: bool, repeats: int,
+               fold_margin: bool = True) -> dict:
     stack = make_stack(source, side, resize=resize)
     row: dict = {"sections": int(stack.shape[0])}
     row["first_run_s"], row["first_run_sections"], normal = first_run(stack)
     row["normal_area"] = normal
-    detect_damage(stack, 1, normal_area=normal)  # warm-up
+    opts = dict(normal_area=normal, fold_margin=fold_margin)
+    detect_damage(stack, 1, **opts)  # warm-up
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        mask = detect_damage(stack, 1, normal_area=normal)
+        mask = detect_damage(stack, 1, **opts)
         times.append(time.perf_counter() - t0)
     row["slice_times_s"] = [round(t, 4) for t in times]
     row["slice_median_s"] = round(float(np.median(times)), 4)
     row["flagged_fraction"] = round(float(mask.mean()), 4)
     t0 = time.perf_counter()
-    detect_damage(stack, normal_area=normal)
+    detect_damage(stack, **opts)
     row["stack_pass_per_slice_s"] = round((time.perf_counter() - t0) / len(stack), 4)
     return row
 
@@ -102,6 +104,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--z", type=int, nargs=2, default=None, metavar=("START", "STOP"),
                     help="sections of --stack to use (default all)")
     ap.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    ap.add_argument("--no-fold-margin", action="store_true",
+                    help="time detection without the folds' margin (detect_damage's "
+                         "fold_margin=False; the first run never uses it)")
     ap.add_argument("--json", type=Path, default=None, help="write the results here")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -114,10 +119,12 @@ def main(argv=None) -> dict:
     out = {"machine": {"cpus": os.cpu_count(), "torch_threads": args.threads,
                        "load_average": list(os.getloadavg()), "python": platform.python_version(),
                        "torch": torch.__version__},
-           "source": str(args.stack or "sample (resized)"), "sizes": {}}
+           "source": str(args.stack or "sample (resized)"),
+           "fold_margin": not args.no_fold_margin, "sizes": {}}
     detect_damage(source[:3, :128, :128], 1, normal_area=0)  # loads the network
     for side in args.sizes:
-        row = bench_size(source, side, resize=resize, repeats=args.repeats)
+        row = bench_size(source, side, resize=resize, repeats=args.repeats,
+                         fold_margin=not args.no_fold_margin)
         out["sizes"][str(side)] = row
         print(f"{side}x{side}: one slice with its neighbours {row['slice_median_s']:.3f} s "
               f"(median of {args.repeats}); whole stack {row['stack_pass_per_slice_s']:.3f} s "

@@ -25,8 +25,9 @@ def detect_speed(_report=None) -> str:
             continue
         rep = json.loads(path.read_text())
         load = rep["machine"]["load_average"][0]
+        label = what + ("" if rep.get("fold_margin", True) else " (folds' margin off)")
         for side, r in rep["sizes"].items():
-            lines.append(f"| {what} | {side}^2 | {r['slice_median_s']:.2f} s | "
+            lines.append(f"| {label} | {side}^2 | {r['slice_median_s']:.2f} s | "
                          f"{r['stack_pass_per_slice_s']:.2f} s | {r['first_run_s']:.1f} s "
                          f"({r['first_run_sections']}) | {load:.1f} |")
     rep = json.loads((RESULTS / f"{SPEED_RUNS[0][0]}.json").read_text())
