@@ -133,3 +133,24 @@ def test_detect_command_gives_folds_their_margin_unless_told_not_to(sample, tmp_
     plain = tifffile.imread(tmp_path / "plain.tif")[2] > 0
     assert not (plain & ~grown).any() and grown.sum() > plain.sum()
     np.testing.assert_array_equal(grown, detect_damage(stack, 2))
+
+
+def test_a_wide_dark_region_is_judged_quickly_and_grows_at_most_max_reach():
+    """A long region a hundred pixels wide (a large dark area the detector found) is
+    judged without a dilation by its whole width (that took minutes on 2048^2 sections):
+    its ring is at most MAX_RING wide, and it grows by at most MAX_REACH + MIN_MARGIN."""
+    import time
+
+    from napari_flowinpaint.tasks.detection.folds import MAX_REACH, MAX_RING
+
+    section = _tissue((1024, 1024), seed=3)
+    mask = np.zeros(section.shape, bool)
+    mask[400:500, 20:1004] = True  # 100 px wide, 984 px long: fold-like by its shape
+    section[mask] -= 60
+    section[390:510, 10:1014][~mask[390:510, 10:1014]] -= 45  # dark edges beyond the mask
+    t0 = time.perf_counter()
+    grown = grow_folds(mask, section)
+    assert time.perf_counter() - t0 < 5.0
+    assert MAX_RING <= 2 * MAX_REACH
+    assert (grown & ~mask).any() and not (mask & ~grown).any()
+    assert float(_distance_to(mask)[grown].max()) <= MAX_REACH + MIN_MARGIN + 1.5
