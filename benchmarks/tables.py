@@ -299,8 +299,12 @@ def _speed_key(r: dict) -> tuple:
 
 
 def speed(report: dict) -> str:
-    """Seconds per section by size, mask style and damage, idle and beside busy processes."""
-    rows = report["rows"]
+    """Seconds per section by size, mask style and damage, idle and beside busy processes
+    (and the idle rows of ``bench_repair_4096.json``, when there is one)."""
+    rows = list(report["rows"])
+    extra = RESULTS / "bench_repair_4096.json"
+    if extra.exists():
+        rows += [r for r in json.loads(extra.read_text())["rows"] if r["load"] == 0]
     loads = sorted({r["load"] for r in rows})
     busy = [x for x in loads if x > 0]
     by = {(_speed_key(r), r["load"]): r for r in rows}
@@ -328,8 +332,9 @@ def speed(report: dict) -> str:
 
 
 def speed_stages(report: dict) -> str:
-    """Where the time of one repair goes, per stage (idle)."""
-    rows = [r for r in report["rows"] if r["load"] == 0]
+    """Where the time of one repair goes, per stage (idle; 30 % damage and whole sections)."""
+    rows = [r for r in report["rows"] if r["load"] == 0
+            and (r.get("style") == "whole" or abs(r["fraction"] - 0.3) < 0.01)]
     stages = list(rows[0]["stages"])
     lines = ["| section, damage | total | " + " | ".join(s.replace("_", " ") for s in stages)
              + " |", "|---|---|" + "---|" * len(stages)]
