@@ -145,9 +145,11 @@ def test_scattered_damage_takes_smaller_tiles(tmp_path, monkeypatch):
     monkeypatch.setattr(inpainter, "learned_stages", lambda *a, **k: (
         sizes.extend([a[2].shape[-1]] * a[2].shape[0]), real(*a, **k))[1])
     engine = FlowInpainter(weights=path, device="cpu", margin=0)
-    engine.tile = 512
+    engine.tile = 576
     out = engine.inpaint(base, damaged, base, mask)
-    assert sizes == [256, 256]  # one small tile per corner, not 512 px ones
+    # the 600 px box: 2 x 2 tiles of 320 px, 2 of them damaged, or 3 x 3 of 224 px (half
+    # the side at most), 2 damaged: the smaller tiles, one per corner
+    assert sizes == [224, 224]
     np.testing.assert_array_equal(out[~mask], damaged[~mask])
     assert np.isfinite(out).all()
     sizes.clear()

@@ -145,11 +145,12 @@ def test_batched_tiles_give_the_repair_of_one_tile_at_a_time(tmp_path, monkeypat
     engine.tile = 64
     engine.workers = 1  # one batch after the other, on the caller's threads
     one, one_conf = engine.inpaint(prev, damaged, nxt, mask, return_confidence=True)
-    assert batches == [(9, 1, 64, 64)]  # 3 x 3 tiles of 64 px cover 160 px, one batch
+    # the box (rows 10-143, 160 columns) takes 3 x 3 tiles fitted to it (48 x 64 px), one batch
+    assert batches == [(9, 1, 48, 64)]
     batches.clear()
     engine.batch_pixels = 64 * 64  # one tile per call: the engine before batching
     each, each_conf = engine.inpaint(prev, damaged, nxt, mask, return_confidence=True)
-    assert batches == [(1, 1, 64, 64)] * 9
+    assert batches == [(1, 1, 48, 64)] * 9
     np.testing.assert_array_equal(one[~mask], damaged[~mask])
     span = float(np.ptp(truth))
     assert float(np.abs(one - each).max()) < 1e-4 * span
@@ -295,3 +296,22 @@ def test_fused_convolution_and_activation_match_the_two_modules():
                 torch.testing.assert_close(got, want, rtol=0, atol=1e-5)
         trained = block(torch.randn(2, 12, 16, 16))  # with autograd: the modules' own path
         assert trained.requires_grad
+
+
+def test_tiles_are_fitted_to_the_region_and_cover_it():
+    from napari_flowinpaint.engine.tiles import fitted_spans, plan_tiles
+
+    # 1024 px take two windows of 544 px (not three of 512): fewer, equal tiles
+    assert fitted_spans(1024, 576, 36) == [(0, 544), (480, 1024)]
+    for n in (100, 577, 1000, 1024, 2048, 3001):
+        spans = fitted_spans(n, 576, 36)
+        sides = {b - a for a, b in spans}
+        assert len(sides) == 1 and max(sides) <= 576 and spans[0][0] == 0 and spans[-1][1] == n
+        assert all(a1 - b0 <= -36 for (_, b0), (a1, _) in zip(spans, spans[1:], strict=False))
+    whole = np.ones((1024, 1024), bool)
+    tiles, overlap = plan_tiles(whole, 576)
+    assert len(tiles) == 4 and overlap == 36
+    corner = np.zeros((2048, 2048), bool)
+    corner[:40, :40] = True  # one small spot: one small tile, not a 576 px one
+    tiles, _ = plan_tiles(corner, 576)
+    assert len(tiles) == 1 and tiles[0][0][1] - tiles[0][0][0] <= 288
