@@ -15,12 +15,14 @@ import cv2
 import numpy as np
 
 from ...engine import as_slice, cast_to
+from .creases import crease
 from .masks import random_mask, white_level
 
 __all__ = ["DAMAGE_KINDS", "simulate_damage", "continuing_structure", "noise_level"]
 
 #: Kinds of damage :func:`simulate_damage` renders.
-DAMAGE_KINDS = ("hole", "missing", "crack", "fold", "stain", "sediment", "blur", "defocus")
+DAMAGE_KINDS = ("hole", "missing", "crack", "fold", "stain", "sediment", "blur", "defocus",
+                "crease")
 
 
 def noise_level(image) -> float:
@@ -137,6 +139,9 @@ def simulate_damage(image, kind: str, rng=None) -> tuple[np.ndarray, np.ndarray]
             Gaussian of sigma 0.8-3 pixels, its contrast lowered by up to 20 %, the
             detector's noise kept (callosum_sssem's real defocused section 43 has about a
             fifth less fine detail than its neighbours: sigma near 1).
+        ``"crease"``
+            a thin fold: 2.5-24 pixels wide, curved, sometimes branching, the tissue beside
+            it pulled in and stretched or compressed (:func:`~.creases.crease`).
     rng : numpy.random.Generator or int or None
         Source of randomness; a seeded generator always renders the same damage.
 
@@ -197,6 +202,8 @@ def simulate_damage(image, kind: str, rng=None) -> tuple[np.ndarray, np.ndarray]
             layers = 0.5 * (f + moved)
             dark = rng.uniform(0.35, 0.6)
             out = np.where(mask, black + (layers - black) * dark, out)
+    elif kind == "crease":
+        out, mask = crease(f, rng, black, white)
     elif kind == "stain":
         alpha = _soft_blobs(f.shape, rng, int(rng.integers(1, 7)), 8 * min(1.0, s / 256) + 1,
                             40 * min(1.0, s / 512) + 6)
