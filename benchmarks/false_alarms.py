@@ -5,9 +5,10 @@ Every real section of each validation part is judged as ``evaluate-detection`` j
 each side ``spacing`` sections away; the sections known to be damaged reported apart). Per
 part it writes the sections flagged and, for each of their regions, its size and what sets
 it apart from the neighbours at the same place (grey level, saturated pixels). For each part
-with a false alarm, a contact sheet of the worst ones (largest region first): the region
-outlined in red on the section, and the same place in the neighbours above and below, which
-the detector compares it with (the known real defect of the part last, for comparison).
+with a false alarm (or with a picture from an earlier run, made again), a contact sheet of
+the worst ones (largest region first): the region outlined in red on the section, and the
+same place in the neighbours above and below, which the detector compares it with (the
+known real defect of the part last, for comparison).
 
 Run from the repository root::
 
@@ -180,8 +181,8 @@ def main(argv=None) -> dict:
     for name, (path, spacing, zr, known) in {**STACKS, **MORE}.items():
         short = SHORT[path.parent.name]
         res, pictures = judge_part(name, path, spacing, zr, known)
-        if res["flagged"]:
-            image = args.images / f"false-alarms-{short}.png"
+        image = args.images / f"false-alarms-{short}.png"
+        if res["flagged"] or (pictures and image.is_file()):  # an old picture made again
             sheet(pictures, short, image)
             res["image"] = f"images/{image.name}"
         report["parts"][short] = res

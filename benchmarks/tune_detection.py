@@ -66,12 +66,12 @@ def collect(samples: int, seed: int = 1) -> list[dict]:
             nxt = stack[z + 1] if z + 1 < n else None
             if is_blank(section, scale):
                 p, bright = np.ones(section.shape, np.float32), np.zeros(section.shape, bool)
-                alone = False
+                alone, blank = False, None
             else:
-                p, bright, alone = section_evidence(prev, section, nxt, scale=scale,
-                                                    level=level)
+                p, bright, alone, blank = section_evidence(prev, section, nxt, scale=scale,
+                                                           level=level)
             items.append({"stack": name, "kind": kind, "p": p.astype(np.float16),
-                          "bright": bright, "truth": truth, "alone": alone,
+                          "bright": bright, "blank": blank, "truth": truth, "alone": alone,
                           "min_area": min_area})
 
         for z in judged:
@@ -91,7 +91,8 @@ def score(items, stack=None, **opts) -> dict:
         if stack is not None and it["stack"] != stack:
             continue
         m = refine_mask(decide_mask(it["p"].astype(np.float32), it["bright"],
-                                    alone=it["alone"], **opts), min_area=it["min_area"])
+                                    alone=it["alone"], blank=it["blank"], **opts),
+                        min_area=it["min_area"])
         t = it["truth"]
         tp, fp, fn = (np.count_nonzero(m & t), np.count_nonzero(m & ~t),
                       np.count_nonzero(~m & t))

@@ -300,14 +300,15 @@ def test_section_evidence_is_what_detection_decides_from(sample):
     stack = sample[4:9].copy()
     stack[2], truth = simulate_damage(sample[6], "crack", 3)
     scale, level = stack_reference(stack)
-    p, bright, alone = section_evidence(stack[1], stack[2], stack[3], scale=scale,
-                                        level=level)
-    assert p.shape == bright.shape == truth.shape and p.dtype == np.float32
+    p, bright, alone, blank = section_evidence(stack[1], stack[2], stack[3], scale=scale,
+                                               level=level)
+    assert p.shape == bright.shape == blank.shape == truth.shape and p.dtype == np.float32
     assert not alone
+    assert blank[truth].mean() > 0.5 and blank[~truth].mean() < 0.3  # the crack: white
     assert p[truth].mean() > 0.7 and p[~truth].mean() < 0.1
     assert bright[truth].mean() > 0.5 and bright[~truth].mean() < 0.01
     # detection is exactly these, through decide_mask and refine_mask
-    found = refine_mask(decide_mask(p, bright), min_area=100)
+    found = refine_mask(decide_mask(p, bright, blank=blank), min_area=100)
     np.testing.assert_array_equal(found, detect_damage(stack, 2, relative=False))
     # no neighbour: judged alone; the neighbours given are not modified
     before = stack.copy()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from ..simulation import noise_level
 from .levels import (  # noqa: F401 (the grey-level functions, as before)
     level_section,
     match_neighbour,
@@ -20,8 +21,8 @@ from .levels import (  # noqa: F401 (the grey-level functions, as before)
 )
 
 __all__ = ["stack_scale", "to_unit", "detector_input", "is_blank", "bright_blank",
-           "without_holes", "label_regions", "match_neighbour", "stack_level", "level_section",
-           "measure_level", "brightest_tissue", "select_regions"]
+           "blank_pixels", "without_holes", "label_regions", "match_neighbour", "stack_level",
+           "level_section", "measure_level", "brightest_tissue", "select_regions"]
 
 
 def _half(f: np.ndarray) -> np.ndarray:
@@ -166,6 +167,27 @@ def bright_blank(section, neighbours, scale: tuple[float, float], *,
         flat = _flat(u)
         top = np.float32(np.percentile(g[~flat], 99.9) if (~flat).any() else 1.0)
     return _bright_over(u, g, top, far=far, flat=flat)
+
+
+#: How close to the section's brightest grey level a pixel must be to count as white (the
+#: detector saturated), in units of the stack's grey range, at least (:func:`blank_pixels`).
+WHITE_TOLERANCE = 0.02
+
+
+def blank_pixels(section, scale: tuple[float, float]) -> np.ndarray:
+    """Pixels that hold no tissue texture: flat (as :func:`bright_blank` judges it) or white,
+    within :data:`WHITE_TOLERANCE` of the section's brightest grey level, or within its
+    pixel noise (:func:`~napari_flowinpaint.tasks.simulation.noise_level`) when that is more.
+
+    Where the beam meets no tissue the detector saturates or shows only its noise, so a
+    film hole is mostly white or flat; bright cytoplasm keeps its texture and only a few
+    of its pixels reach the top. :func:`~.postprocess.decide_mask` asks this of a bright
+    region that the network is not sure of.
+    """
+    lo, hi = scale
+    u = (np.asarray(section, np.float32) - lo) / (hi - lo)
+    tol = max(WHITE_TOLERANCE, noise_level(u))
+    return _flat(u) | (u >= float(u.max()) - tol)
 
 
 def _smoothed(section, scale: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:

@@ -251,10 +251,10 @@ def iter_detect_damage(stack, zs=None, *, sensitivity: float = 0.5, grow: int = 
     cues: dict = {}  # half-resolution channels of the sections (weights not levelled)
 
     def judge(z: int, before: int | None, after: int | None) -> np.ndarray:
-        p, bright, alone = section_evidence(
+        p, bright, alone, blank = section_evidence(
             *(None if k is None else sections.get(k)[0] for k in (before, z, after)),
             scale=scale, level=level, weights=weights, cache=cues)
-        return decide_mask(p, bright, threshold=threshold, alone=alone)
+        return decide_mask(p, bright, threshold=threshold, alone=alone, blank=blank)
 
     def one(z: int) -> np.ndarray:
         return refine_mask(judge_section(sections, z, judge), grow=grow,

@@ -12,7 +12,13 @@ import numpy as np
 import torch
 
 from ...engine.weights import load_detector
-from .cues import bright_blank, brightest_tissue, detector_input, without_holes
+from .cues import (
+    blank_pixels,
+    bright_blank,
+    brightest_tissue,
+    detector_input,
+    without_holes,
+)
 from .levels import level_section, match_neighbour, measure_level, scale_and_level
 
 __all__ = ["damage_probability", "section_evidence", "stack_reference", "LEVELLED"]
@@ -77,9 +83,9 @@ def damage_probability(prev, section, next, *, scale, weights=None,
 
 def section_evidence(prev, section, next, *, scale: tuple[float, float],
                      level: tuple[float, float], weights=None, cache: dict | None = None,
-                     ) -> tuple[np.ndarray, np.ndarray, bool]:
+                     ) -> tuple[np.ndarray, np.ndarray, bool, np.ndarray | None]:
     """What the detector decides a section's mask from: the network's damage probability,
-    the bright-blank cue and whether the section has no neighbour at all.
+    the bright-blank cue, whether the section has no neighbour at all, and its blank pixels.
 
     The neighbours (``prev``, ``next``; None where there is none) are prepared as
     :func:`~.detector.iter_detect_damage` describes: with levelled weights, matched to the section
@@ -93,6 +99,9 @@ def section_evidence(prev, section, next, *, scale: tuple[float, float],
     p : ndarray of float32, shape (H, W)
     bright : ndarray of bool, shape (H, W)
     alone : bool
+    blank : ndarray of bool, shape (H, W), or None
+        :func:`~.cues.blank_pixels` of the section (levelled as judged), None when the
+        bright-blank cue found nothing (then nothing asks for it).
     """
     sec = section
     # flicker is not damage (weights trained on levelled input): the neighbours in the
@@ -113,4 +122,6 @@ def section_evidence(prev, section, next, *, scale: tuple[float, float],
     # levelled sections are new arrays for every section judged: nothing to cache
     p = damage_probability(prev, sec, next, scale=scale, weights=weights,
                            cache=None if levelled else cache)
-    return p, bright_blank(sec, (prev, next), scale), prev is None and next is None
+    bright = bright_blank(sec, (prev, next), scale)
+    blank = blank_pixels(sec, scale) if bright.any() else None
+    return p, bright, prev is None and next is None, blank

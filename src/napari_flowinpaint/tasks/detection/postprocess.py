@@ -35,7 +35,8 @@ def _extend(mask: np.ndarray, extra: np.ndarray) -> np.ndarray:
 def decide_mask(p, bright, *, threshold: float = 0.5, alone: bool = False,
                 seed_threshold: float = 0.95, snap_bright: bool = True,
                 snap_fraction: float = 0.35, snap_margin: int = 6,
-                bright_seed: float = 0.7) -> np.ndarray:
+                bright_seed: float = 0.7, blank=None, blank_share: float = 0.5,
+                ) -> np.ndarray:
     """Turn the network's probability map and the bright-blank cue into a damage mask.
 
     Parameters
@@ -67,6 +68,13 @@ def decide_mask(p, bright, *, threshold: float = 0.5, alone: bool = False,
         A largely bright region kept without a sure pixel still needs a probability of at
         least this somewhere (a bright cell profile is scored low; a thin crack lukewarm).
         Not applied to a section without neighbours.
+    blank : ndarray of bool, shape (H, W), optional, keyword-only
+        The section's pixels without tissue texture (:func:`~.cues.blank_pixels`: flat or
+        white). Given, a largely bright region kept without a sure pixel must also be blank
+        for at least ``blank_share`` of its area: a film hole or crack is white or flat,
+        bright cytoplasm (grey 210-220 of 255 on ssTEM, 8-14 % of it saturated) keeps its
+        texture. Not applied to a section without neighbours.
+    blank_share : float, keyword-only
 
     Returns
     -------
@@ -84,6 +92,8 @@ def decide_mask(p, bright, *, threshold: float = 0.5, alone: bool = False,
         bright_ok = bright_frac >= 0.3
         if not alone:  # alone, the network knows less: every bright region counts
             bright_ok &= _count_in(labels, n, p >= bright_seed) > 0
+            if blank is not None:  # no tissue texture: white or flat
+                bright_ok &= _count_in(labels, n, blank) >= blank_share * area
         keep = sure | bright_ok
     keep[0] = False
     out = select_regions(labels, keep, cand)
