@@ -19,10 +19,14 @@ DATA=${DATA:-../shared/data}
 RUN=${RUN:-runs/det-creases}
 THREADS=${THREADS:-1}
 ITERATIONS=${ITERATIONS:-600}
+INIT=${INIT:-bundled}
+# more options, e.g. round 12: INIT=runs/det-creases/detector.safetensors RUN=runs/det-lines
+# ITERATIONS=300 EXTRA="--p-continuing 0.3 --continuing-lines 0.7"
+EXTRA=${EXTRA:-}
 mkdir -p "$(dirname "$RUN")"
 OMP_NUM_THREADS=$THREADS nohup nice -n 19 .venv/bin/napari-flowinpaint train-detector -o "$RUN" \
-    --init bundled --iterations "$ITERATIONS" --lr 1e-4 --checkpoint-every 50 \
-    --p-clean 0.5 --p-one-sided 0.2 --p-damaged-neighbour 0.5 --p-continuing 0 \
+    --init "$INIT" --iterations "$ITERATIONS" --lr 1e-4 --checkpoint-every 50 \
+    --p-clean 0.5 --p-one-sided 0.2 --p-damaged-neighbour 0.5 --p-continuing 0 $EXTRA \
     --p-lab 0.5 --window 512 \
     --kind-weights crack=3 fold=4 stain=3 defocus=2 crease=4 \
     --data "$DATA/isbi2012_train/raw.tif:0:24" "$DATA/isbi2012_train/raw.tif:0:24" \

@@ -44,3 +44,20 @@ def test_creases_on_small_crops_are_scaled_down():
         _, mask = simulate_damage(img, "crease", seed)
         dist = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 5)
         assert 2 * dist.max() <= 24 * 96 / 256 * 1.4 + 2
+
+
+def test_a_continuing_line_darkens_both_sections_about_the_same_place():
+    from napari_flowinpaint.tasks.simulation import continuing_structure
+
+    a, b = _tissue(seed=1), _tissue(seed=2)
+    sa, sb = continuing_structure(a, b, 4, shape="line")
+    da = a.astype(float) - sa
+    db = b.astype(float) - sb
+    assert sa.dtype == a.dtype and da.min() >= 0 and db.min() >= 0  # only darker
+    la, lb = da > 10, db > 10
+    assert 0.002 < la.mean() < 0.1 and 0.002 < lb.mean() < 0.1
+    # the same line, moved by at most 2 % of the side: near each other everywhere
+    near = cv2.dilate(lb.astype(np.uint8), np.ones((25, 25), np.uint8)).astype(bool)
+    assert (la & near).sum() >= 0.8 * la.sum()
+    with np.testing.assert_raises(ValueError):
+        continuing_structure(a, b, 4, shape="stripes")

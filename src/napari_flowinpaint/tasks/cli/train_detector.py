@@ -43,6 +43,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--p-continuing", type=float, default=0.0,
                         help="share of samples with a dark body drawn in the section and a "
                              "neighbour alike, to teach that it is tissue (default 0)")
+    parser.add_argument("--continuing-lines", type=float, default=0.0,
+                        help="share of the --p-continuing samples drawn as a thin dark line "
+                             "through both sections (tissue a thin fold is told from) "
+                             "instead of dark blobs (default 0)")
     parser.add_argument("--p-lab", type=float, default=0.0,
                         help="probability of each variation between labs: pixel size 0.5-2x, "
                              "gamma, noise, blur, and flicker of the neighbours (default 0)")
@@ -74,7 +78,8 @@ def run(args) -> int:
                               init=args.init, p_clean=args.p_clean,
                               p_one_sided=args.p_one_sided,
                               p_damaged_neighbour=args.p_damaged_neighbour,
-                              p_continuing=args.p_continuing, p_lab=args.p_lab,
+                              p_continuing=args.p_continuing,
+                              continuing_lines=args.continuing_lines, p_lab=args.p_lab,
                               kind_weights=weights, window=args.window,
                               callback=lambda info: bar.show(f"loss={info['loss']:.4f}"),
                               progress=bar, overwrite=args.overwrite)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ["crease"]
+__all__ = ["continuing_line", "crease"]
 
 
 def _centre_line(shape, rng, *, start=None, angle=None, length=None, bend: float = 0.06):
@@ -127,3 +127,29 @@ def crease(f: np.ndarray, rng: np.random.Generator, black: float,
     dark = rng.uniform(0.3, 0.6)
     out = np.where(mask, black + (layers - black) * dark, out)
     return out.astype(np.float32), mask
+
+
+def continuing_line(section: np.ndarray, neighbour: np.ndarray, rng: np.random.Generator,
+                    black: float, white: float) -> tuple[np.ndarray, np.ndarray]:
+    """A thin dark curved line drawn in ``section`` and, a little moved, in ``neighbour``
+    (float32 both): tissue such as a myelin sheath or a membrane seen edge-on runs through
+    both sections, where a fold lies on one only. A negative example for the detector.
+
+    The line is 2-16 px wide, darkened by 20-60 % (in the neighbour 0.7-1.3 times as much),
+    curved like a :func:`crease`, and in the neighbour moved by up to 2 % of the side and
+    its width changed by up to 30 %.
+    """
+    s = min(section.shape)
+    width = float(np.exp(rng.uniform(np.log(2.0), np.log(16.0)))) * min(1.0, s / 256)
+    pts, _, _ = _centre_line(section.shape, rng, bend=0.04)
+    depth = rng.uniform(0.2, 0.6)
+    shift = rng.uniform(-0.02, 0.02, 2) * s
+    out = []
+    for img, p, wd, d in ((section, pts, width, depth),
+                          (neighbour, pts + shift, width * rng.uniform(0.7, 1.3),
+                           depth * rng.uniform(0.7, 1.3))):
+        band = np.zeros(img.shape, np.uint8)
+        _draw(band, p, np.full(len(p), max(wd, 1.5)))
+        soft = cv2.GaussianBlur(band.astype(np.float32), (0, 0), 0.7)
+        out.append((black + (img - black) * (1 - min(d, 0.9) * soft)).astype(np.float32))
+    return out[0], out[1]

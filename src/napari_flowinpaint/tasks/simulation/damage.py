@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from ...engine import as_slice, cast_to
-from .creases import crease
+from .creases import continuing_line, crease
 from .masks import random_mask, white_level
 
 __all__ = ["DAMAGE_KINDS", "simulate_damage", "continuing_structure", "noise_level"]
@@ -232,7 +232,8 @@ def simulate_damage(image, kind: str, rng=None) -> tuple[np.ndarray, np.ndarray]
     return cast_to(out, img.dtype, clip=(black, white)), mask
 
 
-def continuing_structure(section, neighbour, rng=None) -> tuple[np.ndarray, np.ndarray]:
+def continuing_structure(section, neighbour, rng=None, *,
+                         shape: str = "blobs") -> tuple[np.ndarray, np.ndarray]:
     """Darken the same soft blobs in a section and, a few pixels apart, in its neighbour.
 
     A dark body that runs through two sections (a dense organelle, a patch of heavy
@@ -242,11 +243,16 @@ def continuing_structure(section, neighbour, rng=None) -> tuple[np.ndarray, np.n
     of the ``"stain"`` kind but fainter (darkened by 20-70 %); in the neighbour they are
     moved by up to 3 % of the section's side and darkened by 0.7-1.3 times as much.
 
+    ``shape="line"`` draws a thin dark curved line instead (a myelin sheath or a membrane
+    seen edge-on, 2-16 px wide: :func:`~.creases.continuing_line`), which a thin fold
+    (``"crease"``) must be told apart from.
+
     Parameters
     ----------
     section, neighbour : array_like, shape (H, W)
         Clean sections of the same shape and dtype, at least 32x32. Not modified.
     rng : numpy.random.Generator or int or None
+    shape : {"blobs", "line"}, keyword-only
 
     Returns
     -------
@@ -258,7 +264,15 @@ def continuing_structure(section, neighbour, rng=None) -> tuple[np.ndarray, np.n
                          f"and {nbr.shape}.")
     if min(sec.shape) < 32:
         raise ValueError(f"the sections must be at least 32x32 pixels, got {sec.shape}.")
+    if shape not in ("blobs", "line"):
+        raise ValueError(f"unknown shape {shape!r}; expected 'blobs' or 'line'.")
     rng = np.random.default_rng(rng)
+    if shape == "line":
+        black, white = _range(sec)
+        a, b = continuing_line(sec.astype(np.float32), nbr.astype(np.float32), rng,
+                               black, white)
+        return (cast_to(a, sec.dtype, clip=(black, white)),
+                cast_to(b, nbr.dtype, clip=(black, white)))
     s = min(sec.shape)
     alpha = _soft_blobs(sec.shape, rng, int(rng.integers(1, 4)), 8 * min(1.0, s / 256) + 1,
                         40 * min(1.0, s / 512) + 6)

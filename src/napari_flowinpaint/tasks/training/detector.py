@@ -64,8 +64,8 @@ def train_detector(out_dir, *, sources=None, iterations: int = 3000, batch: int 
                    crop: int = 192, width: int = 12, lr: float = 1e-3, seed: int = 0,
                    checkpoint_every: int = 250, init=None, p_clean: float = 0.25,
                    p_one_sided: float = 0.1, p_damaged_neighbour: float = 0.0,
-                   p_continuing: float = 0.0, p_lab: float = 0.0,
-                   kind_weights: dict | None = None, stacks=None, marks=None,
+                   p_continuing: float = 0.0, continuing_lines: float = 0.0,
+                   p_lab: float = 0.0, kind_weights: dict | None = None, stacks=None, marks=None,
                    window: int | None = None, meta: dict | None = None,
                    callback: Callable[[dict], None] | None = None,
                    progress: Callable[[int, int], None] | None = None,
@@ -80,7 +80,8 @@ def train_detector(out_dir, *, sources=None, iterations: int = 3000, batch: int 
     ``p_damaged_neighbour`` the share whose neighbour is damaged (its damage is not the
     section's: the target stays the section's own); ``p_continuing`` the share in which a
     dark body is drawn in the section and a neighbour alike
-    (:func:`~napari_flowinpaint.tasks.simulation.continuing_structure`: tissue, not damage);
+    (:func:`~napari_flowinpaint.tasks.simulation.continuing_structure`: tissue, not damage),
+    ``continuing_lines`` the share of those that are thin dark lines instead of blobs;
     ``p_lab`` the probability of each variation between labs (pixel size, gamma, noise, blur,
     flicker; see :class:`~napari_flowinpaint.tasks.training.samplers.DetectorSampler`);
     ``kind_weights`` (e.g. ``{"crack": 2}``) draws some damage kinds more often.
@@ -113,7 +114,8 @@ def train_detector(out_dir, *, sources=None, iterations: int = 3000, batch: int 
     sampler = DetectorSampler(stacks, crop=crop, rng=seed, p_clean=p_clean,
                               p_one_sided=p_one_sided, kind_weights=kind_weights,
                               p_damaged_neighbour=p_damaged_neighbour,
-                              p_continuing=p_continuing, p_lab=p_lab, window=window,
+                              p_continuing=p_continuing, continuing_lines=continuing_lines,
+                              p_lab=p_lab, window=window,
                               marks=marks)
     ckpt = out / "checkpoint.pt"
     parts = {"net": net, "opt": opt, "sched": sched}
@@ -131,7 +133,8 @@ def train_detector(out_dir, *, sources=None, iterations: int = 3000, batch: int 
             "wall_time_s": round(seconds), "kinds": list(DAMAGE_KINDS),
             "init": str(init) if init else None, "p_clean": p_clean,
             "p_one_sided": p_one_sided, "p_damaged_neighbour": p_damaged_neighbour,
-            "p_continuing": p_continuing, "p_lab": p_lab,
+            "p_continuing": p_continuing, "continuing_lines": continuing_lines,
+            "p_lab": p_lab,
             "kind_weights": dict(kind_weights or {}),
             "command": "napari-flowinpaint train-detector", "window": window,
             **(meta or {})}})

@@ -160,6 +160,10 @@ class DetectorSampler:
     of the loss: :meth:`sample` gives them weight 0. Sections listed in a source's ``skip``
     are never the judged section.
 
+    ``continuing_lines`` is the share of the ``p_continuing`` samples whose continuing
+    structure is a thin dark line (a myelin sheath or membrane running through both
+    sections, which a thin fold must be told apart from) rather than dark blobs.
+
     ``p_lab`` is the probability of each of the variations between labs and microscopes,
     applied to all three sections alike (the target follows): a pixel size 0.5-2x the
     stack's, gamma 0.7-1.4, added noise (up to 4 % of the range) and a slight blur (sigma
@@ -170,7 +174,8 @@ class DetectorSampler:
     def __init__(self, stacks, *, crop: int = 192, rng=None, p_clean: float = 0.25,
                  p_one_sided: float = 0.1, p_alone: float = 0.05, kind_weights=None,
                  p_damaged_neighbour: float = 0.0, p_continuing: float = 0.0,
-                 p_lab: float = 0.0, window: int | None = None, marks=None):
+                 continuing_lines: float = 0.0, p_lab: float = 0.0,
+                 window: int | None = None, marks=None):
         self.stacks = []
         marks = list(marks) if marks is not None else [None] * len(stacks)
         if len(marks) != len(stacks):
@@ -198,6 +203,7 @@ class DetectorSampler:
         self.p_clean, self.p_one_sided, self.p_alone = p_clean, p_one_sided, p_alone
         self.p_damaged_neighbour = p_damaged_neighbour
         self.p_continuing = p_continuing
+        self.continuing_lines = float(continuing_lines)
         self.p_lab = float(p_lab)
         kw = dict(kind_weights or {})
         unknown = set(kw) - set(DAMAGE_KINDS)
@@ -269,10 +275,12 @@ class DetectorSampler:
                 nxt = None
         # a dark body in the section that a neighbour shows too is tissue: the target stays
         if rng.random() < self.p_continuing and (prev is not None or nxt is not None):
+            shape = ("line" if self.continuing_lines and rng.random() < self.continuing_lines
+                     else "blobs")
             if nxt is None or (prev is not None and rng.random() < 0.5):
-                sec, prev = continuing_structure(sec, prev, rng)
+                sec, prev = continuing_structure(sec, prev, rng, shape=shape)
             else:
-                sec, nxt = continuing_structure(sec, nxt, rng)
+                sec, nxt = continuing_structure(sec, nxt, rng, shape=shape)
         lo, hi = scale
         if self.p_lab:
             prev, sec, nxt = self._lab(prev, sec, nxt, lo, hi - lo)
