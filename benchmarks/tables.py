@@ -20,7 +20,7 @@ import re
 import sys
 from pathlib import Path
 
-from tables_detect import detect_speed, false_alarms
+from tables_detect import detect_speed, detection_summary, false_alarms
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -401,6 +401,7 @@ TABLES = {
     "speed": (speed, "bench_repair"),
     "speed-stages": (speed_stages, "bench_repair"),
     "detection": (detection, "detection_confirmed"),
+    "detection-summary": (detection_summary, "detection_confirmed"),
     "detect-speed": (detect_speed, None),
     "false-alarms": (false_alarms, "false_alarms"),
     "fold-margin": (fold_margin, None),

@@ -62,3 +62,21 @@ def false_alarms(report: dict) -> str:
               "`evaluate-detection`); the last column from `adapt_detection.py`'s results "
               "(its detectors are not kept).*"]
     return "\n".join(lines) + "\n"
+
+
+def detection_summary(report: dict) -> str:
+    """The README's short detection table: per validation part, the clean sections flagged
+    and the pixel F1 of a few kinds of simulated damage (``eval_detection.py --all``)."""
+    kinds = [k for k in ("hole", "crack", "fold", "crease", "stain") if k in
+             next(iter(report.values()))["kinds"]]
+    lines = ["| validation part | clean sections flagged | " + " | ".join(
+        f"{k} F1" for k in kinds) + " |", "|---|---|" + "---|" * len(kinds)]
+    for part, res in report.items():
+        n = res["clean"]["slices"]
+        k = round(res["clean"]["flagged"] * n)
+        f1 = " | ".join(f"{res['kinds'][c]['f1']:.2f}" for c in kinds)
+        lines.append(f"| {part.split(' (')[0]} | {k} of {n} | {f1} |")
+    samples = next(iter(report.values()))["settings"]["samples"]
+    lines += ["", f"*{samples} simulated defects per kind and part "
+              "(`benchmarks/eval_detection.py --all`); a crease is a thin curved fold.*"]
+    return "\n".join(lines) + "\n"

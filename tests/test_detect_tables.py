@@ -57,3 +57,17 @@ def test_a_region_is_described_against_its_neighbours(tmp_path):
     red = (img[..., 2] > 200) & (img[..., 1] < 60) & (img[..., 0] < 60)
     middle = red[:, false_alarms.PANEL + 4:2 * false_alarms.PANEL + 4]
     assert middle.sum() > 50 and red.sum() == middle.sum()  # the outline, on the section only
+
+
+def test_readme_detection_summary_carries_the_json_numbers():
+    report = tables.load("detection_confirmed")
+    text = tables.render("detection-summary")
+    for part, res in report.items():
+        n = res["clean"]["slices"]
+        row = next(line for line in text.splitlines()
+                   if line.startswith(f"| {part.split(' (')[0]} |"))
+        assert f"| {round(res['clean']['flagged'] * n)} of {n} |" in row
+        cells = row.split(" | ")[2:]
+        assert [float(c.strip(" |")) for c in cells] == [
+            round(res["kinds"][k]["f1"], 2) for k in ("hole", "crack", "fold", "crease", "stain")]
+    assert text in (ROOT / "README.md").read_text()  # the README shows it as the JSON says
