@@ -85,7 +85,6 @@ def blend_ramp(n: int, rise: bool, fall: bool, overlap: int) -> torch.Tensor:
     return r
 
 
-
 #: what one more tile costs, in pixels of network work: a tile goes through ~40 operations
 #: whose fixed cost (a wake-up of the threads, small layers) is about that of 20,000 pixels
 #: (measured at 1024^2: 20 tiles of 256 px took 0.93 s, 4 of 576 px with the same area 0.76 s)

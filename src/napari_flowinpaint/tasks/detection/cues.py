@@ -25,6 +25,12 @@ __all__ = ["stack_scale", "to_unit", "detector_input", "is_blank", "bright_blank
            "level_section", "measure_level", "brightest_tissue", "select_regions"]
 
 
+def _unit(section, scale: tuple[float, float]) -> np.ndarray:
+    """``section`` in units of ``scale`` (float32 arithmetic; :func:`to_unit` is float64)."""
+    lo, hi = scale
+    return (np.asarray(section, np.float32) - lo) / (hi - lo)
+
+
 def _half(f: np.ndarray) -> np.ndarray:
     if min(f.shape) < 4:
         return f
@@ -69,7 +75,7 @@ def detector_input(prev, section, next, scale: tuple[float, float], *,
     if next is None:
         next = prev
     lo, hi = scale
-    unit = (np.asarray(section, np.float32) - lo) / (hi - lo)
+    unit = _unit(section, scale)
     if min(unit.shape) < 4:
         raise ValueError(f"sections must be at least 4x4 pixels, got {unit.shape}.")
 
@@ -78,7 +84,7 @@ def detector_input(prev, section, next, scale: tuple[float, float], *,
         if hit is not None and hit[0] is s and hit[1] == (lo, hi):
             return hit[2]
         if u is None:
-            u = (np.asarray(s, np.float32) - lo) / (hi - lo)
+            u = _unit(s, scale)
         out = (_half(u), _band_energy_half(u))
         if cache is not None:
             cache[id(s)] = (s, (lo, hi), out)
@@ -119,8 +125,7 @@ def _tissue_top(neighbour, scale: tuple[float, float], *, near: bool = True):
     of the next section (no brighter than the speck) wherever they ran. Never above the
     99.9th percentile: a pixel brighter than that level is brighter than this one too.
     """
-    lo, hi = scale
-    g = cv2.GaussianBlur((np.asarray(neighbour, np.float32) - lo) / (hi - lo), (0, 0), 1.5)
+    g = cv2.GaussianBlur(_unit(neighbour, scale), (0, 0), 1.5)
     g = g[::2, ::2]
     if not near:
         return np.float32(np.percentile(g, 99.9))
@@ -184,16 +189,14 @@ def blank_pixels(section, scale: tuple[float, float]) -> np.ndarray:
     of its pixels reach the top. :func:`~.postprocess.decide_mask` asks this of a bright
     region that the network is not sure of.
     """
-    lo, hi = scale
-    u = (np.asarray(section, np.float32) - lo) / (hi - lo)
+    u = _unit(section, scale)
     tol = max(WHITE_TOLERANCE, noise_level(u))
     return _flat(u) | (u >= float(u.max()) - tol)
 
 
 def _smoothed(section, scale: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
     """``section`` in units of ``scale`` (float32) and lightly smoothed (sigma 1.5)."""
-    lo, hi = scale
-    u = (np.asarray(section, np.float32) - lo) / (hi - lo)
+    u = _unit(section, scale)
     return u, cv2.GaussianBlur(u, (0, 0), 1.5)
 
 
