@@ -36,9 +36,11 @@ from napari_flowinpaint.engine import confidence as conf_mod
 from napari_flowinpaint.tasks.simulation import apply_damage, random_mask
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-#: (stack, spacing, training z range, validation z range)
+#: (stack, spacing, training z range, validation z range); isbi2012_train z >= 24 is the
+#: downstream membrane check and is never fitted on (the weights in engine/confidence.py were
+#: fitted on z 0-29 before that rule: a refit uses z 0-23)
 STACKS = {
-    "isbi2012": (("isbi2012_train", (0, 30)), ("isbi2012_test", (0, 30)), 1),
+    "isbi2012": (("isbi2012_train", (0, 24)), ("isbi2012_test", (0, 30)), 1),
     "fibsem_medulla_ts1": (("fibsem_medulla_ts1", (0, 200)), ("fibsem_medulla_ts1", (200, 250)),
                            4),
     "callosum_sssem": (("callosum_sssem", (0, 36)), ("callosum_sssem", (36, 50)), 1),

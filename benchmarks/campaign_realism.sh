@@ -22,9 +22,10 @@ DATA=${DATA:-../shared/data}
 RUN=${RUN:-runs/realism}
 THREADS=${THREADS:-1}
 MINUTES=${MINUTES:-150}
+ITERATIONS=${ITERATIONS:-16000}  # round 3 ended at 12000; round 4 goes on to 16000 (warm restart of the rate)
 mkdir -p "$(dirname "$RUN")"
 OMP_NUM_THREADS=$THREADS nohup nice -n 19 .venv/bin/napari-flowinpaint train -o "$RUN" \
-    --init bundled --flow-iters 0 --gan-iters 12000 --gan-warmup 0 --adv-ramp 1500 \
+    --init bundled --flow-iters 0 --gan-iters "$ITERATIONS" --gan-warmup 0 --adv-ramp 1500 \
     --adv-weight 0.1 --recon l1 --gen-ssim-weight 0.1 --gen-grad-weight 1.0 \
     --lr-gen 1e-4 --lr-disc 2e-4 --checkpoint-every 250 --threads "$THREADS" \
     --max-minutes "$MINUTES" \

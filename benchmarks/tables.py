@@ -99,7 +99,9 @@ def realism_summary(report: dict, methods=("textured", "faithful")) -> str:
     """Per part and ratio, each method's PSNR margin over the best classical baseline,
     sharpness / grain, the membrane F1 where there are labels, and the targets met."""
     first = next(iter(report["parts"].values()))
-    scored = [m for m in ("flow", "refined") + tuple(methods) if m in first]
+    methods = tuple(m for m in methods if m in first) or tuple(
+        m for m in report["config"]["methods"] if m not in CLASSICAL and m != "refined")
+    scored = [m for m in ("flow", "refined") + methods if m in first]
     head = "| validation part | ratio | " + " | ".join(
         f"{m}: PSNR vs best classical, sharpness / grain" for m in methods) + \
         " | membrane F1: " + ", ".join(["undamaged", *scored]) + " |"
@@ -390,12 +392,14 @@ TABLES = {
     "grain-ablation": (lambda r: realism_summary(r, ("textured", "full grain")), "ablate_grain"),
     "membrane-ceiling": (membrane_ceiling, "membrane_ceiling"),
     "realism-candidates": (candidates, "realism_mix"),
+    "realism-candidates-12000": (candidates, "realism_mix12000"),
     "evaluation-isbi": (evaluation, "eval_isbi"),
     "evaluation-fibsem": (evaluation, "eval_fibsem"),
     "lodo-isbi": (lodo, "lodo_inpainting_isbi"),
     "lodo-fibsem": (lodo, "lodo_inpainting_fibsem"),
     "adapt-inpainting": (adapt, "adapt_inpainting"),
     "confidence": (confidence, "confidence"),
+    "confidence-faithful": (confidence, "confidence_faithful"),
     "volume": (volume, "bench_volume"),
     "formats-memory": (formats_memory, "bench_formats_memory"),
     "speed": (speed, "bench_repair"),

@@ -168,6 +168,34 @@ def test_bundled_weights_run_all_stages_by_default():
 
 
 @needs_bundled
+def test_each_repair_mode_runs_its_own_bundled_weights(tmp_path, monkeypatch):
+    """The textured (default) and the faithful repair each load the file shipped for them;
+    switching an engine's mode switches the weights only when they are the bundled ones."""
+    faithful_path = bundled_weights_path("faithful")
+    assert faithful_path.name == "flowinpaint-faithful-cpu.safetensors"
+    assert BUNDLED.name == "flowinpaint-cpu.safetensors"
+    textured = FlowInpainter(device="cpu")
+    faithful = textured.with_mode("faithful")
+    assert faithful.mode == "faithful" and faithful.weights.path == faithful_path
+    assert textured.mode == "textured" and textured.weights.path == BUNDLED  # unchanged
+    assert faithful.with_mode("faithful") is faithful
+    assert faithful.with_mode("textured").weights.path == BUNDLED
+    assert FlowInpainter(device="cpu", mode="faithful").weights.path == faithful_path
+    # different networks: the two repairs of one hole differ
+    g_t = textured.weights.generator.state_dict()
+    g_f = faithful.weights.generator.state_dict()
+    assert any(not torch.equal(g_t[k], g_f[k]) for k in g_t)
+    # weights given by the user stay the same in both modes
+    mine = FlowInpainter(BUNDLED, device="cpu").with_mode("faithful")
+    assert mine.mode == "faithful" and mine.weights.path == BUNDLED
+    # one file named by the environment serves both modes
+    monkeypatch.setenv("NAPARI_FLOWINPAINT_WEIGHTS", str(faithful_path))
+    assert bundled_weights_path() == bundled_weights_path("faithful") == faithful_path
+    with pytest.raises(ValueError, match="unknown repair mode"):
+        bundled_weights_path("sharp")
+
+
+@needs_bundled
 @pytest.mark.data
 @pytest.mark.skipif(not (SHARED / "isbi2012_test" / "raw.tif").exists(),
                     reason="../shared/data/isbi2012_test is not available")

@@ -77,7 +77,7 @@ def test_every_output_format_carries_the_record(files, tmp_path, name):
     assert [(s["z"], s["damaged_pixels"]) for s in record["sections"]] == sorted(pixels.items())
     assert all(0 < s["mean_confidence"] <= 1 for s in record["sections"])
     assert record["summary"]["damaged_pixels"] == sum(pixels.values())
-    bundled = bundled_weights_path()
+    bundled = bundled_weights_path("faithful")  # the file of the mode repaired in
     assert record["weights"]["name"] == bundled.name
     assert record["weights"]["sha256"] == _sha256(bundled)
     assert record["options"]["mode"] == "faithful"

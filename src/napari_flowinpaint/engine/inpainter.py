@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -80,9 +81,10 @@ class FlowInpainter:
     Parameters
     ----------
     weights : None, str or Path, keyword
-        ``None`` uses the weights bundled with the package; or a ``.safetensors`` file made by
-        training or fine-tuning (:func:`~napari_flowinpaint.engine.load_weights`). If no
-        weights are found, only the initial reference runs (with a warning).
+        ``None`` uses the weights bundled with the package for ``mode``
+        (:func:`~napari_flowinpaint.engine.bundled_weights_path`); or a ``.safetensors``
+        file made by training or fine-tuning (:func:`~napari_flowinpaint.engine.load_weights`).
+        If no weights are found, only the initial reference runs (with a warning).
     device : str or torch.device, keyword-only
         ``"auto"`` (CUDA when available, else CPU), ``"cpu"`` or ``"cuda[:N]"``.
     stages : {"guided_inpainting", "refined_reference", "initial_reference"}, keyword-only
@@ -123,20 +125,21 @@ class FlowInpainter:
         if int(margin) < 0:
             raise ValueError(f"margin must be >= 0 pixels, got {margin}.")
         self.mode = check_mode(mode)
+        self._bundled = weights is None  # the package's weights of the mode (see with_mode)
         self.device = resolve_device(device)
         self.flow_method = flow_method
         self.margin = int(margin)
         self.weights = None
         deepest = STAGES.index(stages)
         if deepest > 0:
-            if weights is None and bundled_weights_path() is None:
+            if weights is None and bundled_weights_path(self.mode) is None:
                 warnings.warn(
                     "no bundled weights were found: only the optical-flow initial reference "
                     "will run. Reinstall napari-flowinpaint or pass weights=FILE.",
                     UserWarning, stacklevel=2)
                 deepest = 0
             else:
-                self.weights = load_weights(weights)
+                self.weights = load_weights(weights, mode=self.mode)
                 for net in (self.weights.flow_net, self.weights.generator):
                     net.to(self.device)
                     if self.device.type == "cpu":
@@ -170,6 +173,26 @@ class FlowInpainter:
     def method(self) -> str:
         """Name of the deepest stage this engine runs."""
         return self.stages[-1]
+
+    def with_mode(self, mode: str) -> FlowInpainter:
+        """This engine repairing in ``mode`` (``self`` when it already does).
+
+        A copy sharing the networks; but an engine running the bundled weights gets those of
+        ``mode`` when the package ships a file for it (:func:`bundled_weights_path`), with
+        the same device, stages, flow method, margin and tiling.
+        """
+        if check_mode(mode) == self.mode:
+            return self
+        if (self._bundled and self.weights is not None
+                and bundled_weights_path(mode) != self.weights.path):
+            other = FlowInpainter(device=self.device, stages=self.stages[-1],
+                                  flow_method=self.flow_method, margin=self.margin, mode=mode)
+            other.tile, other.batch_pixels, other.workers = (self.tile, self.batch_pixels,
+                                                             self.workers)
+            return other
+        other = copy.copy(self)
+        other.mode = mode
+        return other
 
     def __repr__(self) -> str:
         w = "" if self.weights is None else f", weights='{self.weights.path.name}'"

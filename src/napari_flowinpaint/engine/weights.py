@@ -6,6 +6,11 @@ discriminator (``discriminator.*``, only needed to fine-tune). ``NAME.json`` bes
 :class:`~.nets.NetsConfig` (``"architecture"``), the intensity normalisation, the package
 version and how the weights were trained. The same metadata is also stored in the safetensors
 header, so a lone ``.safetensors`` file still loads.
+
+Two files are bundled, one per repair mode: ``flowinpaint-cpu`` for the textured repair (the
+default; the weights that serve segmentation best while staying ahead of the classical
+methods in PSNR) and ``flowinpaint-faithful-cpu`` for the faithful one (the least error).
+A package with only the first uses it for both modes.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from pathlib import Path
 import torch
 
 from .files import atomic_output
+from .names import REPAIR_MODES
 from .nets import NetsConfig, build_networks
 
 __all__ = ["LearnedWeights", "bundled_weights_path", "load_weights", "save_weights",
@@ -27,6 +33,9 @@ __all__ = ["LearnedWeights", "bundled_weights_path", "load_weights", "save_weigh
 WEIGHTS_FORMAT = 1
 _PARTS = ("flow", "generator", "discriminator")
 _DEFAULT_NAME = "flowinpaint-cpu"
+#: The bundled weights of each repair mode, in the order they are looked for.
+_MODE_NAMES = {"textured": (_DEFAULT_NAME,),
+               "faithful": ("flowinpaint-faithful-cpu", _DEFAULT_NAME)}
 
 
 @dataclass
@@ -54,25 +63,30 @@ class LearnedWeights:
 
 def _candidates(name: str = _DEFAULT_NAME) -> list[Path]:
     here = Path(__file__).resolve()
-    out = []
-    env = os.environ.get("NAPARI_FLOWINPAINT_WEIGHTS") if name == _DEFAULT_NAME else None
-    if env:
-        out.append(Path(env))
     # installed wheel: the top-level weights/ folder is packaged as napari_flowinpaint/_weights
-    out.append(here.parents[1] / "_weights" / f"{name}.safetensors")
     # source checkout / editable install: <repo>/weights next to <repo>/src
-    out.append(here.parents[3] / "weights" / f"{name}.safetensors")
-    return out
+    return [here.parents[1] / "_weights" / f"{name}.safetensors",
+            here.parents[3] / "weights" / f"{name}.safetensors"]
 
 
-def bundled_weights_path() -> Path | None:
-    """Path of the default weights shipped with the package, or ``None`` if there are none.
+def _mode_candidates(mode: str) -> list[Path]:
+    if mode not in REPAIR_MODES:
+        raise ValueError(f"unknown repair mode {mode!r}; expected one of {REPAIR_MODES}.")
+    env = os.environ.get("NAPARI_FLOWINPAINT_WEIGHTS")
+    return ([Path(env)] if env else []) + [p for name in _MODE_NAMES[mode]
+                                           for p in _candidates(name)]
 
-    Looked up, in order: the ``NAPARI_FLOWINPAINT_WEIGHTS`` environment variable, the
-    package's ``_weights`` folder (wheel installs), the repository's ``weights/`` folder
-    (source checkouts and editable installs).
+
+def bundled_weights_path(mode: str = "textured") -> Path | None:
+    """Path of the weights shipped with the package for the repair ``mode``, or ``None`` if
+    there are none.
+
+    Looked up, in order: the ``NAPARI_FLOWINPAINT_WEIGHTS`` environment variable (then used
+    for both modes), the package's ``_weights`` folder (wheel installs), the repository's
+    ``weights/`` folder (source checkouts and editable installs). ``mode="faithful"`` takes
+    ``flowinpaint-faithful-cpu`` where it is shipped, else the default ``flowinpaint-cpu``.
     """
-    for p in _candidates():
+    for p in _mode_candidates(mode):
         if p.is_file():
             return p
     return None
@@ -232,14 +246,16 @@ def _read_file(path) -> tuple[dict, dict, Path, Path]:
     return tensors, info, st_path, json_path
 
 
-def load_weights(path=None) -> LearnedWeights:
+def load_weights(path=None, *, mode: str = "textured") -> LearnedWeights:
     """Rebuild the networks stored by :func:`save_weights` (no pickle involved).
 
     Parameters
     ----------
     path : str or Path, optional
         A ``.safetensors`` file (its ``.json`` side-car is read when present). ``None`` loads
-        the bundled default (:func:`bundled_weights_path`).
+        the bundled weights of ``mode`` (:func:`bundled_weights_path`).
+    mode : {"textured", "faithful"}, keyword-only
+        Which bundled weights ``path=None`` loads; ignored when ``path`` is given.
 
     Raises
     ------
@@ -250,11 +266,11 @@ def load_weights(path=None) -> LearnedWeights:
         or its tensors do not match the architecture it declares. The message names the file.
     """
     if path is None:
-        path = bundled_weights_path()
+        path = bundled_weights_path(mode)
         if path is None:
             raise FileNotFoundError(
                 "no bundled weights found (looked in "
-                + ", ".join(str(p) for p in _candidates())
+                + ", ".join(str(p) for p in _mode_candidates(mode))
                 + "); reinstall napari-flowinpaint or pass a weights file."
             )
     tensors, info, st_path, json_path = _read_file(path)

@@ -10,7 +10,6 @@ the finished ones.
 
 from __future__ import annotations
 
-import copy
 import threading
 from functools import partial
 from pathlib import Path
@@ -176,9 +175,8 @@ class BatchRepairWidget(ImageChoiceMixin, StatusMixin, Container):
         with self._engine_lock:
             if self._inpainter is None:
                 self._inpainter = FlowInpainter(weights=self._weights, mode=mode)
-            elif self._inpainter.mode != mode:  # a copy sharing the networks
-                self._inpainter = copy.copy(self._inpainter)
-                self._inpainter.mode = mode
+            elif self._inpainter.mode != mode:  # the bundled weights of that mode
+                self._inpainter = self._inpainter.with_mode(mode)
             return self._inpainter
 
     # ------------------------------------------------------------------ checks

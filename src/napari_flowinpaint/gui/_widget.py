@@ -12,7 +12,6 @@ section at a time: see :mod:`napari_flowinpaint.gui._view`.
 
 from __future__ import annotations
 
-import copy
 import threading
 
 from magicgui.widgets import CheckBox, ComboBox, Container, PushButton, SpinBox
@@ -154,12 +153,12 @@ class RepairWidget(LayerPickingMixin, RepairMixin, AutoDetectMixin, SaveMixin, S
 
     def _on_mode_changed(self, mode: str) -> None:
         """Later repairs use ``mode``; a repair already running finishes as it began (it
-        keeps its engine: the new one is a copy sharing the networks)."""
+        keeps its engine: the new one is :meth:`FlowInpainter.with_mode`, a copy sharing
+        the networks or, with the bundled weights, the engine of that mode's weights)."""
         with self._engine_lock:
             self._mode_value = mode
             if self._inpainter is not None:
-                self._inpainter = copy.copy(self._inpainter)
-                self._inpainter.mode = mode
+                self._inpainter = self._inpainter.with_mode(mode)
         self._set_status(f"Repairs will be {mode}.")
 
     def cancel(self) -> None:

@@ -263,7 +263,7 @@ def repair_to_file(input, mask, output, *, overwrite: bool = False, slices=None,
 
         run["weights_digest"] = file_digest(
             weights if weights is not None or inpainter is not None
-            or stages == "initial_reference" else bundled_weights_path())
+            or stages == "initial_reference" else bundled_weights_path(mode))
         store = resumable_output(output, stack.shape, stack.dtype, run=run,
                                  overwrite=overwrite, protect=(input, mask), voxel_size=voxel,
                                  confidence=confidence is not None)
