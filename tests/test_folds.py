@@ -109,8 +109,9 @@ def test_detection_gives_folds_their_margin_by_default(sample):
     for seed in (4, 6, 7):  # on these 192 px crops the folds of seeds 0-3 are found in bits
         stack = sample[4:9].copy()
         stack[2], band = simulate_damage(sample[6], "fold", seed)
-        plain = detect_damage(stack, 2, fold_margin=False)
-        grown = detect_damage(stack, 2)
+        # the network's mask alone: the thin-fold stage finds most of these bands itself
+        plain = detect_damage(stack, 2, fold_margin=False, thin_folds=False)
+        grown = detect_damage(stack, 2, thin_folds=False)
         assert not (plain & ~grown).any()
         np.testing.assert_array_equal(grown, refine_mask(plain, section=stack[2]))
         covered = np.count_nonzero(plain & band), np.count_nonzero(grown & band)

@@ -11,7 +11,8 @@ A blank (structureless) section is always reported as wholly missing.
 Modules: :mod:`.levels` (the stack's grey scale and level, flicker taken out), :mod:`.cues`
 (what the network and the rules look at), :mod:`.evidence` (the network's probability and
 the cues for one section), :mod:`.postprocess` (from probabilities to a mask; :mod:`.folds`
-gives folds a margin),
+gives folds a margin;
+:mod:`.thinfolds` finds thin folds at full resolution),
 :mod:`.stackpass` (one section of a stack judged with its neighbours), :mod:`.threads`
 (two sections judged at once) and :mod:`.detector` (the driver over slices and stacks).
 
@@ -24,7 +25,7 @@ import lazy_loader as _lazy
 __getattr__, __dir__, __all__ = _lazy.attach(
     __name__,
     submodules=["cues", "detector", "evidence", "folds", "levels", "postprocess",
-                "stackpass", "threads"],
+                "stackpass", "thinfolds", "threads"],
     submod_attrs={
         "cues": ["bright_blank", "detector_input", "is_blank", "label_regions", "stack_scale",
                  "without_holes"],
@@ -33,6 +34,7 @@ __getattr__, __dir__, __all__ = _lazy.attach(
                      "remember_normal_area", "slice_report"],
         "evidence": ["damage_probability", "section_evidence", "stack_reference"],
         "folds": ["fold_regions", "grow_folds"],
+        "thinfolds": ["thin_folds"],
         "postprocess": ["check_options", "decide_mask", "refine_mask"],
     },
 )

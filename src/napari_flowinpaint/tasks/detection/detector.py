@@ -205,7 +205,7 @@ def iter_detect_damage(stack, zs=None, *, sensitivity: float = 0.5, grow: int = 
                        scale: tuple[float, float] | None = None,
                        level: tuple[float, float] | None = None, relative: bool = True,
                        normal_area: int | None = None, fold_margin: bool = True,
-                       ) -> Iterator[tuple[int, np.ndarray]]:
+                       thin_folds: bool = True) -> Iterator[tuple[int, np.ndarray]]:
     """Detect damage slice by slice, yielding ``(z, mask)`` as each slice is done.
 
     Stop iterating to cancel: what was yielded is kept. ``zs`` lists the slices (default
@@ -218,9 +218,10 @@ def iter_detect_damage(stack, zs=None, *, sensitivity: float = 0.5, grow: int = 
     contrast flicker between sections is not damage. ``relative`` and ``normal_area``:
     see :func:`detect_damage` (``normal_area`` is measured once when not given; give it,
     from :func:`normal_region_area`, when judging a stack in several calls). See
-    :func:`detect_damage` for the other parameters (``fold_margin`` too). Sections are
-    judged two at a time (:func:`~.threads.sections_at_once`: the same masks, sooner on
-    two cores): when iteration stops, the ones being judged finish on their own threads.
+    :func:`detect_damage` for the other parameters (``fold_margin``, ``thin_folds`` too).
+    Sections are judged two at a time (:func:`~.threads.sections_at_once`: the same masks,
+    sooner on two cores): when iteration stops, the ones being judged finish on their own
+    threads.
     """
     sensitivity = check_options(sensitivity, grow, min_area)
     arr, shape = as_section_or_stack(stack)
@@ -251,10 +252,11 @@ def iter_detect_damage(stack, zs=None, *, sensitivity: float = 0.5, grow: int = 
     cues: dict = {}  # half-resolution channels of the sections (weights not levelled)
 
     def judge(z: int, before: int | None, after: int | None) -> np.ndarray:
-        p, bright, alone, blank = section_evidence(
+        p, bright, alone, blank, *folds = section_evidence(
             *(None if k is None else sections.get(k)[0] for k in (before, z, after)),
-            scale=scale, level=level, weights=weights, cache=cues)
-        return decide_mask(p, bright, threshold=threshold, alone=alone, blank=blank)
+            scale=scale, level=level, weights=weights, cache=cues, thin_folds=thin_folds)
+        return decide_mask(p, bright, threshold=threshold, alone=alone, blank=blank,
+                           folds=folds[0] if folds else None)
 
     def one(z: int) -> np.ndarray:
         return refine_mask(judge_section(sections, z, judge), grow=grow,
@@ -275,7 +277,7 @@ def iter_detect_damage(stack, zs=None, *, sensitivity: float = 0.5, grow: int = 
 def detect_damage(stack, z: int | None = None, *, sensitivity: float = 0.5, grow: int = 0,
                   rectangles: bool = False, min_area: int = 100, weights=None,
                   relative: bool = True, normal_area: int | None = None,
-                  fold_margin: bool = True,
+                  fold_margin: bool = True, thin_folds: bool = True,
                   progress: Callable[[int, int], None] | None = None,
                   should_stop: Callable[[], bool] | None = None) -> np.ndarray:
     """Propose a damage mask for one section, one slice of a stack, or a whole stack.
@@ -299,6 +301,10 @@ def detect_damage(stack, z: int | None = None, *, sensitivity: float = 0.5, grow
         Grow each fold-like region (long, thin and darker than around it) over its dark
         edges (up to a quarter of its width) and by 1 px more, before ``grow``, so that a
         repair leaves no dark slivers along it (:func:`~.folds.grow_folds`; default True).
+    thin_folds : bool, keyword-only
+        Also look for thin folds at full resolution: long, thin, nearly straight dark bands
+        that neither neighbour shows (:func:`~.thinfolds.thin_folds`; default True). The
+        network, judging at half resolution, misses most folds under about 30 px wide.
     rectangles : bool, keyword-only
         Cover each region by its bounding rectangle.
     min_area : int, keyword-only
@@ -338,7 +344,7 @@ def detect_damage(stack, z: int | None = None, *, sensitivity: float = 0.5, grow
     arr, shape = as_section_or_stack(stack)
     opts = dict(sensitivity=sensitivity, grow=grow, rectangles=rectangles, min_area=min_area,
                 weights=weights, relative=relative, normal_area=normal_area,
-                fold_margin=fold_margin)
+                fold_margin=fold_margin, thin_folds=thin_folds)
     if arr is None:
         return next(iter_detect_damage(np.asarray(stack)[None], [0], **opts))[1]
     if z is not None:

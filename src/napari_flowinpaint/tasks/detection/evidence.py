@@ -20,6 +20,7 @@ from .cues import (
     without_holes,
 )
 from .levels import level_section, match_neighbour, measure_level, scale_and_level
+from .thinfolds import thin_folds as find_thin_folds
 
 __all__ = ["damage_probability", "section_evidence", "stack_reference", "LEVELLED"]
 
@@ -83,7 +84,7 @@ def damage_probability(prev, section, next, *, scale, weights=None,
 
 def section_evidence(prev, section, next, *, scale: tuple[float, float],
                      level: tuple[float, float], weights=None, cache: dict | None = None,
-                     ) -> tuple[np.ndarray, np.ndarray, bool, np.ndarray | None]:
+                     thin_folds: bool = False) -> tuple:
     """What the detector decides a section's mask from: the network's damage probability,
     the bright-blank cue, whether the section has no neighbour at all, and its blank pixels.
 
@@ -92,7 +93,9 @@ def section_evidence(prev, section, next, *, scale: tuple[float, float],
     (:func:`~.cues.match_neighbour`); their own holes filled (:func:`~.cues.without_holes`);
     with levelled weights, all three brought to the stack's ``level``. ``scale`` and
     ``level`` as from :func:`stack_reference`; ``cache`` as in :func:`damage_probability`.
-    :func:`~.postprocess.decide_mask` turns the result into a mask.
+    :func:`~.postprocess.decide_mask` turns the result into a mask. ``thin_folds``: also
+    look for thin folds at full resolution (:func:`~.thinfolds.thin_folds`, on the three
+    sections as prepared here) and return them fifth.
 
     Returns
     -------
@@ -102,6 +105,8 @@ def section_evidence(prev, section, next, *, scale: tuple[float, float],
     blank : ndarray of bool, shape (H, W), or None
         :func:`~.cues.blank_pixels` of the section (levelled as judged), None when the
         bright-blank cue found nothing (then nothing asks for it).
+    folds : ndarray of bool, shape (H, W)
+        Only with ``thin_folds``: the thin folds found (for ``decide_mask(folds=...)``).
     """
     sec = section
     # flicker is not damage (weights trained on levelled input): the neighbours in the
@@ -124,4 +129,10 @@ def section_evidence(prev, section, next, *, scale: tuple[float, float],
                            cache=None if levelled else cache)
     bright = bright_blank(sec, (prev, next), scale)
     blank = blank_pixels(sec, scale) if bright.any() else None
-    return p, bright, prev is None and next is None, blank
+    found = (p, bright, prev is None and next is None, blank)
+    if not thin_folds:
+        return found
+    lo, hi = scale  # in units of the stack's scale: black 0, white 1
+    unit = [None if x is None else (np.asarray(x, np.float32) - lo) / (hi - lo)
+            for x in (prev, sec, next)]
+    return (*found, find_thin_folds(*unit))

@@ -36,7 +36,7 @@ def decide_mask(p, bright, *, threshold: float = 0.5, alone: bool = False,
                 seed_threshold: float = 0.95, snap_bright: bool = True,
                 snap_fraction: float = 0.35, snap_margin: int = 6,
                 bright_seed: float = 0.7, blank=None, blank_share: float = 0.5,
-                ) -> np.ndarray:
+                folds=None) -> np.ndarray:
     """Turn the network's probability map and the bright-blank cue into a damage mask.
 
     Parameters
@@ -75,6 +75,9 @@ def decide_mask(p, bright, *, threshold: float = 0.5, alone: bool = False,
         bright cytoplasm (grey 210-220 of 255 on ssTEM, 8-14 % of it saturated) keeps its
         texture. Not applied to a section without neighbours.
     blank_share : float, keyword-only
+    folds : ndarray of bool, shape (H, W), optional, keyword-only
+        Thin folds found at full resolution (:func:`~.thinfolds.thin_folds`): added to the
+        mask as they are (the network barely sees folds under about 30 px wide).
 
     Returns
     -------
@@ -83,7 +86,7 @@ def decide_mask(p, bright, *, threshold: float = 0.5, alone: bool = False,
     cand = p > threshold
     cand = (cand | bright) if alone else _extend(cand, bright)
     if not cand.any():
-        return cand
+        return cand if folds is None else cand | np.asarray(folds, bool)
     n, labels, area = label_regions(cand)
     bright_frac = _count_in(labels, n, bright) / np.maximum(area, 1)
     keep = np.ones(n, bool)
@@ -110,7 +113,7 @@ def decide_mask(p, bright, *, threshold: float = 0.5, alone: bool = False,
             region = select_regions(labels, snap, cand)
             grown = cv2.dilate((bright & region).astype(np.uint8), np.ones((3, 3), np.uint8))
             out = (out & ~region) | (grown.astype(bool) & region)
-    return out
+    return out if folds is None else out | np.asarray(folds, bool)
 
 
 def odd_neighbour(far: np.ndarray, near: np.ndarray, section: np.ndarray, labels: np.ndarray,
