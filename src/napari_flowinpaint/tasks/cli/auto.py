@@ -58,7 +58,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--detector-weights", type=Path, default=None,
                         help="detector weights (default: bundled)")
     parser.add_argument("--weights", type=Path, default=None,
-                        help="weights of the learned repair stages (default: bundled)")
+                        help="weights of the learned repair stages (default: the bundled "
+                             "weights of --mode)")
     parser.add_argument("--device", default="auto", help="'auto', 'cpu' or 'cuda[:N]'")
     parser.add_argument("--stages", default="guided_inpainting", choices=STAGES,
                         help="deepest repair stage to run (default: all three)")

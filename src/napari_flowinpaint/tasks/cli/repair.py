@@ -60,7 +60,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="'auto' (GPU if available, else CPU), 'cpu' or 'cuda[:N]' "
                              "(default auto)")
     parser.add_argument("--weights", default=None, type=Path,
-                        help="weights of the learned stages (.safetensors; default: bundled)")
+                        help="weights of the learned stages (.safetensors; default: the bundled "
+                             "weights of --mode)")
     parser.add_argument("--stages", default="guided_inpainting", choices=STAGES,
                         help="deepest stage to run (default: all three)")
     parser.add_argument("--flow-method", default="dis", choices=FLOW_METHODS,
